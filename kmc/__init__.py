@@ -1,0 +1,1 @@
+"""Kinetic Monte Carlo engine: ions hopping on a disordered lattice (site energy landscape)."""
