@@ -1,0 +1,36 @@
+"""`cait bench npp|kmc`: speed figures printed to the terminal (tests never assert timings)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED_CAIT = ("li3b7o12_k_cait.toml", "li3b7o12_rb_cait.toml", "li3b7o12_cs_cait.toml")
+
+
+def _bench_npp(args) -> int:
+    from compare.bench_npp import bench_npp
+
+    inputs = args.inputs or [ROOT / "inputs" / name for name in BUNDLED_CAIT]
+    bench_npp([Path(p) for p in inputs])
+    return 0
+
+
+def _bench_kmc(args) -> int:
+    from compare.bench_kmc import bench_kmc
+
+    bench_kmc(sizes=tuple(args.sizes), n_events=args.events)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="print speed benchmarks of the engines")
+    bsub = p.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
+    pn = bsub.add_parser("npp", help="wall time, steps and Newton iterations of the bundled CAIT runs")
+    pn.add_argument("inputs", nargs="*", help="input files (default: the bundled K, Rb, Cs CAIT)")
+    pn.set_defaults(func=_bench_npp)
+    pk = bsub.add_parser("kmc", help="KMC events per second and memory per site")
+    pk.add_argument("--sizes", type=int, nargs="+", default=[20, 64, 160],
+                    help="edge lengths L of L^3 lattices (default: 20 64 160)")
+    pk.add_argument("--events", type=int, default=None,
+                    help="events per measurement (default: chosen per size)")
+    pk.set_defaults(func=_bench_kmc)
