@@ -170,6 +170,30 @@ OUTPUT_KEYS = [
     Key("n_energy_bins", "int", 40, "Energy bins of the populated-SED records.", lo=2),
 ]
 
+FIT_KEYS = [
+    Key("parameters", "table-list", (), "Free parameters of `cait fit`: a list of inline tables "
+        "`{name = \"species.Li.D_cm2_s\", lower = 1e-14, upper = 1e-12}` with optional `start` "
+        "and `log_scale`. Names: `sed.fwhm_eV`, `sed.center_eV`, `species.NAME.D_cm2_s`, "
+        "`material.vacancy_fraction` (see docs/fitting.md)."),
+    Key("log_scale", "bool", True, "Fit diffusion coefficients as log10(D) (per-parameter "
+        "`log_scale` overrides this; other parameters are fitted linearly by default)."),
+    Key("n_starts", "int", 4, "Number of least-squares starts: the input's values plus "
+        "quasi-random points (Sobol) inside the bounds.", lo=1),
+    Key("sampling", "str", "sobol", "Quasi-random design of the extra starts.",
+        choices=("sobol", "latin-hypercube")),
+    Key("seed", "int", 0, "Seed of the quasi-random start design.", lo=0),
+    Key("time_s", "float", -1.0, "Time of the measured profile since the start of the beam "
+        "schedule. Negative: the end of the schedule (CSV) or the last time (dataset).", "s"),
+    Key("solver", "str", "", "Forward model: `full` or `electroneutral` NPP (empty: "
+        "`npp.solver`).", choices=("", "full", "electroneutral")),
+    Key("workers", "int", 0, "Worker processes evaluating starts in parallel (0: one per CPU "
+        "core, at most `n_starts`).", lo=0),
+    Key("max_evaluations", "int", 200, "Forward-model evaluations per start (excluding the "
+        "Jacobian's finite differences) before the start is stopped.", lo=1),
+    _pos("error_floor", 1e-3, "Smallest standard error (fraction of n_bulk) used as a weight "
+         "for profiles read from a dataset, whose replica SEM can be zero."),
+]
+
 SECTIONS = {
     "material": MATERIAL_KEYS,
     "sed": SED_KEYS,
@@ -177,6 +201,7 @@ SECTIONS = {
     "npp": NPP_KEYS,
     "kmc": KMC_KEYS,
     "output": OUTPUT_KEYS,
+    "fit": FIT_KEYS,
 }
 TABLES = {"species": SPECIES_KEYS}  # [species.NAME] tables
 ARRAYS = {"beam": PHASE_KEYS}  # [[beam]] arrays of tables
@@ -192,6 +217,7 @@ SECTION_DOCS = {
     "npp": "Continuum solver numerics.",
     "kmc": "Kinetic Monte Carlo lattice and algorithm.",
     "output": "Output times and records.",
+    "fit": "Free parameters and options of `cait fit` (docs/fitting.md).",
 }
 
 
@@ -206,6 +232,7 @@ SampleConfig = _section_class("SampleConfig", SAMPLE_KEYS)
 NPPConfig = _section_class("NPPConfig", NPP_KEYS)
 KMCConfig = _section_class("KMCConfig", KMC_KEYS)
 OutputConfig = _section_class("OutputConfig", OUTPUT_KEYS)
+FitConfig = _section_class("FitConfig", FIT_KEYS)
 Species = _section_class("Species", SPECIES_KEYS, (("name", str, field(default="")),))
 Phase = _section_class("Phase", PHASE_KEYS)
 
@@ -222,6 +249,7 @@ class Config:
     npp: Any
     kmc: Any
     output: Any
+    fit: Any = field(default_factory=lambda: FitConfig(**{k.name: k.default for k in FIT_KEYS}))
     text: str = ""  # the input file's full text (provenance)
     path: Path | None = None
 
@@ -493,6 +521,7 @@ def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None
         npp=NPPConfig(**sections["npp"]),
         kmc=KMCConfig(**sections["kmc"]),
         output=OutputConfig(**out),
+        fit=FitConfig(**sections["fit"]),
         text=text,
         path=path,
     )
