@@ -1,0 +1,146 @@
+"""Graded 1D meshes for the NPP solver (vertex-centred finite volumes).
+
+The mesh is described by a target cell-size function ``h(x)`` (piecewise linear):
+
+* fine at the surface, ``h = h_surface`` at x = 0, growing linearly with slope ``growth``
+  (so neighbouring cells differ by a factor ~ ``1 + growth``, a geometric grading);
+* capped at a plateau size ``H`` through the replacement zone ``[0, zone]``;
+* growing again with slope ``growth`` beyond the zone, towards the back x = L;
+* optionally fine again at the back (``h_back``, for an absorbing electrode).
+
+``H`` is found by bisection so that exactly ``n_cells`` cells fit, and the nodes equidistribute
+``∫ dx / h(x)``. The node positions are a smooth map of a uniform grid, and `refine` bisects
+every cell, so refined meshes keep that map (needed for clean convergence rates).
+"""
+
+import numpy as np
+
+from continuum.errors import ProblemError
+
+
+def _size_function(x, length, h_surface, plateau, zone, growth, h_back):
+    """Target cell size [nm] at positions x [nm] (vectorised, piecewise linear)."""
+    h = np.minimum(h_surface + growth * x, np.maximum(plateau, plateau + growth * (x - zone)))
+    if h_back is not None:
+        h = np.minimum(h, h_back + growth * (length - x))
+    return h
+
+
+def _cell_count(xs, h):
+    """Cumulative ∫ dx/h on sample points xs, exact for h linear between the samples."""
+    dx = np.diff(xs)
+    dh = np.diff(h)
+    linear = np.abs(dh) > 1e-12 * h[:-1]
+    ratio = np.where(linear, h[1:] / h[:-1], 1.0)
+    slope = np.where(linear, dh / np.where(linear, dx, 1.0), 1.0)
+    piece = np.where(linear, np.log(ratio) / slope, dx / h[:-1])
+    return np.concatenate(([0.0], np.cumsum(piece)))
+
+
+def graded_mesh(length_nm, n_cells, h_surface_nm, zone_nm=None, growth=0.1, h_back_nm=None):
+    """Node positions of a graded mesh on [0, length].
+
+    Parameters
+    ----------
+    length_nm : float
+        Sample thickness L [nm].
+    n_cells : int
+        Number of cells (intervals); the mesh has ``n_cells + 1`` nodes.
+    h_surface_nm : float
+        Cell size at the front x = 0 [nm].
+    zone_nm : float, optional
+        Depth [nm] of the (nearly) uniform replacement zone; default ``min(L, 300 nm)``.
+    growth : float
+        Growth of the cell size per unit length (dimensionless); neighbouring cells differ by
+        a factor of about ``1 + growth``.
+    h_back_nm : float, optional
+        If given, the mesh is also refined towards the back to this size [nm].
+
+    Returns
+    -------
+    ndarray of float64, shape (n_cells + 1,)
+        Strictly increasing node positions [nm], first 0, last `length_nm`.
+
+    Raises
+    ------
+    ProblemError
+        If the parameters are out of range or `n_cells` is too small to reach `length_nm`
+        with this grading.
+    """
+    length = float(length_nm)
+    if not length > 0:
+        raise ProblemError(f"mesh length must be > 0 nm, got {length_nm}")
+    if int(n_cells) != n_cells or n_cells < 4:
+        raise ProblemError(f"`n_cells` must be an integer >= 4, got {n_cells}")
+    if not 0 < h_surface_nm < length:
+        raise ProblemError(f"`h_surface_nm` must be in (0, L={length:g}), got {h_surface_nm}")
+    if not 0 < growth <= 1:
+        raise ProblemError(f"mesh growth must be in (0, 1], got {growth}")
+    if h_back_nm is not None and not 0 < h_back_nm < length:
+        raise ProblemError(f"`h_back_nm` must be in (0, L={length:g}), got {h_back_nm}")
+    zone = min(length, 300.0) if zone_nm is None else float(zone_nm)
+    if not 0 < zone <= length:
+        raise ProblemError(f"mesh zone must be in (0, L={length:g}] nm, got {zone_nm}")
+    n_cells = int(n_cells)
+    h_min = min(h_surface_nm, h_back_nm or h_surface_nm)
+    # Sample points include all kinks of h(x) closely enough: dense near both ends.
+    geo = np.geomspace(h_min * 1e-3, length, 4000)
+    xs = np.unique(np.concatenate(([0.0, length, zone], np.linspace(0, length, 4001), geo,
+                                   length - geo)))
+    xs = xs[(xs >= 0) & (xs <= length)]
+
+    def count(plateau):
+        h = _size_function(xs, length, h_surface_nm, plateau, zone, growth, h_back_nm)
+        return _cell_count(xs, h)
+
+    lo, hi = h_min * 1e-6, length
+    if count(hi)[-1] > n_cells:
+        raise ProblemError(
+            f"`n_cells` = {n_cells} is too small for h_surface = {h_surface_nm} nm and growth "
+            f"{growth} on L = {length:g} nm; need at least {int(np.ceil(count(hi)[-1]))}")
+    for _ in range(200):  # bisection in log(H): count decreases monotonically with H
+        mid = np.sqrt(lo * hi)
+        if count(mid)[-1] > n_cells:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo - 1 < 1e-13:
+            break
+    plateau = hi
+    h = _size_function(xs, length, h_surface_nm, plateau, zone, growth, h_back_nm)
+    s = _cell_count(xs, h)
+    s *= n_cells / s[-1]  # remove the bisection residual; the map stays smooth
+    targets = np.arange(n_cells + 1, dtype=float)
+    k = np.clip(np.searchsorted(s, targets, side="right") - 1, 0, len(xs) - 2)
+    x1, h1, s1 = xs[k], h[k], s[k]
+    dx = xs[k + 1] - x1
+    slope = (h[k + 1] - h1) / dx
+    ds = (targets - s1) * (s[-1] / n_cells)
+    # Inside a piece with linear h: s - s1 = ln(h(x)/h1)/slope  =>  x = x1 + h1*expm1(slope*ds)/slope
+    curved = np.abs(slope * dx) > 1e-12 * h1
+    safe = np.where(curved, slope, 1.0)
+    nodes = x1 + np.where(curved, h1 * np.expm1(safe * ds) / safe, h1 * ds)
+    nodes[0], nodes[-1] = 0.0, length
+    if np.any(np.diff(nodes) <= 0):
+        raise ProblemError("mesh generation produced non-increasing nodes; change mesh parameters")
+    return nodes
+
+
+def refine(nodes):
+    """Bisect every cell of a mesh.
+
+    Parameters
+    ----------
+    nodes : ndarray of float64, shape (n + 1,)
+        Node positions (any unit).
+
+    Returns
+    -------
+    ndarray of float64, shape (2 n + 1,)
+        The old nodes at even indices, cell midpoints at odd indices.
+    """
+    nodes = np.asarray(nodes, dtype=float)
+    out = np.empty(2 * len(nodes) - 1)
+    out[0::2] = nodes
+    out[1::2] = 0.5 * (nodes[:-1] + nodes[1:])
+    return out

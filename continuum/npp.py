@@ -1,0 +1,636 @@
+"""Full Nernst-Planck-Poisson (NPP) solver for CAIT depth profiles.
+
+Model (PHYSICS.md §2-4): mobile species i (charge z_i, one native, any number of foreign) on a
+fixed background of charge density ``-e n_bulk``, depth x in [0, L]::
+
+    dn_i/dt = -dJ_i/dx,      d2phi/dx2 = -(e / eps0 eps_r) (sum_i z_i n_i - n_bulk)
+
+Discretisation (details and derivations in docs/npp.md):
+
+* vertex-centred finite volumes on a graded mesh (`continuum.mesh`), nodes at 0 and L;
+* Scharfetter-Gummel fluxes, for both flux conventions of `FLUX_CONVENTIONS`;
+* variable-step BDF2 in time (BDF1 for the first two steps of every beam phase) with a
+  predictor-corrector estimate of the local error, steps hit phase ends and output times;
+* Newton on the coupled (n_1..n_k, psi) system with an analytic Jacobian; unknowns interleaved
+  per node so the Jacobian is banded, solved with `scipy.linalg.solve_banded`; residual and
+  Jacobian are assembled by one numba kernel.
+
+Internal units: length in nm, time in s, concentrations as fractions of n_bulk, potential
+``psi = e phi / kT``, D in nm^2/s.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.constants as sc
+import xarray as xr
+from numba import njit
+from scipy.linalg import solve_banded
+from tqdm.auto import tqdm
+
+from continuum.errors import ProblemError, SolverError
+from continuum.mesh import graded_mesh
+
+# name -> integer code seen by the kernel
+FLUX_CONVENTIONS = {"nernst-planck": 0, "lattice-gas": 1}
+DRIVES = {"galvanostatic": 0, "potentiostatic": 1, "off": 2}
+BACKS = {"bulk": 0, "electrode": 1}
+
+_NM = 1e-9
+_M2_TO_NM2 = 1e18
+_NEG_TOL = 1e-12  # a converged step with a concentration below -_NEG_TOL (fraction) is rejected
+
+
+def _lookup(registry, name, what):
+    try:
+        return registry[name]
+    except KeyError:
+        raise ProblemError(f"unknown {what} {name!r}; legal: {', '.join(sorted(registry))}") from None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the beam schedule."""
+
+    species: str | None  # foreign species held at the front reservoir; None: front blocked
+    duration_s: float  # phase length [s]
+    drive: str = "galvanostatic"  # "galvanostatic" | "potentiostatic" | "off"
+    back_field_V_per_m: float = 0.0  # galvanostatic: field -dphi/dx at x = L [V/m]
+    voltage_V: float = 0.0  # potentiostatic: phi(0) - phi(L) [V]
+    theta_front: float = 0.9  # front reservoir occupancy (fraction of N_s)
+
+
+@dataclass(frozen=True)
+class MeshSpec:
+    """Parameters of `continuum.mesh.graded_mesh` (or explicit nodes)."""
+
+    n_cells: int = 400  # number of cells
+    h_surface_nm: float = 0.1  # cell size at the front [nm]
+    zone_nm: float | None = None  # depth of the nearly uniform replacement zone [nm]
+    growth: float = 0.1  # cell-size growth per unit length (neighbour ratio ~ 1 + growth)
+    h_back_nm: float | None = None  # refine at the back too (default: only for "electrode")
+    nodes_nm: tuple | None = None  # explicit node positions [nm]; overrides everything above
+
+    def build(self, length_nm, back):
+        """Node positions [nm], ndarray of float64, shape (n_nodes,)."""
+        if self.nodes_nm is not None:
+            nodes = np.asarray(self.nodes_nm, dtype=float)
+            if nodes.ndim != 1 or len(nodes) < 5 or np.any(np.diff(nodes) <= 0):
+                raise ProblemError("`nodes_nm` must be a strictly increasing 1D array of >= 5 nodes")
+            if nodes[0] != 0 or not np.isclose(nodes[-1], length_nm, rtol=1e-12):
+                raise ProblemError(f"`nodes_nm` must run from 0 to L = {length_nm:g} nm")
+            return nodes
+        h_back = self.h_back_nm
+        if h_back is None and back == "electrode":
+            h_back = self.h_surface_nm  # absorbing electrode: a depletion layer forms at x = L
+        return graded_mesh(length_nm, self.n_cells, self.h_surface_nm, self.zone_nm, self.growth,
+                           h_back)
+
+
+@dataclass(frozen=True)
+class NPPProblem:
+    """A CAIT scenario for the full NPP solver, SI units.
+
+    `d_models` are duck-typed: any object with ``D_and_dD(x) -> (D [m^2/s], dD/dx)``, vectorised
+    over ``x = n_i / n_bulk``.
+    """
+
+    species: tuple  # species names, str
+    d_models: tuple  # one D model per species
+    native: str  # name of the native species
+    n_bulk_m3: float  # bulk density of native ions = background charge density / e [m^-3]
+    thickness_m: float  # sample thickness L [m]
+    phases: tuple  # tuple of Phase
+    output_times_s: tuple  # absolute output times [s], increasing, within the schedule
+    charges: tuple | None = None  # z_i (default +1 each)
+    f_vac: float = 0.1  # vacant site fraction; N_s = n_bulk / (1 - f_vac)
+    temperature_K: float = 300.0  # [K]
+    eps_r: float = 8.0  # relative permittivity
+    back: str = "bulk"  # "bulk" (reservoir) | "electrode" (thin sample)
+    mesh: MeshSpec = field(default_factory=MeshSpec)
+    flux_convention: str = "nernst-planck"  # see FLUX_CONVENTIONS
+    rtol: float = 1e-3  # relative local error tolerance (concentrations)
+    atol: float = 1e-6  # absolute local error tolerance (fraction of n_bulk)
+    dt_initial_s: float = 1e-6  # first step of every phase [s]
+    dt_min_s: float = 1e-15  # Newton failure below this step raises SolverError [s]
+    max_newton: int = 8  # Newton iterations per attempt
+    newton_tol: float = 0.05  # Newton stops when the weighted update norm is below this
+
+
+# ------------------------------------------------------------------------------------ kernel
+
+
+@njit(cache=True)
+def _bernoulli(t):
+    """B(t) = t / (exp(t) - 1) and dB/dt, stable for all t."""
+    if abs(t) < 1e-3:  # series: the closed forms cancel catastrophically near 0
+        t2 = t * t
+        return 1.0 - 0.5 * t + t2 / 12.0 - t2 * t2 / 720.0, -0.5 + t / 6.0 - t2 * t / 180.0
+    b = t / np.expm1(t)
+    return b, b * (1.0 - b) / t - b
+
+
+@njit(cache=True)
+def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_val, back_dir,
+              back_val, poisson_mode, dpsi_back, psi_front, lattice, s_lat, res, ab, flux):
+    """Residual and banded Jacobian of one implicit step (see docs/npp.md).
+
+    c, D, dD, hist_h : (k, n) ; psi, vol : (n,) ; dx : (n-1,) ; res : (m n,) with m = k + 1 ;
+    ab : (4 m + 1, m n) banded storage with l = u = 2 m ; flux : (k, n - 1) filled with J.
+    Unknown (species i, node j) has index j m + i, psi_j has index j m + k.
+    """
+    k, n = c.shape
+    m = k + 1
+    u = 2 * m
+    res[:] = 0.0
+    ab[:, :] = 0.0
+    # storage term
+    for j in range(n):
+        for i in range(k):
+            r = j * m + i
+            res[r] += vol[j] * (a0h * c[i, j] + hist_h[i, j])
+            ab[u, r] += vol[j] * a0h
+    # lattice-gas: effective potential -ln(1 - theta_total), theta_total = s_lat sum_i c_i
+    lnv = np.zeros(n)
+    dlnv = np.zeros(n)  # d(-ln(1-theta))/dc_i, same for every species
+    if lattice:
+        for j in range(n):
+            th = 0.0
+            for i in range(k):
+                th += c[i, j]
+            th *= s_lat
+            lnv[j] = -np.log(1.0 - th)
+            dlnv[j] = s_lat / (1.0 - th)
+    # Scharfetter-Gummel fluxes on every interval
+    for j in range(n - 1):
+        for i in range(k):
+            delta = z[i] * (psi[j + 1] - psi[j]) + lnv[j + 1] - lnv[j]
+            bp, dbp = _bernoulli(delta)
+            bm, dbm = _bernoulli(-delta)
+            df = 0.5 * (D[i, j] + D[i, j + 1])
+            g = (bp * c[i, j] - bm * c[i, j + 1]) / dx[j]
+            J = df * g
+            flux[i, j] = J
+            dJ_dcl = df * bp / dx[j] + 0.5 * dD[i, j] * g
+            dJ_dcr = -df * bm / dx[j] + 0.5 * dD[i, j + 1] * g
+            dJ_dd = df * (dbp * c[i, j] + dbm * c[i, j + 1]) / dx[j]
+            rl = j * m + i
+            rr = (j + 1) * m + i
+            res[rl] += J
+            res[rr] -= J
+            cols = (j * m + i, (j + 1) * m + i, j * m + k, (j + 1) * m + k)
+            vals = (dJ_dcl, dJ_dcr, -z[i] * dJ_dd, z[i] * dJ_dd)
+            for q in range(4):
+                col = cols[q]
+                ab[u + rl - col, col] += vals[q]
+                ab[u + rr - col, col] -= vals[q]
+            if lattice:
+                for p in range(k):
+                    cl = j * m + p
+                    cr = (j + 1) * m + p
+                    ab[u + rl - cl, cl] -= dJ_dd * dlnv[j]
+                    ab[u + rr - cl, cl] += dJ_dd * dlnv[j]
+                    ab[u + rl - cr, cr] += dJ_dd * dlnv[j + 1]
+                    ab[u + rr - cr, cr] -= dJ_dd * dlnv[j + 1]
+    # Dirichlet species rows: c - value (row cleared first)
+    for i in range(k):
+        for side in range(2):
+            if side == 0:
+                if not front_dir[i]:
+                    continue
+                j, val = 0, front_val[i]
+            else:
+                if not back_dir[i]:
+                    continue
+                j, val = n - 1, back_val[i]
+            r = j * m + i
+            for col in range(max(0, r - u), min(m * n, r + u + 1)):
+                ab[u + r - col, col] = 0.0
+            ab[u, r] = 1.0
+            res[r] = c[i, j] - val
+    # Poisson rows. P_j = (psi_{j+1}-psi_j)/dx_j - (psi_j-psi_{j-1})/dx_{j-1} + kappa vol_j rho_j
+    # galvanostatic/off: row psi_j <- P_{j+1} (j < n-1, P_{n-1} with Neumann), row psi_{n-1} <- psi
+    # potentiostatic:    row psi_0 <- psi_0 - psi_front, row psi_j <- P_j, row psi_{n-1} <- psi
+    shift = 1 if poisson_mode != 1 else 0
+    for jn in range(1, n):
+        if poisson_mode == 1 and jn == n - 1:
+            break
+        r = (jn - shift) * m + k
+        rho = -1.0
+        for i in range(k):
+            rho += z[i] * c[i, jn]
+        val = kappa * vol[jn] * rho
+        cp = jn * m + k
+        cm = (jn - 1) * m + k
+        val -= (psi[jn] - psi[jn - 1]) / dx[jn - 1]
+        ab[u + r - cp, cp] -= 1.0 / dx[jn - 1]
+        ab[u + r - cm, cm] += 1.0 / dx[jn - 1]
+        if jn < n - 1:
+            cq = (jn + 1) * m + k
+            val += (psi[jn + 1] - psi[jn]) / dx[jn]
+            ab[u + r - cq, cq] += 1.0 / dx[jn]
+            ab[u + r - cp, cp] -= 1.0 / dx[jn]
+        else:
+            val += dpsi_back
+        for i in range(k):
+            ci = jn * m + i
+            ab[u + r - ci, ci] += kappa * vol[jn] * z[i]
+        res[r] = val
+    r = (n - 1) * m + k
+    res[r] = psi[n - 1]
+    ab[u, r] = 1.0
+    if poisson_mode == 1:
+        res[k] = psi[0] - psi_front
+        ab[u, k] = 1.0
+
+
+# ------------------------------------------------------------------------------------ solver
+
+
+class _Setup:
+    """Problem converted to internal units and arrays (validated once, before time stepping)."""
+
+    def __init__(self, p):
+        self.species = tuple(str(s) for s in p.species)
+        k = len(self.species)
+        if k < 1 or len(set(self.species)) != k:
+            raise ProblemError(f"species names must be unique and non-empty, got {p.species}")
+        if len(p.d_models) != k:
+            raise ProblemError(f"need one D model per species ({k}), got {len(p.d_models)}")
+        for name, model in zip(self.species, p.d_models):
+            if not callable(getattr(model, "D_and_dD", None)):
+                raise ProblemError(f"D model of species {name!r} has no method D_and_dD(x)")
+        if p.native not in self.species:
+            raise ProblemError(f"native species {p.native!r} is not among {self.species}")
+        self.native = self.species.index(p.native)
+        self.z = np.ones(k) if p.charges is None else np.asarray(p.charges, dtype=float)
+        if self.z.shape != (k,):
+            raise ProblemError(f"need one charge per species ({k}), got {p.charges}")
+        for key, val in (("n_bulk_m3", p.n_bulk_m3), ("thickness_m", p.thickness_m),
+                         ("temperature_K", p.temperature_K), ("eps_r", p.eps_r),
+                         ("rtol", p.rtol), ("atol", p.atol), ("dt_initial_s", p.dt_initial_s),
+                         ("dt_min_s", p.dt_min_s), ("newton_tol", p.newton_tol)):
+            if not (np.isfinite(val) and val > 0):
+                raise ProblemError(f"`{key}` must be > 0, got {val}")
+        if not 0 <= p.f_vac < 1:
+            raise ProblemError(f"`f_vac` must be in [0, 1), got {p.f_vac}")
+        if p.max_newton < 1:
+            raise ProblemError(f"`max_newton` must be >= 1, got {p.max_newton}")
+        self.convention = _lookup(FLUX_CONVENTIONS, p.flux_convention, "flux convention")
+        self.back = _lookup(BACKS, p.back, "back boundary")
+        self.kT_eV = sc.k * p.temperature_K / sc.e  # thermal voltage kT/e [V]
+        self.length_nm = p.thickness_m / _NM
+        self.nodes = p.mesh.build(self.length_nm, p.back)
+        self.dx = np.diff(self.nodes)
+        self.vol = np.zeros(len(self.nodes))  # control-volume lengths [nm]
+        self.vol[:-1] += 0.5 * self.dx
+        self.vol[1:] += 0.5 * self.dx
+        debye_m = np.sqrt(sc.epsilon_0 * p.eps_r * sc.k * p.temperature_K
+                          / (sc.e ** 2 * p.n_bulk_m3))
+        self.debye_nm = debye_m / _NM
+        self.kappa = 1.0 / self.debye_nm ** 2  # Poisson in psi units: psi'' = -kappa (rho/e n_bulk)
+        self.s_lat = 1.0 - p.f_vac  # theta = s_lat * fraction
+        if not p.phases:
+            raise ProblemError("the beam schedule needs at least one phase")
+        self.phases = []
+        t = 0.0
+        for ip, ph in enumerate(p.phases):
+            drive = _lookup(DRIVES, ph.drive, f"drive of phase {ip}")
+            if not (np.isfinite(ph.duration_s) and ph.duration_s > 0):
+                raise ProblemError(f"phase {ip}: `duration_s` must be > 0, got {ph.duration_s}")
+            front_dir = np.zeros(k, dtype=np.bool_)
+            front_val = np.zeros(k)
+            if ph.species is not None and drive != DRIVES["off"]:
+                if ph.species not in self.species or ph.species == p.native:
+                    raise ProblemError(f"phase {ip}: species {ph.species!r} is not a foreign "
+                                       f"species; legal: {[s for s in self.species if s != p.native]}")
+                if not 0 <= ph.theta_front < 1:
+                    raise ProblemError(f"phase {ip}: `theta_front` must be in [0, 1), "
+                                       f"got {ph.theta_front}")
+                front_dir[self.species.index(ph.species)] = True
+                front_val[self.species.index(ph.species)] = ph.theta_front / self.s_lat
+            back_dir = np.zeros(k, dtype=np.bool_)
+            back_val = np.zeros(k)
+            if self.back == BACKS["bulk"]:
+                back_dir[:] = True  # bulk reservoir: native at n_bulk, foreign 0
+                back_val[self.native] = 1.0
+            elif drive != DRIVES["off"]:
+                back_dir[self.native] = True  # electrode absorbs native ions while current flows
+            efield = ph.back_field_V_per_m if drive == DRIVES["galvanostatic"] else 0.0
+            self.phases.append(dict(
+                t0=t, t1=t + ph.duration_s, front_dir=front_dir, front_val=front_val,
+                back_dir=back_dir, back_val=back_val,
+                poisson_mode=1 if drive == DRIVES["potentiostatic"] else 0,
+                # dpsi/dx at L in kT/e per nm:  -E e/kT
+                dpsi_back=-efield * _NM / self.kT_eV,
+                psi_front=ph.voltage_V / self.kT_eV))
+            t += ph.duration_s
+        self.t_end = t
+        times = np.asarray(p.output_times_s, dtype=float)
+        if times.ndim != 1 or len(times) < 1 or np.any(np.diff(times) <= 0):
+            raise ProblemError("`output_times_s` must be a non-empty increasing 1D sequence")
+        if times[0] < 0 or times[-1] > t * (1 + 1e-12):
+            raise ProblemError(f"`output_times_s` must lie in [0, {t:g}] s (the beam schedule), "
+                               f"got [{times[0]:g}, {times[-1]:g}]")
+        self.times = np.minimum(times, t)
+        self.d_models = tuple(p.d_models)
+        self.p = p
+
+    def diffusivities(self, c):
+        """D [nm^2/s] and dD/dc at every node, two ndarrays of shape (k, n)."""
+        D = np.empty_like(c)
+        dD = np.empty_like(c)
+        for i, model in enumerate(self.d_models):
+            d, dd = model.D_and_dD(c[i])
+            D[i] = np.asarray(d, dtype=float) * _M2_TO_NM2
+            dD[i] = np.asarray(dd, dtype=float) * _M2_TO_NM2
+        return D, dD
+
+
+class _Integrator:
+    """BDF1/BDF2 time stepping with Newton, error control and output at exact times."""
+
+    def __init__(self, s):
+        self.s = s
+        k, n = len(s.species), len(s.nodes)
+        self.k, self.n, self.m = k, n, k + 1
+        self.res = np.zeros(self.m * n)
+        self.ab = np.zeros((4 * self.m + 1, self.m * n))
+        self.flux = np.zeros((k, n - 1))
+        self.n_steps = self.n_newton = self.n_rejected = 0
+
+    def newton(self, ph, c0, psi0, a0h, hist_h):
+        """Solve one implicit step from the guess (c0, psi0); returns (c, psi) or None."""
+        s, p, k, m = self.s, self.s.p, self.k, self.m
+        c, psi = c0.copy(), psi0.copy()
+        c[ph["front_dir"], 0] = ph["front_val"][ph["front_dir"]]
+        c[ph["back_dir"], -1] = ph["back_val"][ph["back_dir"]]
+        lattice = s.convention == FLUX_CONVENTIONS["lattice-gas"]
+        for _ in range(p.max_newton):
+            self.n_newton += 1
+            D, dD = s.diffusivities(c)
+            _assemble(c, psi, D, dD, s.z, s.dx, s.vol, s.kappa, a0h, hist_h, ph["front_dir"],
+                      ph["front_val"], ph["back_dir"], ph["back_val"], ph["poisson_mode"],
+                      ph["dpsi_back"], ph["psi_front"], lattice, s.s_lat, self.res, self.ab,
+                      self.flux)
+            if not np.all(np.isfinite(self.res)):
+                return None
+            try:
+                delta = solve_banded((2 * m, 2 * m), self.ab, -self.res, overwrite_ab=True,
+                                     check_finite=False)
+            except np.linalg.LinAlgError:
+                return None
+            dc = delta.reshape(-1, m)[:, :k].T
+            dpsi = delta.reshape(-1, m)[:, k]
+            lam = 1.0
+            if lattice:  # keep theta_total < 1 where the chemical potential is defined
+                th_new = s.s_lat * (c + dc).sum(axis=0)
+                bad = th_new >= 1.0
+                if np.any(bad):
+                    th = s.s_lat * c.sum(axis=0)
+                    lam = 0.9 * np.min((1.0 - th[bad]) / (th_new[bad] - th[bad]))
+            c += lam * dc
+            psi += lam * dpsi
+            norm = max(np.max(np.abs(dc) / (p.atol + p.rtol * np.abs(c))),
+                       np.max(np.abs(dpsi)) / p.rtol)
+            if not np.isfinite(norm):
+                return None
+            if norm < p.newton_tol and lam == 1.0:
+                return c, psi
+        return None
+
+    def boundary_fluxes(self, ph, c, a0h, hist_h):
+        """Particle flux into the sample [fraction*nm/s] through front and back, shape (k, 2)."""
+        s = self.s
+        out = np.zeros((self.k, 2))
+        D, dD = s.diffusivities(c)
+        # the kernel fills self.flux with J at the converged state (res/ab are scratch here)
+        _assemble(c, self._psi, D, dD, s.z, s.dx, s.vol, s.kappa, a0h, hist_h, ph["front_dir"],
+                  ph["front_val"], ph["back_dir"], ph["back_val"], ph["poisson_mode"],
+                  ph["dpsi_back"], ph["psi_front"], s.convention == 1, s.s_lat, self.res,
+                  self.ab, self.flux)
+        store = s.vol[None, :] * (a0h * c + hist_h)  # vol * dc/dt (BDF)
+        front = ph["front_dir"]
+        out[front, 0] = store[front, 0] + self.flux[front, 0]
+        back = ph["back_dir"]
+        out[back, 1] = store[back, -1] - self.flux[back, -1]
+        return out
+
+    def run(self, progress=False):
+        s, p, k = self.s, self.s.p, self.k
+        c = np.zeros((k, self.n))
+        c[s.native] = 1.0
+        ph0 = s.phases[0]
+        if ph0["poisson_mode"] == 1:
+            psi = ph0["psi_front"] * (1.0 - s.nodes / s.length_nm)
+        else:
+            psi = ph0["dpsi_back"] * (s.nodes - s.length_nm)
+        inv = (s.vol * c).sum(axis=1)
+        Q = np.zeros((k, 2))  # particles transferred in through (front, back) [fraction*nm]
+        t = 0.0
+        out_c = np.full((len(s.times), k, self.n), np.nan)
+        out_psi = np.full((len(s.times), self.n), np.nan)
+        out_inv = np.full((len(s.times), k), np.nan)
+        out_Q = np.full((len(s.times), k, 2), np.nan)
+        i_out = 0
+
+        def record(t, c, psi, inv, Q):
+            nonlocal i_out
+            while i_out < len(s.times) and s.times[i_out] <= t * (1 + 1e-13) + 1e-300:
+                out_c[i_out], out_psi[i_out] = c, psi
+                out_inv[i_out], out_Q[i_out] = inv, Q
+                i_out += 1
+
+        record(t, c, psi, inv, Q)
+        bar = tqdm(total=s.t_end, disable=not progress, unit="s", desc="NPP",
+                   bar_format="{l_bar}{bar}| t = {n:.3g} / {total:.3g} s [{elapsed}]")
+        try:
+            for ph in s.phases:
+                t, c, psi, inv, Q = self.run_phase(ph, t, c, psi, inv, Q, record, bar)
+        except SolverError as err:
+            err.partial = self.dataset(out_c, out_psi, out_inv, out_Q, i_out, "failed", str(err),
+                                       extra=(t if np.isnan(err.time_reached_s)
+                                              else err.time_reached_s, self._last))
+            raise
+        finally:
+            bar.close()
+        return self.dataset(out_c, out_psi, out_inv, out_Q, i_out, "ok", "")
+
+    def run_phase(self, ph, t, c, psi, inv, Q, record, bar):
+        s, p = self.s, self.s.p
+        t_end = ph["t1"]
+        hist = [(t, c, inv, Q)]  # accepted states of this phase, newest last (at most 3)
+        h = min(p.dt_initial_s, t_end - t)
+        self._last = (c, psi, inv, Q)
+        while t < t_end:
+            # land exactly on the next output time / phase end without creating tiny steps
+            nxt = t_end
+            later = s.times[s.times > t * (1 + 1e-13) + 1e-300]
+            if len(later):
+                nxt = min(nxt, later[0])
+            if t + h >= nxt * (1 - 1e-12):
+                h = nxt - t
+            elif t + 2 * h > nxt:
+                h = 0.5 * (nxt - t)
+            t_new = t + h
+            order = 1 if len(hist) < 3 else 2
+            if order == 1:
+                a0, a1, a2 = 1.0, -1.0, 0.0
+            else:
+                w = h / (hist[-1][0] - hist[-2][0])
+                a0, a1, a2 = (1 + 2 * w) / (1 + w), -(1 + w), w * w / (1 + w)
+            cn = hist[-1][1]
+            hist_c = a1 * cn + (a2 * hist[-2][1] if order == 2 else 0.0)
+            # predictor (guess and error estimate): polynomial through the stored states
+            times = [hs[0] for hs in hist]
+            pred, pcoef = self.predict(times, [hs[1] for hs in hist], t_new, order)
+            guess = np.maximum(pred, 0.0) if pred is not None else cn
+            sol = self.newton(ph, guess, psi, a0 / h, hist_c / h)
+            if sol is not None and np.min(sol[0]) < -_NEG_TOL:
+                sol = None  # negative concentration: treat like a Newton failure
+            if sol is None:
+                self.n_rejected += 1
+                h *= 0.25
+                if h < p.dt_min_s:
+                    raise SolverError(
+                        f"Newton did not converge at the minimum step {p.dt_min_s:g} s; "
+                        f"simulated time reached {t:.6g} s of {s.t_end:.6g} s", t)
+                continue
+            c_new, psi_new = sol
+            # local error: LTE ~ C_c h^{p+1} y^{(p+1)}, y_c - y_pred ~ (C_c h^{p+1} + P) y^{(p+1)}
+            if pred is not None:
+                cc = (h * h / 2.0) if order == 1 else \
+                    h ** 3 * (1 + w) ** 2 / (6 * w * (1 + 2 * w))
+                lte = cc / (cc + pcoef) * (c_new - pred)
+                err = np.max(np.abs(lte) / (p.atol + p.rtol * np.abs(c_new)))
+            else:
+                err = 0.0  # first step of a phase: no history to estimate from
+            if err > 1.0:
+                self.n_rejected += 1
+                h *= max(0.2, 0.9 * err ** (-1.0 / (order + 1)))
+                continue
+            # accepted: boundary transfer follows the same BDF recurrence as the inventory
+            self._psi = psi_new
+            F = self.boundary_fluxes(ph, c_new, a0 / h, hist_c / h)
+            hist_Q = a1 * hist[-1][3] + (a2 * hist[-2][3] if order == 2 else 0.0)
+            Q = (h * F - hist_Q) / a0
+            inv = (s.vol * c_new).sum(axis=1)
+            self.n_steps += 1
+            bar.update(h)
+            t, c, psi = t_new, c_new, psi_new
+            self._last = (c, psi, inv, Q)
+            hist.append((t, c, inv, Q))
+            del hist[:-3]
+            record(t, c, psi, inv, Q)
+            if pred is None:
+                fac = 2.0
+            else:
+                fac = min(2.0, max(0.2, 0.9 * max(err, 1e-10) ** (-1.0 / (order + 1))))
+            h *= fac
+        return t, c, psi, inv, Q
+
+    @staticmethod
+    def predict(times, states, t_new, order):
+        """Extrapolate the last order+1 states to t_new.
+
+        Returns the prediction and the coefficient P of y^{(p+1)} in the prediction error
+        ``y - pred = P y^{(p+1)}`` (interpolation remainder), or (None, None) without history.
+        """
+        if len(times) < order + 1:
+            return None, None
+        ts = times[-(order + 1):]
+        ys = states[-(order + 1):]
+        pred = np.zeros_like(ys[0])
+        for a, ta in enumerate(ts):  # Lagrange form
+            wgt = 1.0
+            for b, tb in enumerate(ts):
+                if b != a:
+                    wgt *= (t_new - tb) / (ta - tb)
+            pred = pred + wgt * ys[a]
+        rem = 1.0
+        for ta in ts:
+            rem *= (t_new - ta)
+        fact = 2.0 if order == 1 else 6.0
+        return pred, rem / fact
+
+    def dataset(self, out_c, out_psi, out_inv, out_Q, n_out, status, message, extra=None):
+        """Assemble the output xarray.Dataset from the first n_out output rows (+ extra state)."""
+        s, p = self.s, self.s.p
+        times = list(s.times[:n_out])
+        c, psi, inv, Q = (out_c[:n_out], out_psi[:n_out], out_inv[:n_out], out_Q[:n_out])
+        if extra is not None and (n_out == 0 or extra[0] > times[-1]):
+            t_x, (cx, px, ix, qx) = extra
+            times.append(t_x)
+            c = np.concatenate([c, cx[None]])
+            psi = np.concatenate([psi, px[None]])
+            inv = np.concatenate([inv, ix[None]])
+            Q = np.concatenate([Q, qx[None]])
+        phi = psi * s.kT_eV
+        mid = 0.5 * (s.nodes[1:] + s.nodes[:-1])
+        efield = -np.diff(phi, axis=1) / (s.dx * _NM)
+        frac = np.linspace(0.0, 1.0, 101)[1:]
+        dtab = np.empty((len(s.species), len(frac)))
+        with np.errstate(all="ignore"):
+            for i, model in enumerate(s.d_models):
+                dtab[i] = np.asarray(model.D_and_dD(frac)[0], dtype=float) * 1e4  # m^2/s -> cm^2/s
+        ds = xr.Dataset(
+            data_vars=dict(
+                concentration=(("species", "time", "depth"), np.moveaxis(c, 1, 0),
+                               dict(units="1", long_name="concentration / n_bulk")),
+                potential=(("time", "depth"), phi, dict(units="V", long_name="electric potential")),
+                field=(("time", "depth_face"), efield,
+                       dict(units="V/m", long_name="electric field -dphi/dx")),
+                inventory=(("species", "time"), np.asarray(inv).T.reshape(len(s.species), -1),
+                           dict(units="nm", long_name="areal inventory / n_bulk")),
+                transferred=(("species", "boundary", "time"), np.moveaxis(Q, 0, 2),
+                             dict(units="nm", long_name="particles entered through boundary / "
+                                                        "(n_bulk area), time-integrated")),
+                diffusivity=(("species", "fraction"), dtab,
+                             dict(units="cm2/s", long_name="diffusion coefficient D(n)")),
+            ),
+            coords=dict(
+                species=("species", list(s.species), dict(long_name="mobile species")),
+                time=("time", np.asarray(times, dtype=float), dict(units="s", long_name="time")),
+                depth=("depth", s.nodes, dict(units="nm", long_name="depth")),
+                depth_face=("depth_face", mid, dict(units="nm", long_name="depth between nodes")),
+                boundary=("boundary", ["front", "back"], dict(long_name="sample boundary")),
+                fraction=("fraction", frac, dict(units="1", long_name="concentration / n_bulk")),
+            ),
+            attrs=dict(
+                engine="npp", flux_convention=p.flux_convention, status=status, message=message,
+                n_steps=self.n_steps, n_newton=self.n_newton, n_rejected=self.n_rejected,
+                native=p.native, back=p.back, debye_length_nm=s.debye_nm,
+                n_bulk_m3=p.n_bulk_m3, temperature_K=p.temperature_K, rtol=p.rtol, atol=p.atol,
+                n_cells=len(s.nodes) - 1,
+            ),
+        )
+        return ds
+
+
+def solve(problem, progress=False):
+    """Integrate the NPP equations through the beam schedule.
+
+    Parameters
+    ----------
+    problem : NPPProblem
+    progress : bool
+        Show a tqdm bar of the simulated time.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``concentration(species, time, depth)`` [fraction of n_bulk], ``potential(time, depth)``
+        [V], ``field(time, depth_face)`` [V/m], ``inventory(species, time)`` and
+        ``transferred(species, boundary, time)`` [nm, i.e. per n_bulk and area],
+        ``diffusivity(species, fraction)`` [cm^2/s]; attrs ``engine="npp"``,
+        ``flux_convention``, ``n_steps``, ``n_newton``, ``n_rejected``, ``status``.
+
+    Raises
+    ------
+    ProblemError
+        Inconsistent problem.
+    SolverError
+        Newton failed at the minimum step; ``err.partial`` holds the result so far.
+    """
+    setup = _Setup(problem)
+    return _Integrator(setup).run(progress=progress)
