@@ -1,0 +1,659 @@
+"""Fit NPP to measured depth profiles: bounded least squares from several starts.
+
+Pipeline::
+
+    [fit] section ──► FitParameter's (bounds, log10 for D) ──► normalised box z in [0, 1]^p
+    measured profiles (compare.profiles) ─┐
+    z ──► cfg with the parameters replaced ──► forward model (NPP) ──► profiles at the
+          measured depths ──► weighted residuals ──► scipy.optimize.least_squares (trf)
+
+The optimiser works in a normalised box (each parameter's fit coordinate, log10 D or the value
+itself, mapped linearly onto [0, 1]) so that one finite-difference step size suits every
+parameter. Starts run in parallel worker processes (fork: the workers inherit the problem, so
+nothing but parameter vectors crosses the process boundary). Uncertainties come from a
+central-difference Jacobian at the optimum: ``cov = s^2 (J^T J)^-1`` in fit coordinates, with
+``s^2 = 1`` when the profiles carry standard errors and ``s^2 = chi2 / (m - p)`` otherwise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+
+from compare import config as config_mod
+from compare.errors import CaitError, ConfigError, InputFileError
+
+FD_STEP = 2e-3  # forward-difference step in the normalised box during the iterations
+FD_STEP_COVARIANCE = 1e-2  # central-difference step of the final Jacobian (see _jacobian)
+FAILED_RESIDUAL = 1e3  # weighted residual of every point when the forward model fails
+PARAMETER_KEYS = ("name", "lower", "upper", "start", "log_scale")
+
+
+# ---------------------------------------------------------------------------------------------
+# Free parameters
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FitParameter:
+    """One free parameter with its bounds (natural units) and fit coordinate."""
+
+    name: str  # e.g. "species.Li.D_cm2_s"
+    lower: float  # natural units
+    upper: float
+    start: float  # natural units, inside [lower, upper]
+    log_scale: bool  # fit log10(value)
+    units: str
+
+    def to_fit(self, value):
+        return np.log10(value) if self.log_scale else np.asarray(value, dtype=float)
+
+    def from_fit(self, u):
+        return 10.0 ** np.asarray(u) if self.log_scale else np.asarray(u, dtype=float)
+
+    @property
+    def fit_bounds(self) -> tuple:
+        return float(self.to_fit(self.lower)), float(self.to_fit(self.upper))
+
+    @property
+    def fit_name(self) -> str:
+        return f"log10({self.name})" if self.log_scale else self.name
+
+
+def _get_sed(cfg, attr):
+    if cfg.sed.kind != "gaussian":
+        raise ConfigError(f"`fit.parameters`: `sed.{attr}` can only be fitted with "
+                          f"`sed.kind = \"gaussian\"`, got kind = {cfg.sed.kind!r}")
+    return getattr(cfg.sed, attr)
+
+
+def _set_sed(cfg, attr, value):
+    return config_mod.replace(cfg, "sed", **{attr: float(value)})
+
+
+def _set_vacancy_fraction(cfg, value):
+    """New vacancy fraction; front occupancies that were defaulted (1 - f_vac) follow it."""
+    old = cfg.material.vacancy_fraction
+    beam = tuple(dataclasses.replace(p, theta_front=1.0 - float(value))
+                 if abs(p.theta_front - (1.0 - old)) < 1e-12 else p for p in cfg.beam)
+    cfg = config_mod.replace(cfg, "material", vacancy_fraction=float(value))
+    return dataclasses.replace(cfg, beam=beam)
+
+
+def _set_species_D(cfg, name, value):
+    species = tuple(dataclasses.replace(s, D_cm2_s=float(value)) if s.name == name else s
+                    for s in cfg.species)
+    return dataclasses.replace(cfg, species=species)
+
+
+# name -> (getter(cfg), setter(cfg, value), units, physical ((lo, open), (hi, open)),
+#          fitted as log10 by default)
+def _parameter_registry(cfg) -> dict:
+    reg = {
+        "sed.fwhm_eV": (lambda c: _get_sed(c, "fwhm_eV"),
+                        lambda c, v: _set_sed(c, "fwhm_eV", v), "eV", ((0.0, True), (math.inf, True)), False),
+        "sed.center_eV": (lambda c: _get_sed(c, "center_eV"),
+                          lambda c, v: _set_sed(c, "center_eV", v), "eV",
+                          ((-math.inf, True), (math.inf, True)), False),
+        "material.vacancy_fraction": (lambda c: c.material.vacancy_fraction,
+                                      _set_vacancy_fraction, "1", ((0.0, False), (1.0, True)), False),
+    }
+    for s in cfg.species:
+        reg[f"species.{s.name}.D_cm2_s"] = (
+            lambda c, n=s.name: c.species_by_name(n).D_cm2_s,
+            lambda c, v, n=s.name: _set_species_D(c, n, v), "cm^2/s", ((0.0, True), (math.inf, True)), True)
+    return reg
+
+
+def fit_parameters(cfg) -> tuple:
+    """The free parameters of the input's ``[fit]`` section, validated.
+
+    Returns
+    -------
+    tuple of FitParameter
+
+    Raises
+    ------
+    ConfigError
+        Empty or malformed `fit.parameters`, unknown parameter names (with a did-you-mean),
+        bounds that are not finite, not ordered or outside the physical range, starts outside
+        the bounds.
+    """
+    raw = cfg.fit.parameters
+    if not raw:
+        raise ConfigError("`fit.parameters` is empty: name at least one free parameter, e.g. "
+                          "parameters = [{name = \"sed.fwhm_eV\", lower = 0.15, upper = 0.4}]")
+    reg = _parameter_registry(cfg)
+    out, seen = [], set()
+    for i, table in enumerate(raw):
+        where = f"fit.parameters[{i}]"
+        for key in table:
+            if key not in PARAMETER_KEYS:
+                close = difflib.get_close_matches(key, PARAMETER_KEYS, n=1, cutoff=0.6)
+                hint = f" (did you mean `{close[0]}`?)" if close else ""
+                raise ConfigError(f"unknown key `{where}.{key}`{hint}; allowed: "
+                                  f"{', '.join(PARAMETER_KEYS)}")
+        name = table.get("name")
+        if not isinstance(name, str):
+            raise ConfigError(f"`{where}.name` is required (a string such as "
+                              f"\"species.{cfg.native.name}.D_cm2_s\")")
+        if name not in reg:
+            close = difflib.get_close_matches(name, list(reg), n=1, cutoff=0.6)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise ConfigError(f"`{where}.name` must be one of {', '.join(reg)}, got "
+                              f"{name!r}{hint}")
+        if name in seen:
+            raise ConfigError(f"`{where}.name`: parameter {name!r} is listed twice")
+        seen.add(name)
+        getter, _, units, (p_lo, p_hi), log_default = reg[name]  # p_*: (bound, open)
+        vals = {}
+        for key in ("lower", "upper", "start"):
+            v = table.get(key)
+            if v is None:
+                if key == "start":
+                    continue
+                raise ConfigError(f"`{where}.{key}` is required (bound of {name}, {units})")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"`{where}.{key}` must be a finite number, got {v!r}")
+            vals[key] = float(v)
+        lo, hi = vals["lower"], vals["upper"]
+        if not lo < hi:
+            raise ConfigError(f"`{where}`: `lower` must be < `upper`, got {lo:g} >= {hi:g}")
+        lo_ok = lo > p_lo[0] or (not p_lo[1] and lo == p_lo[0])
+        hi_ok = hi < p_hi[0] or (not p_hi[1] and hi == p_hi[0])
+        if not (lo_ok and hi_ok):
+            legal = (f"{'(' if p_lo[1] else '['}{p_lo[0]:g}, {p_hi[0]:g}"
+                     f"{')' if p_hi[1] else ']'}")
+            raise ConfigError(f"`{where}`: bounds of {name} must lie in {legal}, got "
+                              f"[{lo:g}, {hi:g}]")
+        log_scale = table.get("log_scale", cfg.fit.log_scale and log_default)
+        if not isinstance(log_scale, bool):
+            raise ConfigError(f"`{where}.log_scale` must be true or false, got {log_scale!r}")
+        if log_scale and lo <= 0:
+            raise ConfigError(f"`{where}`: `log_scale = true` needs `lower` > 0, got {lo:g}")
+        start = vals.get("start", min(max(float(getter(cfg)), lo), hi))
+        if not lo <= start <= hi:
+            raise ConfigError(f"`{where}.start` must lie within [{lo:g}, {hi:g}], got "
+                              f"{start:g}")
+        out.append(FitParameter(name, lo, hi, start, bool(log_scale), units))
+    return tuple(out)
+
+
+def apply_parameters(cfg, params, values):
+    """A copy of `cfg` with the free parameters set to `values` (natural units)."""
+    reg = _parameter_registry(cfg)
+    for p, v in zip(params, values):
+        cfg = reg[p.name][1](cfg, v)
+    return cfg
+
+
+def truncate_schedule(cfg, t_end_s: float):
+    """`cfg` with the beam schedule cut at `t_end_s` and output times ``(0, t_end_s)``."""
+    total = cfg.total_duration_s
+    if not 0 < t_end_s <= total * (1 + 1e-12):
+        raise ConfigError(f"`fit.time_s` must lie within the beam schedule (0, {total:g}] s, "
+                          f"got {t_end_s:g}")
+    beam = []
+    for start, phase in zip(cfg.phase_starts_s, cfg.beam):
+        if start >= t_end_s * (1 - 1e-12):
+            break
+        beam.append(dataclasses.replace(phase, duration_s=min(phase.duration_s,
+                                                              t_end_s - start)))
+    cfg = dataclasses.replace(cfg, beam=tuple(beam))
+    return config_mod.replace(cfg, "output", times_s=[0.0, float(t_end_s)], plot_times_s=[])
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward models: (cfg) -> xr.Dataset with concentration(species, time, depth)
+# ---------------------------------------------------------------------------------------------
+def _forward_npp(cfg):
+    from compare.run_npp import npp_problem_from_config
+    from continuum.npp import solve
+
+    return solve(npp_problem_from_config(cfg))
+
+
+def _forward_electroneutral(cfg):
+    from compare.run_npp import npp_problem_from_config
+    from continuum.electroneutral import solve_electroneutral
+
+    return solve_electroneutral(npp_problem_from_config(cfg))
+
+
+FORWARD_MODELS: dict[str, Callable] = {
+    "full": _forward_npp,
+    "electroneutral": _forward_electroneutral,
+}
+
+
+def _engine_errors() -> tuple:
+    """Exceptions meaning "the forward model failed at these parameters" (not a bug)."""
+    classes = [ArithmeticError, ValueError]
+    try:
+        from continuum.errors import SolverError
+        classes.append(SolverError)
+    except ImportError:
+        pass
+    return tuple(classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The least-squares problem
+# ---------------------------------------------------------------------------------------------
+class FitProblem:
+    """Weighted residuals of simulated against measured profiles as a function of z in [0,1]^p.
+
+    Parameters
+    ----------
+    cfg : Config
+        The scenario (schedule already cut at the profile time, see :func:`truncate_schedule`).
+    params : tuple of FitParameter
+    measured : compare.profiles.MeasuredProfiles
+    forward : callable
+        ``forward(cfg) -> xr.Dataset`` with ``concentration(species, time, depth)``; its last
+        time is compared with the measurement.
+    """
+
+    def __init__(self, cfg, params, measured, forward):
+        self.cfg, self.params, self.measured, self.forward = cfg, tuple(params), measured, forward
+        self.lo_u = np.array([p.fit_bounds[0] for p in self.params])
+        self.hi_u = np.array([p.fit_bounds[1] for p in self.params])
+        self.weights = (1.0 / measured.errors if measured.errors is not None
+                        else np.ones_like(measured.values))
+        self.n_evaluations = 0
+        self.n_failed = 0
+        self._errors = _engine_errors()
+        thickness = cfg.sample.thickness_nm
+        if measured.depth_nm[-1] > thickness * (1 + 1e-9):
+            raise InputFileError(f"{measured.source}: measured depths reach "
+                                 f"{measured.depth_nm[-1]:g} nm, beyond the simulated region "
+                                 f"(sample.thickness_nm = {thickness:g})")
+
+    @property
+    def n_points(self) -> int:
+        return self.measured.values.size
+
+    def z_to_values(self, z) -> np.ndarray:
+        """Natural-unit parameter values, shape (p,), of a point z of the normalised box."""
+        u = self.lo_u + np.asarray(z) * (self.hi_u - self.lo_u)
+        return np.array([float(p.from_fit(ui)) for p, ui in zip(self.params, u)])
+
+    def values_to_z(self, values) -> np.ndarray:
+        u = np.array([float(p.to_fit(v)) for p, v in zip(self.params, values)])
+        return (u - self.lo_u) / (self.hi_u - self.lo_u)
+
+    def simulate(self, z) -> xr.DataArray:
+        """Simulated concentration(species, depth) at the profile time (model grid)."""
+        cfg = apply_parameters(self.cfg, self.params, self.z_to_values(z))
+        self.n_evaluations += 1
+        ds = self.forward(cfg)
+        conc = ds["concentration"].isel(time=-1)
+        return conc.sel(species=list(self.measured.species)).transpose("species", "depth")
+
+    def model_at_measured(self, conc: xr.DataArray) -> np.ndarray:
+        depth = np.asarray(conc["depth"].values, dtype=float)
+        return np.stack([np.interp(self.measured.depth_nm, depth, np.asarray(row, dtype=float))
+                         for row in conc.values])
+
+    def residuals(self, z) -> np.ndarray:
+        """Weighted residuals (model - measured) / error, flattened, shape (n_points,)."""
+        try:
+            model = self.model_at_measured(self.simulate(z))
+        except self._errors as exc:
+            if isinstance(exc, CaitError):  # bad input, not a failed solve
+                raise
+            model = None
+        if model is None or not np.all(np.isfinite(model)):
+            # A failed solve must not stop the search: a uniform large residual makes the
+            # trust region shrink back towards parameters that worked.
+            self.n_failed += 1
+            return np.full(self.n_points, FAILED_RESIDUAL)
+        return ((model - self.measured.values) * self.weights).ravel()
+
+
+# Set in the parent before the worker pool forks; the workers inherit it.
+_PROBLEM: FitProblem | None = None
+
+
+def _run_start(z0):
+    """One least-squares run from `z0` (in a worker, on the inherited problem)."""
+    from scipy.optimize import least_squares
+
+    prob = _PROBLEM
+    n0, f0 = prob.n_evaluations, prob.n_failed
+    t0 = time.perf_counter()
+    res = least_squares(prob.residuals, np.asarray(z0, dtype=float), bounds=(0.0, 1.0),
+                        method="trf", diff_step=FD_STEP, x_scale=1.0,
+                        max_nfev=prob.cfg.fit.max_evaluations)
+    return {"z": res.x, "cost": float(res.cost), "nfev": int(prob.n_evaluations - n0),
+            "n_failed": int(prob.n_failed - f0), "status": int(res.status),
+            "message": str(res.message), "seconds": time.perf_counter() - t0}
+
+
+def _residuals_task(z):
+    prob = _PROBLEM
+    n0, f0 = prob.n_evaluations, prob.n_failed
+    r = prob.residuals(z)
+    return r, prob.n_evaluations - n0, prob.n_failed - f0
+
+
+def _simulate_task(z):
+    return _PROBLEM.simulate(z)
+
+
+def _start_points(params, n_starts, sampling, seed, z_input) -> np.ndarray:
+    """Starts in the normalised box: the input's values, then a quasi-random design."""
+    from scipy.stats import qmc
+
+    p = len(params)
+    if n_starts == 1:
+        return z_input[None, :]
+    n = n_starts - 1
+    if sampling == "sobol":
+        sampler = qmc.Sobol(d=p, scramble=True, rng=np.random.default_rng(seed))
+        extra = sampler.random_base2(max(0, math.ceil(math.log2(n))))[:n]
+    else:
+        extra = qmc.LatinHypercube(d=p, rng=np.random.default_rng(seed)).random(n)
+    return np.vstack([z_input[None, :], extra])
+
+
+def _pool(workers):
+    """A process pool whose workers fork (inheriting `_PROBLEM`), or None for serial runs."""
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+
+
+def _map(pool, fn, items):
+    return list(pool.map(fn, items)) if pool is not None else [fn(x) for x in items]
+
+
+def _covariance(jac_u, s2):
+    """``s2 (J^T J)^-1`` via the SVD; directions with no sensitivity get infinite variance."""
+    _, sv, vt = np.linalg.svd(jac_u, full_matrices=False)
+    tol = sv.max(initial=0.0) * max(jac_u.shape) * np.finfo(float).eps
+    inv_sv2 = np.where(sv > tol, 1.0 / np.where(sv > tol, sv, 1.0) ** 2, np.inf)
+    with np.errstate(invalid="ignore"):
+        cov = (vt.T * inv_sv2) @ vt
+    cov = np.where(np.isnan(cov), np.inf, cov) * s2
+    cond = float(sv.max() / sv.min()) if sv.min() > 0 else math.inf
+    return cov, cond
+
+
+def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
+    """Fit the free parameters of ``cfg.fit`` to `measured` profiles.
+
+    Parameters
+    ----------
+    cfg : Config
+        Scenario with a ``[fit]`` section (parameters, starts, time, solver, workers).
+    measured : compare.profiles.MeasuredProfiles
+        Profiles to fit; their species must be defined in `cfg`.
+    forward : callable, optional
+        ``forward(cfg) -> xr.Dataset`` (output contract). Default: ``FORWARD_MODELS[solver]``
+        with solver = ``fit.solver`` or ``npp.solver``.
+    workers : int, optional
+        Worker processes (default ``fit.workers``; 0 = one per core), capped by the number of
+        starts.
+    log : callable or None
+        Progress messages (one line per start); None for silence.
+
+    Returns
+    -------
+    xarray.Dataset
+        Best parameters (`best`, natural units; `best_fit` in fit coordinates), `stderr`
+        (fit coordinates) and `stderr_natural` (linearised), 1-sigma intervals, `covariance`
+        and `correlation(param, param2)`, `measured`, `measured_err`, `fitted` and `residual`
+        at the measured depths, the full fitted profile `model(species, model_depth)`, `chi2`,
+        `reduced_chi2`, `n_evaluations` and per-start results (dim `start`).
+    """
+    global _PROBLEM
+    log = log or (lambda *a, **k: None)
+    t_start = time.perf_counter()
+    params = fit_parameters(cfg)
+    for s in measured.species:
+        cfg.species_by_name(s)
+    solver = cfg.fit.solver or cfg.npp.solver
+    if forward is None:
+        if solver not in FORWARD_MODELS:
+            raise ConfigError(f"unknown forward model {solver!r}; legal: "
+                              f"{', '.join(FORWARD_MODELS)}")
+        forward = FORWARD_MODELS[solver]
+    t_fit = cfg.fit.time_s if cfg.fit.time_s >= 0 else (
+        measured.time_s if measured.time_s is not None else cfg.total_duration_s)
+    run_cfg = truncate_schedule(cfg, t_fit)
+    prob = FitProblem(run_cfg, params, measured, forward)
+    m, p = prob.n_points, len(params)
+    if m <= p:
+        raise InputFileError(f"{measured.source}: {m} measured points cannot determine {p} "
+                             f"parameters (need more points than parameters)")
+
+    z_input = prob.values_to_z([q.start for q in params])
+    starts = _start_points(params, cfg.fit.n_starts, cfg.fit.sampling, cfg.fit.seed, z_input)
+    workers = cfg.fit.workers if workers is None else workers
+    workers = min(workers or (os.cpu_count() or 1), len(starts))
+
+    # One evaluation in the parent first: a broken scenario fails here with the solver's own
+    # message, and numba compiles once before the workers fork.
+    r0 = prob.residuals(starts[0])
+    if prob.n_failed:
+        try:
+            prob.simulate(starts[0])
+        except _engine_errors() as exc:
+            raise ConfigError(f"the forward model ({solver}) fails at the start values: "
+                              f"{exc}") from None
+    log(f"fit: {p} parameters, {m} points, {len(starts)} starts, {workers} worker(s), "
+        f"solver {solver}, profile time {t_fit:g} s; first evaluation "
+        f"{time.perf_counter() - t_start:.2f} s, cost {0.5 * float(r0 @ r0):.4g}")
+
+    _PROBLEM = prob
+    pool = _pool(workers)
+    try:
+        results = _map(pool, _run_start, list(starts))
+        for i, r in enumerate(results):
+            vals = prob.z_to_values(r["z"])
+            log(f"  start {i}: cost {r['cost']:.6g}, {r['nfev']} evaluations, "
+                f"{r['seconds']:.1f} s, " + ", ".join(f"{q.name} = {v:.4g}"
+                                                      for q, v in zip(params, vals)))
+        best = min(range(len(results)), key=lambda i: results[i]["cost"])
+        z_best = results[best]["z"]
+        jac_z, n_jac, model_conc = _jacobian(prob, pool, z_best)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        _PROBLEM = None
+
+    n_eval = 1 + sum(r["nfev"] for r in results) + n_jac + 1
+    n_failed = prob.n_failed + sum(r["n_failed"] for r in results)
+    fitted = prob.model_at_measured(model_conc)
+    resid = (fitted - measured.values) * prob.weights
+    chi2 = float(np.sum(resid ** 2))
+    dof = m - p
+    has_err = measured.errors is not None
+    s2 = 1.0 if has_err else chi2 / dof
+    jac_u = jac_z / (prob.hi_u - prob.lo_u)
+    cov, cond = _covariance(jac_u, s2)
+    seconds = time.perf_counter() - t_start
+
+    u_best = prob.lo_u + z_best * (prob.hi_u - prob.lo_u)
+    se_u = np.sqrt(np.diag(cov))
+    values = prob.z_to_values(z_best)
+    at_bound = [q.name for q, z in zip(params, z_best) if z < 1e-6 or z > 1 - 1e-6]
+    msgs = []
+    if at_bound:
+        msgs.append(f"at a bound (uncertainty not meaningful): {', '.join(at_bound)}")
+    if not np.all(np.isfinite(se_u)):
+        msgs.append("some parameters have no effect on the profiles (infinite uncertainty)")
+    if n_failed:
+        msgs.append(f"{n_failed} forward evaluations failed and were penalised")
+    log(f"fit: best start {best}, chi2 {chi2:.6g} ({dof} dof), {n_eval} evaluations, "
+        f"{seconds:.1f} s" + ("; " + "; ".join(msgs) if msgs else ""))
+    return _result_dataset(prob, params, results, best, values, u_best, se_u, cov, cond, fitted,
+                           resid, chi2, dof, has_err, n_eval, n_failed, seconds, model_conc,
+                           solver, t_fit, starts, "; ".join(msgs))
+
+
+def _jacobian(prob, pool, z):
+    """Central-difference Jacobian of the residuals at `z` (normalised box) and the model there.
+
+    Steps shrink to stay inside the box (one-sided at a bound). Evaluations run in parallel.
+    Returns (jac, shape (n_points, p); n_evaluations; model concentration(species, depth)).
+    """
+    p = len(z)
+    points, steps = [], []
+    for j in range(p):
+        h = FD_STEP_COVARIANCE
+        zp, zm = z.copy(), z.copy()
+        zp[j] = min(z[j] + h, 1.0)
+        zm[j] = max(z[j] - h, 0.0)
+        points += [zp, zm]
+        steps.append(zp[j] - zm[j])
+    out = _map(pool, _residuals_task, points)
+    model = _map(pool, _simulate_task, [z])[0]
+    jac = np.empty((prob.n_points, p))
+    for j in range(p):
+        jac[:, j] = (out[2 * j][0] - out[2 * j + 1][0]) / steps[j]
+    prob.n_failed += sum(o[2] for o in out)
+    return jac, sum(o[1] for o in out), model
+
+
+def _result_dataset(prob, params, results, best, values, u_best, se_u, cov, cond, fitted, resid,
+                    chi2, dof, has_err, n_eval, n_failed, seconds, model_conc, solver, t_fit,
+                    starts, message) -> xr.Dataset:
+    meas = prob.measured
+    names = [q.name for q in params]
+    ln10 = math.log(10.0)
+    se_nat = np.array([v * ln10 * s if q.log_scale else s
+                       for q, v, s in zip(params, values, se_u)])
+    lo_1s = np.array([float(q.from_fit(u - s)) for q, u, s in zip(params, u_best, se_u)])
+    hi_1s = np.array([float(q.from_fit(u + s)) for q, u, s in zip(params, u_best, se_u)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(se_u, se_u)
+    coords = {
+        "param": ("param", names, {"long_name": "free parameter"}),
+        "param2": ("param2", names, {"long_name": "free parameter"}),
+        "species": ("species", list(meas.species)),
+        "depth": ("depth", meas.depth_nm, {"units": "nm", "long_name": "measured depth"}),
+        "model_depth": ("model_depth", np.asarray(model_conc["depth"].values, dtype=float),
+                        {"units": "nm", "long_name": "depth"}),
+        "start": ("start", np.arange(len(results)), {"long_name": "least-squares start"}),
+        "param_units": ("param", [q.units for q in params]),
+        "fit_coordinate": ("param", [q.fit_name for q in params]),
+    }
+    z_final = np.array([r["z"] for r in results])
+    ds = xr.Dataset(coords=coords)
+    v = lambda dims, data, units, long_name: (dims, np.asarray(data),  # noqa: E731
+                                              {"units": units, "long_name": long_name})
+    ds["best"] = v("param", values, "see param_units", "best-fit value")
+    ds["best_fit"] = v("param", u_best, "see fit_coordinate", "best fit, fit coordinate")
+    ds["stderr"] = v("param", se_u, "see fit_coordinate",
+                     "standard error of the fit coordinate (log10 for log_scale)")
+    ds["stderr_natural"] = v("param", se_nat, "see param_units",
+                             "linearised standard error in natural units")
+    ds["lower_1sigma"] = v("param", lo_1s, "see param_units", "best - 1 stderr (fit coordinate)")
+    ds["upper_1sigma"] = v("param", hi_1s, "see param_units", "best + 1 stderr (fit coordinate)")
+    ds["lower"] = v("param", [q.lower for q in params], "see param_units", "lower bound")
+    ds["upper"] = v("param", [q.upper for q in params], "see param_units", "upper bound")
+    ds["initial"] = v("param", [q.start for q in params], "see param_units", "input value")
+    ds["log_scale"] = v("param", [int(q.log_scale) for q in params], "1", "fitted as log10")
+    ds["covariance"] = v(("param", "param2"), cov, "fit coordinates",
+                         "covariance of the fit coordinates")
+    ds["correlation"] = v(("param", "param2"), corr, "1", "correlation of the parameters")
+    ds["measured"] = v(("species", "depth"), meas.values, "1", "measured concentration / n_bulk")
+    if has_err:
+        ds["measured_err"] = v(("species", "depth"), meas.errors, "1",
+                               "standard error of measured")
+    ds["fitted"] = v(("species", "depth"), fitted, "1", "fitted concentration / n_bulk")
+    ds["residual"] = v(("species", "depth"), resid, "1" if has_err else "1",
+                       "(fitted - measured) / error" if has_err else "fitted - measured")
+    ds["model"] = v(("species", "model_depth"), np.asarray(model_conc.values, dtype=float), "1",
+                    "fitted concentration / n_bulk")
+    ds["chi2"] = v((), chi2, "1", "sum of squared (weighted) residuals")
+    ds["reduced_chi2"] = v((), chi2 / dof, "1", "chi2 / (n_points - n_params)")
+    ds["n_evaluations"] = v((), n_eval, "1", "forward-model evaluations")
+    ds["n_failed"] = v((), n_failed, "1", "failed forward-model evaluations")
+    ds["wall_time"] = v((), seconds, "s", "wall time of the fit")
+    ds["start_initial"] = v(("start", "param"),
+                            [prob.z_to_values(z) for z in starts], "see param_units",
+                            "initial values of each start")
+    ds["start_final"] = v(("start", "param"), [prob.z_to_values(z) for z in z_final],
+                          "see param_units", "final values of each start")
+    ds["start_cost"] = v("start", [2 * r["cost"] for r in results], "1", "chi2 of each start")
+    ds["start_nfev"] = v("start", [r["nfev"] for r in results], "1", "evaluations of each start")
+    ds["start_status"] = v("start", [r["status"] for r in results], "1",
+                           "scipy least_squares status")
+    ds.attrs.update({
+        "best_start": int(best), "n_points": int(prob.n_points), "n_params": len(params),
+        "dof": int(dof), "weights": "standard errors" if has_err else "uniform (s^2 = chi2/dof)",
+        "forward_model": solver, "profile_time_s": float(t_fit),
+        "profile_source": meas.source, "condition_number": cond,
+        "flux_convention": prob.cfg.npp.flux, "fit_message": message,
+    })
+    return ds
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure and file-level driver
+# ---------------------------------------------------------------------------------------------
+def plot_fit(ds: xr.Dataset):
+    """Measured and fitted profiles (top) and the residuals (bottom) against depth."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax, axr) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1.3]})
+    x_max = float(ds["depth"].max()) * 1.05
+    for k, sp in enumerate(ds["species"].values):
+        color = f"C{k}"
+        meas = ds["measured"].sel(species=sp)
+        err = ds["measured_err"].sel(species=sp) if "measured_err" in ds else None
+        ax.errorbar(ds["depth"], meas, yerr=err, fmt="o", ms=3, color=color, alpha=0.7,
+                    label=f"{sp} measured")
+        mask = ds["model_depth"] <= x_max
+        ax.plot(ds["model_depth"][mask], ds["model"].sel(species=sp)[mask], "-", color=color,
+                label=f"{sp} fit")
+        axr.plot(ds["depth"], ds["residual"].sel(species=sp), "o", ms=3, color=color)
+    axr.axhline(0.0, color="k", lw=0.8)
+    lines = [f"{n} = {b:.4g} ± {s:.2g}" for n, b, s in
+             zip(ds["param"].values, ds["best"].values, ds["stderr_natural"].values)]
+    ax.set_title("; ".join(lines), fontsize=8)
+    ax.set_ylabel("concentration / n_bulk")
+    ax.legend(fontsize=8)
+    axr.set_xlabel("depth [nm]")
+    axr.set_ylabel(ds["residual"].attrs["long_name"], fontsize=8)
+    axr.set_xlim(0, x_max)
+    fig.tight_layout()
+    return fig
+
+
+def fit_files(profiles_path, input_path, out_dir=None, quiet=False):
+    """Read the input and the profiles, fit, write ``fit.nc`` and ``fit.png`` to `out_dir`.
+
+    Returns
+    -------
+    (xr.Dataset, Path, Path)
+        The result and the paths of the dataset and the figure.
+    """
+    from compare.config import load_config
+    from compare.io import save_figure, write_dataset
+    from compare.profiles import read_profiles
+
+    cfg = load_config(input_path)
+    measured = read_profiles(profiles_path, cfg.species_names,
+                             time_s=cfg.fit.time_s if cfg.fit.time_s >= 0 else None,
+                             error_floor=cfg.fit.error_floor)
+    out_dir = Path(out_dir) if out_dir is not None else Path("outputs") / (
+        Path(input_path).stem + "_fit")
+    ds = fit(cfg, measured, log=None if quiet else print)
+    status = "ok"
+    nc = write_dataset(ds, out_dir / "fit.nc", cfg=cfg, seed=cfg.fit.seed, status=status,
+                       message=ds.attrs["fit_message"])
+    png = save_figure(plot_fit(ds), out_dir / "fit.png")
+    return ds, nc, png

@@ -1,0 +1,269 @@
+"""The fitting machinery on a cheap analytic forward model (the NPP solver is tested in
+tests/validation/test_fit_recovery.py): parameter validation, recovery, uncertainties, CLI."""
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.special import erfc
+
+from compare import fit as fitmod
+from compare.cli import main
+from compare.config import parse_text
+from compare.errors import ConfigError, InputFileError
+from compare.profiles import MeasuredProfiles
+
+BASE = """
+[material]
+n_bulk_cm3 = 1.4e22
+[sed]
+fwhm_eV = 0.25
+[species.Li]
+role = "native"
+D_cm2_s = 1.5e-13
+[species.K]
+role = "foreign"
+D_cm2_s = 9e-17
+[sample]
+thickness_nm = 200.0
+[npp]
+n_cells = 120
+[[beam]]
+species = "K"
+duration_s = 1.0e4
+back_field_V_per_m = 2e4
+[fit]
+n_starts = 3
+workers = 1
+parameters = [
+  {name = "species.K.D_cm2_s", lower = 1e-17, upper = 1e-15},
+  {name = "sed.fwhm_eV", lower = 0.15, upper = 0.40},
+  {name = "species.Li.D_cm2_s", lower = 1e-14, upper = 1e-12},
+]
+"""
+TRUTH = {"species.K.D_cm2_s": 9e-17, "sed.fwhm_eV": 0.25, "species.Li.D_cm2_s": 1.5e-13}
+
+
+def toy_forward(cfg):
+    """An analytic CAIT-like profile: K front at 2 sqrt(D_K t), Li plateau set by the FWHM,
+    width of the Li step set by D_Li. Smooth in all three parameters."""
+    t = cfg.total_duration_s
+    x = np.linspace(0.0, cfg.sample.thickness_nm, cfg.npp.n_cells)
+    k = cfg.species_by_name("K").D_cm2_s
+    li = cfg.species_by_name("Li").D_cm2_s
+    front = 2e7 * np.sqrt(k * t)  # nm
+    width = 0.05e7 * np.sqrt(li * t)
+    plateau = 0.6 * cfg.sed.fwhm_eV
+    theta = cfg.beam[0].theta_front
+    c_k = theta * 0.5 * erfc((x - front) / width)
+    c_li = 1.0 - (1.0 - plateau) * 0.5 * erfc((x - front) / width)
+    conc = np.stack([c_li, c_k])[:, None, :]
+    return xr.Dataset({"concentration": (("species", "time", "depth"), conc)},
+                      coords={"species": ["Li", "K"], "time": [t], "depth": x})
+
+
+def _measured(cfg, sigma, rng=None, depth=None):
+    conc = toy_forward(cfg)["concentration"].isel(time=-1)
+    depth = np.linspace(1.0, 120.0, 40) if depth is None else depth
+    vals = np.stack([np.interp(depth, conc["depth"], row) for row in conc.values])
+    if rng is not None:
+        vals = vals + rng.normal(0.0, sigma, vals.shape)
+    errs = np.full_like(vals, sigma) if sigma else None
+    return MeasuredProfiles(depth, ("Li", "K"), vals, errs, source="synthetic")
+
+
+@pytest.fixture
+def cfg():
+    return parse_text(BASE)
+
+
+def test_parameters_are_parsed_with_log_scale_for_D(cfg):
+    params = fitmod.fit_parameters(cfg)
+    assert [p.name for p in params] == list(TRUTH)
+    assert [p.log_scale for p in params] == [True, False, True]
+    assert params[0].start == 9e-17 and params[0].fit_bounds == (-17.0, -15.0)
+    assert params[0].fit_name == "log10(species.K.D_cm2_s)"
+
+
+@pytest.mark.parametrize("params, match", [
+    ("[]", r"`fit.parameters` is empty: name at least one free parameter"),
+    ('[{name = "sed.fwhm", lower = 0.1, upper = 0.3}]',
+     r"`fit.parameters\[0\].name` must be one of sed.fwhm_eV, .*, got 'sed.fwhm' \(did you mean "
+     r"`sed.fwhm_eV`\?\)"),
+    ('[{name = "species.Na.D_cm2_s", lower = 1e-16, upper = 1e-14}]',
+     r"got 'species.Na.D_cm2_s' \(did you mean `species.K.D_cm2_s`\?\)"),
+    ('[{lower = 0.1, upper = 0.3}]', r"`fit.parameters\[0\].name` is required"),
+    ('[{name = "sed.fwhm_eV", lower = 0.1, uper = 0.3}]',
+     r"unknown key `fit.parameters\[0\].uper` \(did you mean `upper`\?\)"),
+    ('[{name = "sed.fwhm_eV", lower = 0.1}]', r"`fit.parameters\[0\].upper` is required"),
+    ('[{name = "sed.fwhm_eV", lower = 0.3, upper = 0.1}]',
+     r"`fit.parameters\[0\]`: `lower` must be < `upper`, got 0.3 >= 0.1"),
+    ('[{name = "sed.fwhm_eV", lower = "a", upper = 0.1}]',
+     r"`fit.parameters\[0\].lower` must be a finite number, got 'a'"),
+    ('[{name = "sed.fwhm_eV", lower = 0.0, upper = 0.4}]',
+     r"bounds of sed.fwhm_eV must lie in \(0, inf\), got \[0, 0.4\]"),
+    ('[{name = "material.vacancy_fraction", lower = 0.05, upper = 1.0}]',
+     r"bounds of material.vacancy_fraction must lie in \[0, 1\), got \[0.05, 1\]"),
+    ('[{name = "sed.center_eV", lower = -0.1, upper = 0.1, log_scale = true}]',
+     r"`fit.parameters\[0\]`: `log_scale = true` needs `lower` > 0, got -0.1"),
+    ('[{name = "sed.fwhm_eV", lower = 0.1, upper = 0.2, start = 0.3}]',
+     r"`fit.parameters\[0\].start` must lie within \[0.1, 0.2\], got 0.3"),
+    ('[{name = "sed.fwhm_eV", lower = 0.1, upper = 0.3}, {name = "sed.fwhm_eV", lower = 0.1, '
+     'upper = 0.3}]', r"`fit.parameters\[1\].name`: parameter 'sed.fwhm_eV' is listed twice"),
+    ('[{name = "sed.fwhm_eV", lower = 0.1, upper = 0.3, log_scale = 1}]',
+     r"`fit.parameters\[0\].log_scale` must be true or false, got 1"),
+])
+def test_bad_parameter_messages(params, match):
+    text = BASE.split("parameters = [")[0] + f"parameters = {params}\n"
+    with pytest.raises(ConfigError, match=match):
+        fitmod.fit_parameters(parse_text(text))
+
+
+def test_fit_section_keys_are_validated():
+    with pytest.raises(ConfigError, match=r"`fit.n_starts` must be >= 1, got 0"):
+        parse_text(BASE.replace("n_starts = 3", "n_starts = 0"))
+    with pytest.raises(ConfigError, match=r"`fit.solver` must be one of 'full', "
+                                          r"'electroneutral', got 'fast'"):
+        parse_text(BASE.replace("n_starts = 3", 'solver = "fast"'))
+
+
+def test_sed_parameters_need_a_gaussian_sed():
+    text = BASE.replace("fwhm_eV = 0.25\n", 'kind = "gaussians"\ncomponents = [{fwhm_eV = 0.2}]'
+                        "\n", 1)
+    with pytest.raises(ConfigError, match=r"`sed.fwhm_eV` can only be fitted with "
+                                          r"`sed.kind = \"gaussian\"`, got kind = 'gaussians'"):
+        fitmod.fit_parameters(parse_text(text))
+
+
+def test_apply_parameters_and_truncate_schedule(cfg):
+    text = BASE.split("[fit]")[0] + """
+[[beam]]
+duration_s = 5e3
+drive = "off"
+[fit]
+parameters = [{name = "material.vacancy_fraction", lower = 0.05, upper = 0.2}]
+"""
+    c = parse_text(text)
+    params = fitmod.fit_parameters(c)
+    c2 = fitmod.apply_parameters(c, params, [0.2])
+    assert c2.material.vacancy_fraction == 0.2
+    assert c2.beam[0].theta_front == pytest.approx(0.8)  # defaulted: follows 1 - f_vac
+    c3 = fitmod.apply_parameters(cfg, fitmod.fit_parameters(cfg), [1e-16, 0.3, 2e-13])
+    assert c3.species_by_name("K").D_cm2_s == 1e-16 and c3.sed.fwhm_eV == 0.3
+    assert c3.species_by_name("Li").D_cm2_s == 2e-13 and cfg.sed.fwhm_eV == 0.25
+    cut = fitmod.truncate_schedule(c, 1.2e4)
+    assert [p.duration_s for p in cut.beam] == [1e4, 2e3]
+    assert cut.output_times_s == (0.0, 1.2e4)
+    assert len(fitmod.truncate_schedule(c, 5e3).beam) == 1
+    with pytest.raises(ConfigError, match=r"`fit.time_s` must lie within the beam schedule "
+                                          r"\(0, 15000\] s, got 20000"):
+        fitmod.truncate_schedule(c, 2e4)
+
+
+def test_noise_free_recovery_from_offset_starts(cfg):
+    meas = _measured(cfg, sigma=0.0)
+    ds = fitmod.fit(cfg, meas, forward=toy_forward, log=None)
+    e = np.abs(ds["best"].values - np.array(list(TRUTH.values()))) / (
+        1e-6 * np.abs(list(TRUTH.values())))
+    assert np.all(e < 5), e
+    assert float(ds["chi2"]) < 1e-12
+    assert ds.sizes["start"] == 3 and ds.attrs["weights"].startswith("uniform")
+    assert np.all(ds["start_initial"].values[1:] != ds["start_initial"].values[0])
+
+
+def test_noisy_recovery_errors_and_outputs(cfg, rng, tmp_path):
+    sigma = 0.02
+    meas = _measured(cfg, sigma, rng)
+    ds = fitmod.fit(cfg, meas, forward=toy_forward, log=None)
+    truth_u = np.array([np.log10(9e-17), 0.25, np.log10(1.5e-13)])
+    se = ds["stderr"].values
+    assert np.all(np.isfinite(se) & (se > 0))
+    assert np.all(np.abs(ds["best_fit"].values - truth_u) < 3 * se)  # 3 stated stderr
+    corr = ds["correlation"].values
+    np.testing.assert_allclose(np.diag(corr), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(corr, corr.T, rtol=1e-12)
+    # with errors given, chi2 / dof is ~1 for a correct model: 2 sigma band of chi2_nu
+    dof = ds.attrs["dof"]
+    assert abs(float(ds["reduced_chi2"]) - 1.0) < 2 * np.sqrt(2.0 / dof)
+    fig = fitmod.plot_fit(ds)
+    from compare.io import save_figure, write_dataset
+    write_dataset(ds, tmp_path / "fit.nc")
+    save_figure(fig, tmp_path / "fit.png")
+    back = xr.open_dataset(tmp_path / "fit.nc")
+    assert list(back["param"].values) == list(TRUTH)
+    back.close()
+
+
+def test_stderr_matches_scatter_over_noise_realisations(cfg):
+    """The reported standard error against the spread of the estimates over 24 noise
+    realisations; the sample std of 24 values has a relative standard error of 1/sqrt(46)
+    = 15 %, so the ratio must lie within 3 of those of 1."""
+    c = parse_text(BASE.replace("n_starts = 3", "n_starts = 1"))
+    gen = np.random.default_rng(7)
+    est, ses = [], []
+    for _ in range(24):
+        ds = fitmod.fit(c, _measured(c, 0.02, gen), forward=toy_forward, log=None)
+        est.append(ds["best_fit"].values)
+        ses.append(ds["stderr"].values)
+    ratio = np.std(est, axis=0, ddof=1) / np.mean(ses, axis=0)
+    assert np.all(np.abs(ratio - 1.0) < 3 * 0.15), ratio
+
+
+def test_uniform_weights_use_residual_variance(cfg, rng):
+    meas = _measured(cfg, 0.02, rng)
+    unweighted = MeasuredProfiles(meas.depth_nm, meas.species, meas.values, None, "x")
+    a = fitmod.fit(cfg, meas, forward=toy_forward, log=None)
+    b = fitmod.fit(cfg, unweighted, forward=toy_forward, log=None)
+    # uniform weights: s^2 = chi2/dof estimates sigma^2, so the errors agree to ~2/sqrt(dof)
+    np.testing.assert_allclose(b["best"], a["best"], rtol=1e-4)
+    np.testing.assert_allclose(b["stderr"], a["stderr"], rtol=3 * np.sqrt(2 / a.attrs["dof"]))
+
+
+def test_parallel_starts_agree_with_serial(cfg, rng):
+    meas = _measured(cfg, 0.02, rng)
+    serial = fitmod.fit(cfg, meas, forward=toy_forward, workers=1, log=None)
+    par = fitmod.fit(cfg, meas, forward=toy_forward, workers=2, log=None)
+    np.testing.assert_allclose(par["start_final"], serial["start_final"], rtol=1e-10)
+    assert int(par["n_evaluations"]) == int(serial["n_evaluations"])
+
+
+def test_failed_evaluations_are_penalised_not_fatal(cfg, rng):
+    def flaky(c):
+        if c.sed.fwhm_eV > 0.33:
+            raise ValueError("solver diverged")
+        return toy_forward(c)
+    ds = fitmod.fit(cfg, _measured(cfg, 0.02, rng), forward=flaky, log=None)
+    assert float(ds["best"].sel(param="sed.fwhm_eV")) < 0.33
+    assert abs(float(ds["best"].sel(param="sed.fwhm_eV")) - 0.25) < 3 * float(
+        ds["stderr"].sel(param="sed.fwhm_eV"))
+
+
+def test_fit_input_errors(cfg, rng):
+    meas = _measured(cfg, 0.02, rng, depth=np.array([1.0, 2.0, 300.0]))
+    with pytest.raises(InputFileError, match=r"synthetic: measured depths reach 300 nm, beyond "
+                                             r"the simulated region \(sample.thickness_nm = 200"):
+        fitmod.fit(cfg, meas, forward=toy_forward, log=None)
+    meas = _measured(cfg, 0.02, rng, depth=np.array([1.0]))
+    with pytest.raises(InputFileError, match=r"2 measured points cannot determine 3 parameters"):
+        fitmod.fit(cfg, meas, forward=toy_forward, log=None)
+
+    def broken(c):
+        raise ValueError("no convergence")
+    with pytest.raises(ConfigError, match=r"the forward model \(full\) fails at the start "
+                                          r"values: no convergence"):
+        fitmod.fit(cfg, _measured(cfg, 0.02, rng), forward=broken, log=None)
+
+
+def test_cli_writes_dataset_and_figure(cfg, rng, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(fitmod.FORWARD_MODELS, "full", toy_forward)
+    meas = _measured(cfg, 0.02, rng)
+    csv = tmp_path / "prof.csv"
+    rows = ["depth_nm,Li,K,Li_err,K_err"] + [
+        f"{d},{a},{b},0.02,0.02" for d, a, b in zip(meas.depth_nm, *meas.values)]
+    csv.write_text("\n".join(rows) + "\n")
+    inp = tmp_path / "in.toml"
+    inp.write_text(BASE)
+    assert main(["fit", str(csv), str(inp), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "species.K.D_cm2_s = " in out and "wrote" in out
+    assert (tmp_path / "out" / "fit.nc").is_file() and (tmp_path / "out" / "fit.png").is_file()
+    assert main(["fit", str(tmp_path / "nope.csv"), str(inp), "--quiet"]) == 2
+    assert "cait: error: profile file not found" in capsys.readouterr().err
