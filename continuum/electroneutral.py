@@ -56,6 +56,7 @@ from scipy.linalg import solve_banded
 from continuum.errors import ProblemError, SolverError
 
 DRIVES = ("galvanostatic", "potentiostatic", "off")
+BACKS = ("bulk", "electrode")
 # Both names map to the same equations in the electroneutral limit (see the module docstring).
 FLUX_CONVENTIONS = {"nernst-planck": "nernst-planck", "lattice-gas": "nernst-planck"}
 
@@ -65,50 +66,8 @@ _MAX_STEPS = 200_000
 
 
 # ---------------------------------------------------------------------------------------------
-# Problem description
+# Problem description: the full solver's NPPProblem / Phase (duck-typed)
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Phase:
-    """One phase of the beam schedule."""
-
-    species: Optional[str]                 # beam (foreign) species; None when drive is "off"
-    duration_s: float                      # phase length [s]
-    drive: str = "galvanostatic"           # "galvanostatic" | "potentiostatic" | "off"
-    back_field_V_per_m: float = 0.0        # field in the bulk (galvanostatic) [V/m]
-    voltage_V: float = 0.0                 # phi(0) - phi(L) (potentiostatic) [V]
-    theta_front: float = 0.0               # front reservoir occupancy (double-layer estimate only)
-
-
-@dataclass(frozen=True)
-class ElectroneutralProblem:
-    """Input of :func:`solve_electroneutral` (SI units).
-
-    ``D_models[i]`` belongs to ``species[i]`` and offers ``D_and_dD(x) -> (D [m^2/s], dD/dx)``
-    vectorised over the fraction ``x = n_i / n_bulk`` (only ``D`` is used).  Any object with
-    these attributes is accepted by the solver (duck typing).
-    """
-
-    species: tuple                         # names; exactly one is `native`
-    native: str                            # name of the native species
-    D_models: tuple                        # one D model per species
-    n_bulk_m3: float                       # bulk mobile-ion density [m^-3]
-    vacancy_fraction: float                # f_vac: N_s = n_bulk / (1 - f_vac)
-    temperature_K: float                   # [K]
-    thickness_m: float                     # L, depth of the back reservoir [m]
-    phases: tuple                          # tuple of Phase
-    output_times_s: np.ndarray             # shape (n_times,), within [0, total duration] [s]
-    n_cells: int = 200                     # finite volumes
-    h_surface_m: Optional[float] = None    # graded mesh: cell size at x = 0 [m]; None: uniform
-    mesh_zone_m: Optional[float] = None    # graded mesh: depth of the uniform zone [m]
-    mesh_growth: float = 0.1               # graded mesh: cell-size growth per unit length
-    flux: str = "nernst-planck"            # name recorded in the output (see module docstring)
-    rtol: float = 1e-4                     # local error tolerance, relative
-    atol: float = 1e-7                     # local error tolerance, absolute (fractions)
-    dt_initial_s: Optional[float] = None   # first step of each phase; default 1e-6 * duration
-    max_newton: int = 8                    # Newton iterations per step attempt
-    initial: Optional[Callable] = None     # f(faces_m) -> cell fractions, shape (n_species, n)
-
-
 def total_duration(problem) -> float:
     """Sum of the phase durations [s]."""
     return float(sum(p.duration_s for p in problem.phases))
@@ -121,51 +80,48 @@ def _check_problem(problem):
         raise ProblemError(f"`species` needs >= 2 distinct names, got {species}")
     if problem.native not in species:
         raise ProblemError(f"`native` = {problem.native!r} is not one of {species}")
-    if len(problem.D_models) != len(species):
-        raise ProblemError(f"`D_models` has {len(problem.D_models)} entries for "
+    if len(problem.d_models) != len(species):
+        raise ProblemError(f"`d_models` has {len(problem.d_models)} entries for "
                            f"{len(species)} species")
-    for name in ("n_bulk_m3", "temperature_K", "thickness_m", "rtol", "atol"):
-        if not getattr(problem, name) > 0:
-            raise ProblemError(f"`{name}` must be > 0, got {getattr(problem, name)}")
-    if not 0 <= problem.vacancy_fraction < 1:
-        raise ProblemError(f"`vacancy_fraction` must be in [0, 1), got {problem.vacancy_fraction}")
-    if problem.flux not in FLUX_CONVENTIONS:
-        raise ProblemError(f"`flux` = {problem.flux!r} unknown; legal: {sorted(FLUX_CONVENTIONS)}")
-    if int(problem.n_cells) != problem.n_cells or problem.n_cells < 4:
-        raise ProblemError(f"`n_cells` must be an integer >= 4, got {problem.n_cells}")
+    charges = getattr(problem, "charges", None)
+    if charges is not None and any(z != 1 for z in charges):
+        raise ProblemError(f"the electroneutral solver needs z = +1 for every species, got {charges}")
+    for name in ("n_bulk_m3", "temperature_K", "thickness_m", "rtol", "atol", "dt_initial_s",
+                 "dt_min_s", "newton_tol"):
+        value = getattr(problem, name)
+        if not (np.isfinite(value) and value > 0):
+            raise ProblemError(f"`{name}` must be > 0, got {value}")
+    if not 0 <= problem.f_vac < 1:
+        raise ProblemError(f"`f_vac` must be in [0, 1), got {problem.f_vac}")
+    if problem.flux_convention not in FLUX_CONVENTIONS:
+        raise ProblemError(f"`flux_convention` = {problem.flux_convention!r} unknown; legal: "
+                           f"{', '.join(sorted(FLUX_CONVENTIONS))}")
+    if problem.back not in BACKS:
+        raise ProblemError(f"`back` = {problem.back!r} unknown; legal: {', '.join(BACKS)}")
+    if problem.max_newton < 1:
+        raise ProblemError(f"`max_newton` must be >= 1, got {problem.max_newton}")
     if not problem.phases:
-        raise ProblemError("`phases` is empty")
+        raise ProblemError("the beam schedule needs at least one phase")
     for k, ph in enumerate(problem.phases):
         if ph.drive not in DRIVES:
-            raise ProblemError(f"phase {k}: `drive` = {ph.drive!r} unknown; legal: {DRIVES}")
-        if not ph.duration_s > 0:
+            raise ProblemError(f"phase {k}: `drive` = {ph.drive!r} unknown; legal: {', '.join(DRIVES)}")
+        if not (np.isfinite(ph.duration_s) and ph.duration_s > 0):
             raise ProblemError(f"phase {k}: `duration_s` must be > 0, got {ph.duration_s}")
-        if ph.drive != "off":
-            if ph.species not in species or ph.species == problem.native:
-                raise ProblemError(f"phase {k}: beam `species` = {ph.species!r} must be a "
-                                   f"foreign species of {species}")
+        if ph.drive != "off" and (ph.species not in species or ph.species == problem.native):
+            raise ProblemError(f"phase {k}: beam species {ph.species!r} is not a foreign species;"
+                               f" legal: {[s for s in species if s != problem.native]}")
     times = np.asarray(problem.output_times_s, dtype=float)
     end = total_duration(problem)
     if times.ndim != 1 or times.size == 0 or np.any(np.diff(times) <= 0):
-        raise ProblemError("`output_times_s` must be a non-empty increasing 1D array")
+        raise ProblemError("`output_times_s` must be a non-empty increasing 1D sequence")
     if times[0] < 0 or times[-1] > end * (1 + 1e-12):
-        raise ProblemError(f"`output_times_s` must lie in [0, {end:g}] s, got "
-                           f"[{times[0]:g}, {times[-1]:g}]")
+        raise ProblemError(f"`output_times_s` must lie in [0, {end:g}] s (the beam schedule), "
+                           f"got [{times[0]:g}, {times[-1]:g}]")
 
 
-# ---------------------------------------------------------------------------------------------
-# Mesh
-# ---------------------------------------------------------------------------------------------
 def make_faces(problem) -> np.ndarray:
-    """Cell faces [m], shape (n_cells + 1,): uniform, or graded with `continuum.mesh`."""
-    n, length = int(problem.n_cells), float(problem.thickness_m)
-    if problem.h_surface_m is None or problem.h_surface_m >= length / n:
-        return np.linspace(0.0, length, n + 1)
-    from continuum.mesh import graded_mesh  # nm-based mesh generator shared with the full solver
-
-    zone = None if problem.mesh_zone_m is None else problem.mesh_zone_m * 1e9
-    return graded_mesh(length * 1e9, n, problem.h_surface_m * 1e9, zone_nm=zone,
-                       growth=problem.mesh_growth) * 1e-9
+    """Cell faces [m], shape (n_cells + 1,): the full solver's mesh nodes (``problem.mesh``)."""
+    return np.asarray(problem.mesh.build(problem.thickness_m * 1e9, problem.back), float) * 1e-9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,17 +194,23 @@ def solve_face_potential(a_left, a_right, jd):
 # Spatial operator
 # ---------------------------------------------------------------------------------------------
 class _Operator:
-    """Finite-volume operator ``dx/dt = -div F(x, j)`` for all species, batched over states."""
+    """Finite-volume operator ``dx/dt = -div F(x, j)`` for all species, batched over states.
+
+    Faces are numbered 0..N (0 at the front); ``psi`` and ``d`` refer to faces 1..N.  With a
+    bulk back the last face reaches the reservoir state half a cell beyond the last centre;
+    with an electrode back the native leaves through it with the whole current and the field
+    of face N-1 is continued over the last half cell.
+    """
 
     def __init__(self, problem, faces):
         self.species = tuple(problem.species)
         self.n_species = len(self.species)
         self.native = self.species.index(problem.native)
-        self.models = tuple(problem.D_models)
+        self.models = tuple(problem.d_models)
+        self.electrode = problem.back == "electrode"
         self.faces = faces
         self.h = np.diff(faces)                               # cell widths [m]
         self.centres = 0.5 * (faces[:-1] + faces[1:])
-        # centre distance for faces 1..N (the back face reaches the reservoir half a cell away)
         self.d = np.concatenate((np.diff(self.centres), [0.5 * self.h[-1]]))
         self.n_cells = self.h.size
         self.bulk = np.zeros(self.n_species)
@@ -283,16 +245,24 @@ class _Operator:
         D = np.empty_like(u)
         for s in range(n_s):
             D[..., s] = self._D(s, u[..., s].ravel()).reshape(n_b, n)
-        right_u = np.concatenate((u[:, 1:, :], np.broadcast_to(self.bulk, (n_b, 1, n_s))), axis=1)
-        right_D = np.concatenate((D[:, 1:, :], np.broadcast_to(self.D_bulk, (n_b, 1, n_s))), axis=1)
-        D_face = 0.5 * (D + right_D)                                       # faces 1..N
-        a_left = np.einsum("bfs,bfs->bf", D_face, u)
+        if self.electrode:
+            left_u, right_u, left_D, right_D = u[:, :-1], u[:, 1:], D[:, :-1], D[:, 1:]
+            d = self.d[:-1]
+        else:
+            left_u, left_D, d = u, D, self.d
+            right_u = np.concatenate((u[:, 1:], np.broadcast_to(self.bulk, (n_b, 1, n_s))), axis=1)
+            right_D = np.concatenate((D[:, 1:], np.broadcast_to(self.D_bulk, (n_b, 1, n_s))), axis=1)
+        D_face = 0.5 * (left_D + right_D)
+        a_left = np.einsum("bfs,bfs->bf", D_face, left_u)
         a_right = np.einsum("bfs,bfs->bf", D_face, right_u)
-        psi = solve_face_potential(a_left, a_right, j[:, None] * self.d[None, :])
+        psi = solve_face_potential(a_left, a_right, j[:, None] * d[None, :])
         b_plus, b_minus = bernoulli(psi), bernoulli(-psi)
         flux = np.zeros((n_b, n + 1, n_s))
-        flux[:, 1:, :] = D_face / self.d[None, :, None] * (
-            b_minus[..., None] * u - b_plus[..., None] * right_u)
+        flux[:, 1:1 + psi.shape[1], :] = D_face / d[None, :, None] * (
+            b_minus[..., None] * left_u - b_plus[..., None] * right_u)
+        if self.electrode:
+            flux[:, n, self.native] = j
+            psi = np.concatenate((psi, psi[:, -1:] * (self.d[-1] / self.d[-2])), axis=1)
         if beam is not None:
             flux[:, 0, beam] = j
         return flux, psi
@@ -310,6 +280,9 @@ class _Operator:
         """
         terms = psi * self.kT_e
         terms[:, 0] *= 1.0 + 0.5 * self.h[0] / self.d[0]
+        if self.electrode:  # face N continues face N-1: keep every term local to one face
+            terms[:, -2] += terms[:, -1]
+            terms[:, -1] = 0.0
         return terms
 
     def potential(self, psi):
@@ -397,12 +370,12 @@ class _PhaseDrive:
         self.voltage = float(phase.voltage_V)
 
 
-def _initial_state(problem, op: _Operator):
-    if problem.initial is None:
+def _initial_state(initial, op: _Operator):
+    if initial is None:
         u = np.zeros((op.n_cells, op.n_species))
         u[:, op.native] = 1.0
         return u
-    u = np.asarray(problem.initial(op.faces), dtype=float)
+    u = np.asarray(initial(op.faces), dtype=float)
     if u.shape != (op.n_species, op.n_cells):
         raise ProblemError(f"`initial` must return shape {(op.n_species, op.n_cells)}, got {u.shape}")
     if np.any(u < 0) or np.max(np.abs(u.sum(axis=0) - 1.0)) > 1e-12:
@@ -410,12 +383,17 @@ def _initial_state(problem, op: _Operator):
     return u.T.copy()
 
 
-def solve_electroneutral(problem) -> xr.Dataset:
+def solve_electroneutral(problem, initial=None) -> xr.Dataset:
     """Integrate the electroneutral NPP model over the beam schedule.
 
     Parameters
     ----------
-    problem : ElectroneutralProblem (or any object with the same attributes)
+    problem : continuum.npp.NPPProblem (or any object with the same attributes)
+        The full solver's problem; ``eps_r`` is ignored (no Poisson equation), ``mesh`` nodes
+        are used as cell faces, ``newton_tol`` bounds the last weighted Newton update.
+    initial : callable, optional
+        ``initial(faces_m) -> ndarray, shape (n_species, n_cells)``: cell fractions at t = 0
+        (default: bulk, native 1 and foreign 0).
 
     Returns
     -------
@@ -448,7 +426,7 @@ def solve_electroneutral(problem) -> xr.Dataset:
     out_beam = [None] * n_t
     stats = _Stats()
 
-    u = _initial_state(problem, op)
+    u = _initial_state(initial, op)
     t = 0.0
     next_out = 0
     while next_out < n_t and times[next_out] <= 0.0:
@@ -512,7 +490,7 @@ def _newton(op, jac, drive, u_guess, j_guess, alpha0_dt, hist, w, problem, stats
         j_ok = abs(delta_j) <= 1e-9 * max(abs(j), 1e-6 * j_scale)
         if not np.isfinite(norm):
             return None
-        if norm < 1e-3 and j_ok:
+        if norm < problem.newton_tol and j_ok:
             return u, j
         if norm > 2.0 * prev and norm > 1.0:
             return None  # diverging
@@ -524,8 +502,8 @@ def _integrate_phase(problem, op, jac, drive, t, t_end, u, times, next_out, out_
                      out_beam, stats):
     """Adaptive BE/BDF2 integration of one phase; fills outputs with t in (t, t_end]."""
     duration = t_end - t
-    dt = problem.dt_initial_s or 1e-6 * duration
-    dt_min = 1e-14 * max(duration, t_end)
+    dt = min(problem.dt_initial_s, duration)
+    dt_min = problem.dt_min_s
     hist_t, hist_u, hist_j = [t], [u.copy()], [drive.j_fixed]
     j = drive.j_fixed
     order = 1
@@ -628,7 +606,7 @@ def _dataset(problem, op, times, out_u, out_j, out_beam, stats) -> xr.Dataset:
             beam = out_beam[k]
             if beam is not None and theta_front[row] > 0 and out_u[k, 0, beam] > 0:
                 # Boltzmann across the layer: x_b(0+) (1 - f_vac) / theta_front = exp(e dphi/kT)
-                double_layer[k] = op.kT_e * np.log(out_u[k, 0, beam] * (1 - problem.vacancy_fraction)
+                double_layer[k] = op.kT_e * np.log(out_u[k, 0, beam] * (1 - problem.f_vac)
                                                    / theta_front[row])
     inventory = np.einsum("tns,n->st", out_u, op.h) * 1e9
     fractions = np.linspace(0.0, 1.0, 201)
@@ -659,7 +637,7 @@ def _dataset(problem, op, times, out_u, out_j, out_beam, stats) -> xr.Dataset:
             fraction=("fraction", fractions, {"units": "1", "long_name": "n / n_bulk"}),
             face=("face", op.faces * 1e9, {"units": "nm", "long_name": "cell faces"}),
         ),
-        attrs=dict(engine="npp-electroneutral", flux_convention=problem.flux,
+        attrs=dict(engine="npp-electroneutral", flux_convention=problem.flux_convention,
                    status=stats.status, message=stats.message, n_steps=stats.n_steps,
                    n_rejected=stats.n_rejected, n_newton=stats.n_newton,
                    n_jacobians=stats.n_jacobians, time_reached_s=stats.t_reached,
