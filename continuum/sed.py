@@ -201,6 +201,11 @@ class SED:
         """Energies outside which ``g = 0`` (``(-inf, inf)`` for Gaussians)."""
         return (-np.inf, np.inf)
 
+    @property
+    def density_jumps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Energies [eV] where ``g`` jumps and the jumps ``g(E+) - g(E-)`` [1/eV]."""
+        return (np.zeros(0), np.zeros(0))
+
     def grid(self, n_points: int = 801) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -523,6 +528,13 @@ class TabulatedSED(SED):
     def support(self) -> tuple[float, float]:
         return (float(self.energy_eV[0]), float(self.energy_eV[-1]))
 
+    @property
+    def density_jumps(self) -> tuple[np.ndarray, np.ndarray]:
+        e = np.array([self.energy_eV[0], self.energy_eV[-1]])
+        j = np.array([self.density[0], -self.density[-1]])
+        keep = j != 0.0
+        return e[keep], j[keep]
+
     def grid(self, n_points: int = 801) -> np.ndarray:
         """``n_points`` energies spanning the table [eV]."""
         return np.linspace(self.energy_eV[0], self.energy_eV[-1], int(n_points))
@@ -579,12 +591,34 @@ def _fd_nodes(sed: SED, kT: float):
     return u, w / w.sum()
 
 
+def _softplus(z):
+    """``ln(1 + exp(z))`` without overflow and with relative precision for z << 0."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
 def _fd_occupancy(sed: SED, e_f, kT, u, w, upper):
-    """theta (or 1 - theta where ``upper``) and dtheta/dE_F [1/eV] at Fermi levels ``e_f``."""
+    """theta (or 1 - theta where ``upper``) and dtheta/dE_F [1/eV] at Fermi levels ``e_f``.
+
+    Jumps ``J_k`` of ``g`` at ``E_k`` (table ends) are kinks of ``G`` that would cut the
+    trapezoid rule to O(h^2); they are removed with ramps whose logistic convolution is exact:
+    ``integral (E_F + kT u - E_k)_+ f(1-f) du = kT softplus((E_F - E_k)/kT)``.  The ramps vanish
+    on the side of the tail being computed, so tails keep their relative precision.
+    """
     e = e_f[:, None] + kT * u[None, :]
-    occ = np.where(upper[:, None], sed.sf(e), sed.cdf(e)) @ w
-    slope = sed.pdf(e) @ w
-    return occ, slope
+    e_k, jump = sed.density_jumps
+    occ = np.where(upper[:, None], sed.sf(e), sed.cdf(e))
+    dens = sed.pdf(e)
+    extra_occ = np.zeros(e_f.shape)
+    extra_slope = np.zeros(e_f.shape)
+    for ek, jk in zip(e_k, jump):
+        ramp_lo = np.maximum(e - ek, 0.0)  # used for theta (vanishes below E_k)
+        ramp_hi = np.maximum(ek - e, 0.0)  # used for 1 - theta (vanishes above E_k)
+        occ = occ - jk * np.where(upper[:, None], -ramp_hi, ramp_lo)
+        dens = dens - jk * (e > ek)
+        extra_occ += jk * kT * np.where(upper, -_softplus((ek - e_f) / kT),
+                                        _softplus((e_f - ek) / kT))
+        extra_slope += jk * special.expit((e_f - ek) / kT)
+    return occ @ w + extra_occ, dens @ w + extra_slope
 
 
 def _fermi_level_fd_chunk(sed: SED, theta: np.ndarray, kT: float, u, w) -> np.ndarray:
