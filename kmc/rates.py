@@ -1,0 +1,50 @@
+"""Rate models behind one interface (registry ``RATE_MODELS``).
+
+Every site stores, per species ``s``, the float32 factor ``b_s(i) = exp((E_s(i) - E_DC,s) / kT)``.
+A hop ``i -> j`` (j vacant, nearest neighbour) of species ``s`` has rate
+
+    Gamma = site_rate(model, nu_s, b_s(i), b_s(j)) * exp(+-q E_gap a / 2kT)
+
+where the gap factor (``+`` along the field) carries the electrostatic energy difference
+``q (phi_j - phi_i)`` split symmetrically, so that detailed balance holds with respect to
+``E_s + q phi`` for both models:
+
+``"trap"`` (default, PHYSICS.md §5, common transport threshold ``E_DC,s``)
+    ``nu_s exp(-(E_DC,s - E_s(i))/kT)`` -- depends on the origin only.
+``"metropolis"``
+    ``nu_s min(1, exp(-(E_s(j) - E_s(i))/kT))`` -- ``E_DC`` is not used. With a field the
+    electrostatic part is the symmetric factor above, not inside the ``min``, which keeps the
+    rate factorised (site part x gap part) and O(1) to update; detailed balance still holds
+    exactly because min(1, e^-x) / min(1, e^x) = e^-x.
+
+Reservoir pseudo-sites (front foreign reservoir, back native bulk) enter with their own
+``b`` factor, see ``kmc.engine``.
+"""
+import numpy as np
+from numba import njit
+
+TRAP = 0
+METROPOLIS = 1
+RATE_MODELS = {"trap": TRAP, "metropolis": METROPOLIS}
+
+
+def rate_model_code(name):
+    """Integer code of a rate-model name; raises ValueError listing the legal names."""
+    try:
+        return RATE_MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown rate_model {name!r}; legal: {sorted(RATE_MODELS)}") from None
+
+
+@njit(inline="always")
+def site_rate(model, nu, bi, bj):
+    """Site part of the hop rate [1/s] from factors ``bi`` (origin) and ``bj`` (target)."""
+    if model == TRAP:
+        return nu * bi
+    r = bi / bj
+    return nu * (r if r < 1.0 else 1.0)
+
+
+def b_factor(E_eV, E_DC_eV, kT_eV):
+    """``exp((E - E_DC)/kT)`` as float32 (the stored per-site factor); same shape as ``E_eV``."""
+    return np.exp((np.asarray(E_eV, dtype=np.float64) - E_DC_eV) / kT_eV).astype(np.float32)
