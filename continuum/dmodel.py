@@ -19,7 +19,7 @@ import numpy as np
 from scipy.interpolate import CubicHermiteSpline
 from scipy.special import expit, logit
 
-from continuum.sed import SED, fermi_level_and_derivative, read_csv_columns
+from continuum.sed import SED, fermi_dirac_table, fermi_level_and_derivative, read_csv_columns
 
 CM2_S_TO_M2_S = 1e-4  # 1 cm^2/s = 1e-4 m^2/s
 
@@ -85,9 +85,10 @@ class SEDDiffusivity:
         Smallest fraction used (1e-12 by default).
     n_table : int or None
         Fermi-Dirac filling solves an integral equation per call (~0.2 s for 400 cells), too
-        slow inside Newton; instead ``E_F`` is tabulated once at ``n_table`` points uniform in
-        ``logit(theta)`` over the clipped range and interpolated by cubic Hermite splines with
-        the exact slopes (error ~3e-10 eV at 801 points for the default Gaussian at 300 K).
+        slow inside Newton; instead ``E_F`` is tabulated once at ``n_table`` nodes (uniform in
+        ``E_F`` for Fermi-Dirac, in ``logit(theta)`` for step) over the clipped range and
+        interpolated in ``logit(theta)`` by cubic Hermite splines with the exact slopes
+        (error ~1e-10 eV at 801 nodes for the default Gaussian at 300 K).
         The returned derivative is the spline's own, so ``D`` and ``dD/dx`` stay consistent.
         Default: 801 for ``fermi-dirac``, none (direct) for ``step``; 0 disables.
     """
@@ -124,11 +125,16 @@ class SEDDiffusivity:
         if n_table:
             if n_table < 4:
                 raise ValueError(f"`n_table` must be 0 or >= 4, got {n_table}")
-            y = np.linspace(logit(self.x_floor * (1.0 - self.f_vac)),
-                            logit(self.x_ceiling * (1.0 - self.f_vac)), int(n_table))
-            theta = expit(y)
-            e_f, de = fermi_level_and_derivative(sed, theta, kT, filling)
-            self._spline = CubicHermiteSpline(logit(theta), e_f, de * theta * (1.0 - theta))
+            theta_lo = self.x_floor * (1.0 - self.f_vac)
+            theta_hi = self.x_ceiling * (1.0 - self.f_vac)
+            if filling == "fermi-dirac":
+                # E_F-uniform nodes: theta evaluated directly, no root finding per node
+                y, e_f, de_dy = fermi_dirac_table(sed, kT, theta_lo, theta_hi, int(n_table))
+            else:
+                theta = expit(np.linspace(logit(theta_lo), logit(theta_hi), int(n_table)))
+                e_f, de = fermi_level_and_derivative(sed, theta, kT, filling)
+                y, de_dy = logit(theta), de * theta * (1.0 - theta)
+            self._spline = CubicHermiteSpline(y, e_f, de_dy)
             self._dspline = self._spline.derivative()
         self.fermi_level_bulk_eV = float(self._fermi_level_and_slope(np.asarray(self.theta_bulk))[0])
 

@@ -655,6 +655,34 @@ def _fermi_level_fd(sed: SED, theta: np.ndarray, kT: float) -> tuple[np.ndarray,
     return out, deriv
 
 
+def fermi_dirac_table(sed: SED, kT: float, theta_lo: float, theta_hi: float, n_points: int):
+    """Fermi-Dirac ``E_F`` on a grid, for interpolation: no root finding except at the ends.
+
+    ``E_F`` is uniform between the Fermi levels of ``theta_lo`` and ``theta_hi``; ``theta`` and
+    ``1 - theta`` are evaluated directly there, so ``logit(theta)`` keeps full precision in both
+    tails.
+
+    Returns
+    -------
+    logit_theta, e_f, de_f_dlogit : ndarray of float64, shape (n_points,)
+        ``ln(theta/(1-theta))`` (increasing), ``E_F`` [eV] and ``dE_F/dlogit(theta)`` [eV].
+    """
+    kT = _check_kT(kT)
+    ends = fermi_level(sed, np.array([theta_lo, theta_hi]), kT, "fermi-dirac")
+    e_f = np.linspace(ends[0], ends[1], int(n_points))
+    u, w = _fd_nodes(sed, kT)
+    chunk = max(1, 2_000_000 // u.size)
+    occ, emp, slope = (np.empty_like(e_f) for _ in range(3))
+    for start in range(0, e_f.size, chunk):
+        sl = slice(start, start + chunk)
+        m = e_f[sl].size
+        occ[sl], slope[sl] = _fd_occupancy(sed, e_f[sl], kT, u, w, np.zeros(m, bool))
+        emp[sl] = _fd_occupancy(sed, e_f[sl], kT, u, w, np.ones(m, bool))[0]
+    y = np.log(occ) - np.log(emp)
+    # dE_F/dy = theta (1 - theta) / (dtheta/dE_F); theta(1-theta) = occ*emp to full precision
+    return y, e_f, occ * emp / slope
+
+
 def _step_start(sed: SED, theta):
     """Step-filling Fermi level as a start value, kept finite inside a bounded support."""
     e = sed.ppf(theta)
