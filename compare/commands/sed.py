@@ -1,0 +1,22 @@
+"""`cait sed INPUT [-o DIR]`: SED, populated SED, E_F(n) and D(n) of the input's material."""
+from __future__ import annotations
+
+
+def _run(args) -> int:
+    from compare.config import load_config
+    from compare.run_sed import run_sed
+
+    cfg = load_config(args.input)
+    paths = run_sed(cfg, args.output_dir)
+    for p in paths.values():
+        print(p)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sed", help="site energy distribution, E_F(n) and D(n) table and plots",
+                       description="Write sed.nc (SED, populated SED at bulk filling, E_F(fraction), "
+                                   "D(fraction) per species) and the figures sed.png and dn.png.")
+    p.add_argument("input", help="input file (TOML)")
+    p.add_argument("-o", "--output-dir", default="outputs", help="output folder (default: outputs)")
+    p.set_defaults(func=_run)
