@@ -304,6 +304,96 @@ def msd_fit_samples(positions_m, times_s, edges, species_of_ion, n_species: int 
 
 TRACER_METHODS = ("blocks", "fit")
 
+_ATTRS = {
+    "D_star": ("cm^2/s", "tracer diffusion coefficient"),
+    "D_eff": ("cm^2/s", "effective (collective) diffusion coefficient kT L_ss/n_s"),
+    "L": ("1/(J m s)", "Onsager coefficient"),
+    "haven": ("1", "Haven ratio D_star/D_eff"),
+}
+
+
+def block_samples(positions_m, times_s, species_of_ion, species_names, volume_m3: float,
+                  temperature_K: float, *, n_blocks: int = 10, t_equil_s: float = 0.0,
+                  tracer_method: str = "blocks",
+                  fit_window: tuple[float, float] = (0.2, 1.0)) -> xr.Dataset:
+    """Per-block samples of D*, L and D_eff (the independent draws behind every error bar).
+
+    Parameters are those of :func:`transport_coefficients`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``D_star(block, species)``, ``D_eff(block, species)`` [cm^2/s], ``L(block, species,
+        species2)`` [1/(J m s)], ``block_length(block)`` [s], ``n_ions(species)``. Samples of
+        several runs can be concatenated along ``block`` and passed to :func:`summarize`.
+    """
+    if tracer_method not in TRACER_METHODS:
+        raise ValueError(f"unknown tracer_method {tracer_method!r}; legal: {', '.join(TRACER_METHODS)}")
+    names = [str(n) for n in species_names]
+    n_species = len(names)
+    blocks = make_blocks(positions_m, times_s, n_blocks, t_equil_s)
+    sp, _ = _species_index(species_of_ion, blocks.dx.shape[1], n_species)
+    if tracer_method == "blocks":
+        d_star = tracer_samples(blocks.dx, blocks.dt, sp, n_species)
+    else:
+        if np.ndim(positions_m) != 3:
+            raise ValueError("tracer_method='fit' needs positions of shape (n_times, n_ions, 3)")
+        edges = block_boundaries(times_s, n_blocks, t_equil_s)
+        d_star = msd_fit_samples(positions_m, times_s, edges, sp, n_species, fit_window)
+    dR = collective_displacements(blocks.dx, sp, n_species)
+    L = onsager_samples(dR, blocks.dt, volume_m3, temperature_K)
+    kT = sc.k * temperature_K
+    counts = np.bincount(sp, minlength=n_species)
+    d_eff = _safe_divide(kT * np.diagonal(L, axis1=1, axis2=2), counts[None, :] / volume_m3)
+
+    def var(name, dims, values):
+        units, long = _ATTRS[name]
+        return dims, values, {"units": units, "long_name": long}
+
+    n_rep = int(blocks.replica.max()) + 1
+    return xr.Dataset(
+        {"D_star": var("D_star", ("block", "species"), d_star * M2_TO_CM2),
+         "D_eff": var("D_eff", ("block", "species"), d_eff * M2_TO_CM2),
+         "L": var("L", ("block", "species", "species2"), L),
+         "block_length": ("block", blocks.dt, {"units": "s", "long_name": "block length"}),
+         "n_ions": ("species", counts, {"units": "1", "long_name": "ions per species"})},
+        coords={"species": names, "species2": names},
+        attrs={"error_source": "blocks" if n_rep == 1 else "blocks x replicas",
+               "n_replicas": n_rep, "tracer_method": tracer_method,
+               "temperature_K": float(temperature_K), "volume_m3": float(volume_m3)})
+
+
+def summarize(samples: xr.Dataset) -> xr.Dataset:
+    """Mean and standard error over the ``block`` dim of :func:`block_samples` output.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``D_star``, ``D_eff``, ``L``, ``haven`` and their ``<name>_sem`` (sample SEM over
+        blocks; jackknife for ``haven``), ``n_ions``; attrs ``n_samples``, ``error_source``,
+        ``block_length_s``.
+    """
+    out = {}
+    for name in ("D_star", "D_eff", "L"):
+        da = samples[name]
+        other = [d for d in da.dims if d != "block"]
+        m, e = mean_sem(da.transpose("block", *other).values)
+        units, long = _ATTRS[name]
+        out[name] = (other, m, {"units": units, "long_name": long})
+        out[f"{name}_sem"] = (other, e, {"units": units, "long_name": f"standard error of {name}"})
+    h, h_sem = jackknife(_safe_divide, samples.D_star.transpose("block", "species").values,
+                         samples.D_eff.transpose("block", "species").values)
+    out["haven"] = ("species", h, {"units": "1", "long_name": _ATTRS["haven"][1]})
+    out["haven_sem"] = ("species", h_sem, {"units": "1", "long_name": "jackknife standard error of haven"})
+    out["n_ions"] = samples["n_ions"]
+    attrs = dict(samples.attrs)
+    attrs.update(n_samples=int(samples.sizes["block"]),
+                 block_length_s=float(samples.block_length.mean()))
+    if attrs.get("n_replicas", 1) > 1:
+        attrs["error_source"] = f"blocks x replicas (pooled, {attrs['n_replicas']} replicas)"
+    return xr.Dataset(out, coords={"species": samples.species.values,
+                                   "species2": samples.species2.values}, attrs=attrs)
+
 
 def transport_coefficients(positions_m, times_s, species_of_ion, species_names, volume_m3: float,
                            temperature_K: float, *, n_blocks: int = 10, t_equil_s: float = 0.0,
@@ -339,52 +429,6 @@ def transport_coefficients(positions_m, times_s, species_of_ion, species_names, 
         ``haven(species)`` [1], each with ``<name>_sem``; attrs ``n_samples``,
         ``error_source`` and ``block_length_s``.
     """
-    if tracer_method not in TRACER_METHODS:
-        raise ValueError(f"unknown tracer_method {tracer_method!r}; legal: {', '.join(TRACER_METHODS)}")
-    names = [str(n) for n in species_names]
-    n_species = len(names)
-    blocks = make_blocks(positions_m, times_s, n_blocks, t_equil_s)
-    sp, _ = _species_index(species_of_ion, blocks.dx.shape[1], n_species)
-    n_rep = int(blocks.replica.max()) + 1
-
-    if tracer_method == "blocks":
-        d_star = tracer_samples(blocks.dx, blocks.dt, sp, n_species)
-    else:
-        if np.ndim(positions_m) != 3:
-            raise ValueError("tracer_method='fit' needs positions of shape (n_times, n_ions, 3)")
-        edges = block_boundaries(times_s, n_blocks, t_equil_s)
-        d_star = msd_fit_samples(positions_m, times_s, edges, sp, n_species, fit_window)
-    dR = collective_displacements(blocks.dx, sp, n_species)
-    L = onsager_samples(dR, blocks.dt, volume_m3, temperature_K)
-    kT = sc.k * temperature_K
-    n_s = np.bincount(sp, minlength=n_species) / volume_m3
-    d_eff = _safe_divide(kT * np.diagonal(L, axis1=1, axis2=2), n_s[None, :])
-
-    ds_mean, ds_sem = mean_sem(d_star)
-    L_mean, L_sem = mean_sem(L)
-    de_mean, de_sem = mean_sem(d_eff)
-    if tracer_method == "blocks":
-        h, h_sem = jackknife(_safe_divide, d_star, d_eff)
-    else:  # fit samples and d_eff come from the same blocks, so pair them too
-        h, h_sem = jackknife(_safe_divide, d_star, d_eff[: d_star.shape[0]])
-
-    source = "blocks" if n_rep == 1 else f"blocks x replicas (pooled, {n_rep} replicas)"
-    sp_coord = {"species": names}
-    ds = xr.Dataset(
-        {
-            "D_star": ("species", ds_mean * M2_TO_CM2, {"units": "cm^2/s", "long_name": "tracer diffusion coefficient"}),
-            "D_star_sem": ("species", ds_sem * M2_TO_CM2, {"units": "cm^2/s", "long_name": "standard error of D_star"}),
-            "L": (("species", "species2"), L_mean, {"units": "1/(J m s)", "long_name": "Onsager coefficient"}),
-            "L_sem": (("species", "species2"), L_sem, {"units": "1/(J m s)", "long_name": "standard error of L"}),
-            "D_eff": ("species", de_mean * M2_TO_CM2, {"units": "cm^2/s", "long_name": "effective (collective) diffusion coefficient kT L_ss/n_s"}),
-            "D_eff_sem": ("species", de_sem * M2_TO_CM2, {"units": "cm^2/s", "long_name": "standard error of D_eff"}),
-            "haven": ("species", h, {"units": "1", "long_name": "Haven ratio D_star/D_eff"}),
-            "haven_sem": ("species", h_sem, {"units": "1", "long_name": "jackknife standard error of haven"}),
-            "n_ions": ("species", np.bincount(sp, minlength=n_species), {"units": "1", "long_name": "ions per species"}),
-        },
-        coords={**sp_coord, "species2": names},
-        attrs={"n_samples": blocks.n_samples, "error_source": source,
-               "block_length_s": float(np.mean(blocks.dt)), "tracer_method": tracer_method,
-               "temperature_K": float(temperature_K), "volume_m3": float(volume_m3)},
-    )
-    return ds
+    return summarize(block_samples(positions_m, times_s, species_of_ion, species_names, volume_m3,
+                                   temperature_K, n_blocks=n_blocks, t_equil_s=t_equil_s,
+                                   tracer_method=tracer_method, fit_window=fit_window))
