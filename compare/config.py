@@ -159,6 +159,12 @@ KMC_KEYS = [
         choices=("tree", "linear")),
     Key("seed", "int", 0, "Base random seed; replica r uses a seed derived from (seed, r).", lo=0),
     Key("replicas", "int", 1, "Independent replicas (run in parallel with dask).", lo=1),
+    Key("checkpoint_interval_s", "float", 600.0, "Wall-clock time between checkpoints of `cait kmc run` (0: only when interrupted).", "s", lo=0.0),
+    Key("chunk_events", "int", 1_000_000, "Events between returns of the KMC kernel to Python (progress bar, checkpoints, interrupt checks).", lo=1),
+    Key("eq_size", "int", 10, "`cait kmc equilibrium`: edge L of the fully periodic L^3 lattice.", lo=3),
+    Key("eq_blocks", "int", 20, "`cait kmc equilibrium`: independent time blocks per composition and replica (error bars).", lo=2),
+    Key("eq_events_per_block", "int", 200_000, "`cait kmc equilibrium`: expected events per block (sets the block length from the equilibrated event rate).", lo=1),
+    Key("eq_equilibration_events", "int", 200_000, "`cait kmc equilibrium`: discarded events before measuring.", lo=0),
 ]
 
 OUTPUT_KEYS = [
