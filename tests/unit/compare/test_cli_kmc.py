@@ -1,0 +1,131 @@
+"""`cait kmc run|equilibrium` end to end on a tiny input: contract, resume == uninterrupted."""
+import numpy as np
+import pytest
+
+from compare import run_kmc
+from compare.cli import main
+from compare.io import open_dataset
+
+TINY = """
+[material]
+n_bulk_cm3 = 1.4e22
+vacancy_fraction = 0.10
+temperature_K = 300.0
+
+[sed]
+kind = "gaussian"
+fwhm_eV = 0.10
+
+[species.Li]
+role = "native"
+D_cm2_s = 1e-13
+E_DC_eV = 0.3
+
+[species.K]
+role = "foreign"
+D_cm2_s = 1e-14
+E_DC_eV = 0.3
+
+[[beam]]
+species = "K"
+duration_s = 1e-6
+back_field_V_per_m = 1e7
+
+[kmc]
+nx = 10
+ny = 4
+nz = 4
+seed = 5
+chunk_events = 5000
+eq_size = 5
+eq_blocks = 4
+eq_events_per_block = 2000
+eq_equilibration_events = 2000
+
+[output]
+n_times = 6
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p
+
+
+def test_run_writes_output_contract(tiny, tmp_path):
+    out = tmp_path / "a"
+    assert main(["kmc", "run", str(tiny), "-o", str(out), "--quiet"]) == 0
+    ds = open_dataset(out / "kmc.nc")
+    assert ds.concentration.dims == ("species", "time", "depth")
+    assert list(ds.species.values) == ["Li", "K"] and ds.sizes["time"] == 6
+    assert ds.attrs["status"] == "ok" and ds.attrs["engine"] == "kmc"
+    assert ds.attrs["n_events"] > 0 and "input_text" in ds.attrs
+    assert (out / "kmc_profiles.png").exists()
+    assert not (out / "kmc_checkpoint_r0.npz").exists()  # removed after a finished run
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tiny, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert run_kmc.run_kmc(tiny, full, quiet=True) == 0
+    ref = open_dataset(full / "kmc.nc")
+    half = ref.attrs["n_events"] // 2
+    assert run_kmc.run_kmc(tiny, part, quiet=True, stop_after_events=half) == 130
+    partial = open_dataset(part / "kmc.nc")
+    assert partial.attrs["status"] == "interrupted" and partial.attrs["n_events"] == half
+    assert partial.sizes["time"] < ref.sizes["time"]
+    assert (part / "kmc_checkpoint_r0.npz").exists()
+    assert run_kmc.run_kmc(tiny, part, resume=True, quiet=True) == 0
+    res = open_dataset(part / "kmc.nc")
+    assert res.attrs["status"] == "ok" and res.attrs["n_events"] == ref.attrs["n_events"]
+    for name in ref.data_vars:
+        np.testing.assert_array_equal(res[name].values, ref[name].values, err_msg=name)
+
+
+def test_resume_refuses_other_input_and_missing_checkpoint(tiny, tmp_path, capsys):
+    out = tmp_path / "p"
+    assert run_kmc.run_kmc(tiny, out, quiet=True, stop_after_events=100) == 130
+    other = tmp_path / "other.toml"
+    other.write_text(TINY.replace("seed = 5", "seed = 6"))
+    assert main(["kmc", "run", str(other), "-o", str(out), "--resume", "--quiet"]) == 2
+    assert "was written for a different input" in capsys.readouterr().err
+    assert main(["kmc", "run", str(tiny), "-o", str(tmp_path / "none"), "--resume", "--quiet"]) == 2
+    assert "no checkpoint for replica(s) [0]" in capsys.readouterr().err
+
+
+def test_equilibrium_command(tiny, tmp_path):
+    out = tmp_path / "eq"
+    assert main(["kmc", "equilibrium", str(tiny), "--x", "1,0.5", "-o", str(out), "--quiet"]) == 0
+    ds = open_dataset(out / "kmc_equilibrium.nc")
+    assert ds.D_star.dims == ("species", "x") and ds.L.dims == ("species", "species2", "x")
+    for name in ("D_star", "D_eff", "haven", "L"):
+        assert f"{name}_sem" in ds
+    assert np.isfinite(ds.D_star.sel(species="Li")).all()
+    assert np.isnan(ds.D_star.sel(species="K", x=1.0))
+    assert ds.attrs["error_source"] == "blocks"
+    assert (out / "kmc_equilibrium.png").exists()
+    assert (out / "D_eff_Li.csv").read_text().startswith("fraction,D_cm2_s\n")
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--x", "2"], "`--x` values must lie in"),
+    (["--x", "a,b"], "`--x` must be a comma-separated list"),
+    (["--x", "1", "--replicas", "0"], "`--replicas` must be an integer >= 1"),
+])
+def test_equilibrium_bad_arguments(tiny, tmp_path, capsys, argv, match):
+    assert main(["kmc", "equilibrium", str(tiny), "-o", str(tmp_path)] + argv) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_replicas_merge_with_mean_and_sem(tiny, tmp_path):
+    out = tmp_path / "r"
+    assert main(["kmc", "run", str(tiny), "-o", str(out), "--replicas", "2", "--quiet"]) == 0
+    ds = open_dataset(out / "kmc.nc")
+    assert ds.concentration.dims[0] == "replica" and ds.sizes["replica"] == 2
+    assert "concentration_mean" in ds and "concentration_sem" in ds
+    single = tmp_path / "s"
+    assert run_kmc.run_kmc(tiny, single, replicas=1, quiet=True) == 0
+    # replica 0 of the ensemble is the single-replica run (same derived seed)
+    np.testing.assert_array_equal(ds.concentration.isel(replica=0).values,
+                                  open_dataset(single / "kmc.nc").concentration.values)
