@@ -98,8 +98,8 @@ class _StandardisedGaussian:
 
 def test_two_identical_species_are_labels_only():
     """Disordered landscape (Gaussian, sigma = 50 meV), species B = copy of A (rho = 1, same mu,
-    sigma, E_DC, nu): the total collective L of the mixture equals the one-species L, and the
-    tracer coefficients of the two labels agree."""
+    sigma, E_DC, nu): L_11 + 2 L_12 + L_22 of the mixture equals the one-species L, and the
+    tracer coefficients of the two labels agree within errors."""
     sigma = 0.05
     sp = (Species("A", "native", E_DC_eV=0.1, nu_Hz=NU),
           Species("B", "foreign", E_DC_eV=0.1, nu_Hz=NU, mu_eV=0.0, sigma_eV=sigma, rho=1.0))
@@ -110,9 +110,11 @@ def test_two_identical_species_are_labels_only():
     one = eq.measure(p, 1.0, 5, opt)
     tot_mix = mix.L.sum(("species", "species2")).values  # L_11 + 2 L_12 + L_22 per block
     tot_one = one.L.sel(species="A", species2="A").values
-    m1, e1 = analysis.mean_sem(tot_mix)
-    m2, e2 = analysis.mean_sem(tot_one)
-    assert abs(m1 - m2) < N_SIGMA * np.hypot(e1, e2), (m1, e1, m2, e2)
+    # Same seed: same landscape, same occupied sites and event stream; the rates do not depend
+    # on the labels, so the occupancy trajectory -- hence dR_1 + dR_2 per block -- is identical
+    # (a sharper check than agreement within errors; rounding only from the summation order).
+    np.testing.assert_allclose(tot_mix, tot_one, rtol=1e-10)
+    assert np.all(mix.L.sel(species="A", species2="B").values != 0)  # cross terms are present
     diff = mix.D_star.sel(species="A").values - mix.D_star.sel(species="B").values
     md, ed = analysis.mean_sem(diff)
     da, _ = analysis.mean_sem(mix.D_star.sel(species="A").values)
