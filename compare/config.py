@@ -322,7 +322,7 @@ def _fmt(value) -> str:
 
 def _check_value(where: str, key: Key, value):
     """Type, range and choice check of one value; returns the normalised value."""
-    kind = key.kind
+    kind, raw = key.kind, value
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"`{where}` must be a number, got {_fmt(value)}")
@@ -354,11 +354,11 @@ def _check_value(where: str, key: Key, value):
     if key.lo is not None and kind in ("float", "int"):
         if value < key.lo or (key.lo_open and value == key.lo):
             op = ">" if key.lo_open else ">="
-            raise ConfigError(f"`{where}` must be {op} {key.lo:g}, got {value}")
+            raise ConfigError(f"`{where}` must be {op} {key.lo:g}, got {_fmt(raw)}")
     if key.hi is not None and kind in ("float", "int"):
         if value > key.hi or (key.hi_open and value == key.hi):
             op = "<" if key.hi_open else "<="
-            raise ConfigError(f"`{where}` must be {op} {key.hi:g}, got {value}")
+            raise ConfigError(f"`{where}` must be {op} {key.hi:g}, got {_fmt(raw)}")
     return value
 
 

@@ -1,0 +1,38 @@
+"""The CLI contract: bad input gives one line naming the key, exit code 2, no partial output."""
+import subprocess
+import sys
+
+import pytest
+
+from compare.cli import COMMANDS, build_parser, main
+from tests.unit.compare.test_config import BASE
+
+
+def test_help_lists_the_built_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("sed", "bench"):
+        assert name in out
+
+
+@pytest.mark.parametrize("argv", [["sed"], ["npp", "run"], ["kmc", "run"]])
+def test_bad_input_exit_code_2_and_no_output(tmp_path, capsys, argv):
+    if argv[0] not in build_parser().format_help():
+        pytest.skip(f"`cait {argv[0]}` not built")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BASE.replace("[material]", "[material]\ntemperature_K = -5"))
+    out_dir = tmp_path / "out"
+    assert main(argv + [str(bad), "-o", str(out_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["cait: error: `material.temperature_K` must be > 0, got -5"]
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_console_script_has_no_traceback(tmp_path):
+    """Through a real subprocess: exit status 2 and a single stderr line."""
+    proc = subprocess.run([sys.executable, "-m", "compare.cli", "sed", str(tmp_path / "x.toml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"cait: error: input file not found: '{tmp_path / 'x.toml'}'"
