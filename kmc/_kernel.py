@@ -38,7 +38,7 @@ BACK_BULK = 0
 BACK_ELECTRODE = 1
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _lat_nbr(i, r, nz, ny, k):
     """Site index of lateral neighbour k (0:+y 1:-y 2:+z 3:-z) of site i (layer offset r)."""
     y = r // nz
@@ -52,7 +52,7 @@ def _lat_nbr(i, r, nz, ny, k):
     return i + (nz - 1) if z == 0 else i - 1
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _leaf(i, c, occ, bfac, nu, ip, fp):
     """Site part of the summed rate of class c out of site i (0 if i is vacant)."""
     sp = occ[i]
@@ -98,7 +98,7 @@ def _leaf(i, c, occ, bfac, nu, ip, fp):
     return s
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _ins_leaf(j, side, occ, bfac, nu, ip, fp):
     """Rate (site part) of inserting into vacant site j from the front (side 0) or back (1)."""
     if occ[j] >= 0:
@@ -113,7 +113,7 @@ def _ins_leaf(j, side, occ, bfac, nu, ip, fp):
     return fp[F_THB] * site_rate(ip[I_MODEL], nu[0], fp[F_BRESB], np.float64(bfac[0, j]))
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _mark(g, dirty, dlist, nd):
     if not dirty[g]:
         dirty[g] = True
@@ -122,29 +122,28 @@ def _mark(g, dirty, dlist, nd):
     return nd
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _refresh(i, cmask, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd):
     """Recompute the leaves of site i for the classes in bitmask cmask; mark its group dirty."""
     m = ip[I_NY] * ip[I_NZ]
     P = ip[I_P]
     l = i // m
     r = i - l * m
-    tl = trees[l]
     for c in range(3):
         if cmask & (1 << c):
-            tl[P + r, c] = _leaf(i, c, occ, bfac, nu, ip, fp)
+            trees[l, P + r, c] = _leaf(i, c, occ, bfac, nu, ip, fp)
     if ip[I_SEL] == TREE:
         k = (P + r) >> 1
         while k >= 1:
             a = 2 * k
-            tl[k, 0] = tl[a, 0] + tl[a + 1, 0]
-            tl[k, 1] = tl[a, 1] + tl[a + 1, 1]
-            tl[k, 2] = tl[a, 2] + tl[a + 1, 2]
+            trees[l, k, 0] = trees[l, a, 0] + trees[l, a + 1, 0]
+            trees[l, k, 1] = trees[l, a, 1] + trees[l, a + 1, 1]
+            trees[l, k, 2] = trees[l, a, 2] + trees[l, a + 1, 2]
             k >>= 1
     return _mark(l + 1, dirty, dlist, nd)
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _refresh_ins(i, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd):
     """Insertion leaves of site i if it lies in a boundary layer of an open lattice."""
     if ip[I_PERIODIC]:
@@ -156,31 +155,30 @@ def _refresh_ins(i, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd):
     if l == 0:
         ins[0, P + i, 0] = _ins_leaf(i, 0, occ, bfac, nu, ip, fp)
         if ip[I_SEL] == TREE:
-            walk_up(ins[0], P, i, 0)
+            walk_up(ins, 0, P, i, 0)
         nd = _mark(0, dirty, dlist, nd)
     if l == nx - 1:
         r = i - l * m
         ins[1, P + r, 0] = _ins_leaf(i, 1, occ, bfac, nu, ip, fp)
         if ip[I_SEL] == TREE:
-            walk_up(ins[1], P, r, 0)
+            walk_up(ins, 1, P, r, 0)
         nd = _mark(nx + 1, dirty, dlist, nd)
     return nd
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _group_weight(g, trees, ins, gf, gb, ip):
     nx = ip[I_NX]
     P = ip[I_P]
     m = ip[I_NY] * ip[I_NZ]
     kind = ip[I_SEL]
     if g == 0:
-        return gf[0] * total(ins[0], P, m, 0, kind)
+        return gf[0] * total(ins, 0, P, m, 0, kind)
     if g == nx + 1:
-        return gb[nx] * total(ins[1], P, m, 0, kind)
+        return gb[nx] * total(ins, 1, P, m, 0, kind)
     l = g - 1
-    tl = trees[l]
-    return (gf[l + 1] * total(tl, P, m, 0, kind) + gb[l] * total(tl, P, m, 1, kind)
-            + total(tl, P, m, 2, kind))
+    return (gf[l + 1] * total(trees, l, P, m, 0, kind) + gb[l] * total(trees, l, P, m, 1, kind)
+            + total(trees, l, P, m, 2, kind))
 
 
 @njit(cache=True)
@@ -189,12 +187,12 @@ def rebuild_top(trees, ins, top, gf, gb, ip):
     nx = ip[I_NX]
     Pt = ip[I_PT]
     for k in range(2 * Pt):
-        top[k, 0] = 0.0
+        top[0, k, 0] = 0.0
     for g in range(nx + 2):
-        top[Pt + g, 0] = _group_weight(g, trees, ins, gf, gb, ip)
+        top[0, Pt + g, 0] = _group_weight(g, trees, ins, gf, gb, ip)
     if ip[I_SEL] == TREE:
         for k in range(Pt - 1, 0, -1):
-            top[k, 0] = top[2 * k, 0] + top[2 * k + 1, 0]
+            top[0, k, 0] = top[0, 2 * k, 0] + top[0, 2 * k + 1, 0]
 
 
 @njit(cache=True)
@@ -233,15 +231,14 @@ def rebuild(occ, bfac, nu, trees, ins, top, E, gf, gb, S, BG, ip, fp):
     trees[:] = 0.0
     ins[:] = 0.0
     for l in range(nx):
-        tl = trees[l]
         for r in range(m):
             i = l * m + r
             for c in range(3):
-                tl[P + r, c] = _leaf(i, c, occ, bfac, nu, ip, fp)
+                trees[l, P + r, c] = _leaf(i, c, occ, bfac, nu, ip, fp)
         if ip[I_SEL] == TREE:
             for k in range(P - 1, 0, -1):
                 for c in range(3):
-                    tl[k, c] = tl[2 * k, c] + tl[2 * k + 1, c]
+                    trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
     if not ip[I_PERIODIC]:
         for r in range(m):
             ins[0, P + r, 0] = _ins_leaf(r, 0, occ, bfac, nu, ip, fp)
@@ -254,7 +251,7 @@ def rebuild(occ, bfac, nu, trees, ins, top, E, gf, gb, S, BG, ip, fp):
     rebuild_top(trees, ins, top, gf, gb, ip)
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
             r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev):
     r_cnt[k] = cnt
@@ -297,7 +294,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
     t_stop = fp[F_TSTOP]
     n_out = out_times.shape[0]
     while ist[S_NEV] < ev_stop:
-        tot = total(top, Pt, nx + 2, 0, kind)
+        tot = total(top, 0, Pt, nx + 2, 0, kind)
         t = clock[0]
         if tot <= 0.0:
             while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] <= t_stop:
@@ -323,13 +320,13 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
         clock[0] = tn
 
         # ---- selection: group -> class -> site -> direction
-        g, rem = pick(top, Pt, nx + 2, 0, u1 * tot, kind)
+        g, rem = pick(top, 0, Pt, nx + 2, 0, u1 * tot, kind)
         nd = 0
         full = False
         if g == 0 or g == nx + 1:
             side = 0 if g == 0 else 1
             fac = gf[0] if side == 0 else gb[nx]
-            r, rem = pick(ins[side], P, m, 0, rem / fac, kind)
+            r, rem = pick(ins, side, P, m, 0, rem / fac, kind)
             if side == 0:
                 sp = ip[I_ACTIVE]
                 j = r
@@ -369,10 +366,9 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
             nd = _refresh_nbrs(j, -1, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
         else:
             l = g - 1
-            tl = trees[l]
-            F = total(tl, P, m, 0, kind)
-            B = total(tl, P, m, 1, kind)
-            L = total(tl, P, m, 2, kind)
+            F = total(trees, l, P, m, 0, kind)
+            B = total(trees, l, P, m, 1, kind)
+            L = total(trees, l, P, m, 2, kind)
             wf = gf[l + 1] * F
             wb = gb[l] * B
             if rem < wf:
@@ -391,7 +387,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
             if c == 0 and F <= 0.0:
                 c = 2
                 rem = 0.0
-            r, rem = pick(tl, P, m, c, rem, kind)
+            r, rem = pick(trees, l, P, m, c, rem, kind)
             i = l * m + r
             sp = occ[i]
             ion = site_ion[i]
@@ -492,14 +488,14 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
             for q in range(nd):
                 gg = dlist[q]
                 dirty[gg] = False
-                top[Pt + gg, 0] = _group_weight(gg, trees, ins, gf, gb, ip)
+                top[0, Pt + gg, 0] = _group_weight(gg, trees, ins, gf, gb, ip)
                 if kind == TREE:
-                    walk_up(top, Pt, gg, 0)
+                    walk_up(top, 0, Pt, gg, 0)
         ist[S_NEV] += 1
     return 0
 
 
-@njit(inline="always")
+@njit(cache=True)
 def fields_one(g, E, gf, gb, S, BG, fp):
     """Galvanostatic single-gap update (E_base = E_back)."""
     E[g] = fp[F_EBACK] - fp[F_C] * (S[g] - BG[g])
@@ -507,7 +503,7 @@ def fields_one(g, E, gf, gb, S, BG, fp):
     gb[g] = np.exp(-fp[F_HBQA] * E[g])
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _refresh_nbrs(i, skip, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd):
     """Neighbours of i (except ``skip``): recompute the class of their bond towards i."""
     nx = ip[I_NX]

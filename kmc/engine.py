@@ -210,7 +210,7 @@ class Simulation:
         self.Pt = tree_size(nx + 2)
         self.trees = np.zeros((nx, 2 * self.P, 3))
         self.ins = np.zeros((2, 2 * self.P, 1))
-        self.top = np.zeros((2 * self.Pt, 1))
+        self.top = np.zeros((1, 2 * self.Pt, 1))
         self.dirty = np.zeros(nx + 2, dtype=np.bool_)
         self.dlist = np.zeros(nx + 2, dtype=np.int64)
         self.S = np.zeros(nx + 2, dtype=np.int64)
@@ -420,7 +420,7 @@ class Simulation:
 
     def total_rate(self):
         """Sum of all event rates [1/s]."""
-        return float(K.total(self.top, self.Pt, self.params.nx + 2, 0, self.ip[K.I_SEL]))
+        return float(K.total(self.top, 0, self.Pt, self.params.nx + 2, 0, self.ip[K.I_SEL]))
 
     def nbytes_per_site(self):
         """Bytes per site of everything the run keeps (state, landscape factors, trees),

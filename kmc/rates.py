@@ -36,7 +36,7 @@ def rate_model_code(name):
         raise ValueError(f"unknown rate_model {name!r}; legal: {sorted(RATE_MODELS)}") from None
 
 
-@njit(inline="always")
+@njit(cache=True)
 def site_rate(model, nu, bi, bj):
     """Site part of the hop rate [1/s] from factors ``bi`` (origin) and ``bj`` (target)."""
     if model == TRAP:

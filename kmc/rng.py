@@ -45,12 +45,12 @@ def seed_state(seed, stream=0):
     return np.array(out, dtype=np.uint64)
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _rotl(x, k):
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
 
-@njit(inline="always")
+@njit(cache=True)
 def next_u64(s):
     """Next 64-bit output of xoshiro256**; advances ``s`` (uint64, shape (4,)) in place."""
     result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
@@ -64,7 +64,7 @@ def next_u64(s):
     return result
 
 
-@njit(inline="always")
+@njit(cache=True)
 def next_double(s):
     """Uniform double in [0, 1) with 53 random bits."""
     return np.float64(next_u64(s) >> np.uint64(11)) * (1.0 / 9007199254740992.0)

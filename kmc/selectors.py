@@ -18,8 +18,9 @@ Two implementations, registered in ``SELECTORS``:
     Reference: leaves only, cumulative scan on every pick. O(n). Picks the same event as the tree
     for the same ``target`` up to summation-order rounding (~1e-16 relative).
 
-The engine stores trees with a trailing class axis, ``tree[node, c]`` (several interleaved
-per-class trees share cache lines); the functions here take that 2-D form and a class index.
+The engine stores stacks of trees with a trailing class axis, ``tree[t, node, c]`` (tree ``t``;
+interleaved per-class trees share cache lines); the functions take that 3-D form, the tree index
+``t`` and the class ``c`` (indexing a 3-D array directly avoids creating views in the hot loop).
 """
 import numpy as np
 from numba import njit
@@ -46,46 +47,46 @@ def tree_size(n):
 
 
 @njit(cache=True)
-def init(tree, P, rates, c, kind):
-    """Fill class ``c`` of ``tree`` (float64, shape (2P, C)) from ``rates`` (float64, (n,))."""
+def init(tree, t, P, rates, c, kind):
+    """Fill class ``c`` of tree ``t`` (float64, shape (T, 2P, C)) from ``rates`` (float64, (n,))."""
     n = rates.shape[0]
     for k in range(P, 2 * P):
-        tree[k, c] = 0.0
+        tree[t, k, c] = 0.0
     for k in range(n):
-        tree[P + k, c] = rates[k]
+        tree[t, P + k, c] = rates[k]
     if kind == TREE:
         for k in range(P - 1, 0, -1):
-            tree[k, c] = tree[2 * k, c] + tree[2 * k + 1, c]
+            tree[t, k, c] = tree[t, 2 * k, c] + tree[t, 2 * k + 1, c]
 
 
-@njit(inline="always")
-def walk_up(tree, P, idx, c):
+@njit(cache=True)
+def walk_up(tree, t, P, idx, c):
     k = (P + idx) >> 1
     while k >= 1:
-        tree[k, c] = tree[2 * k, c] + tree[2 * k + 1, c]
+        tree[t, k, c] = tree[t, 2 * k, c] + tree[t, 2 * k + 1, c]
         k >>= 1
 
 
 @njit(cache=True)
-def update(tree, P, idx, rate, c, kind):
+def update(tree, t, P, idx, rate, c, kind):
     """Set the rate of event ``idx`` of class ``c``."""
-    tree[P + idx, c] = rate
+    tree[t, P + idx, c] = rate
     if kind == TREE:
-        walk_up(tree, P, idx, c)
+        walk_up(tree, t, P, idx, c)
 
 
-@njit(inline="always")
-def total(tree, P, n, c, kind):
+@njit(cache=True)
+def total(tree, t, P, n, c, kind):
     if kind == TREE:
-        return tree[1, c]
+        return tree[t, 1, c]
     s = 0.0
     for k in range(n):
-        s += tree[P + k, c]
+        s += tree[t, P + k, c]
     return s
 
 
-@njit(inline="always")
-def pick(tree, P, n, c, target, kind):
+@njit(cache=True)
+def pick(tree, t, P, n, c, target, kind):
     """Index ``k`` with cum[k-1] <= target < cum[k]; returns (k, target - cum[k-1]).
 
     Rounding guards: a descent never enters a zero-weight subtree, and a linear scan that runs
@@ -94,8 +95,8 @@ def pick(tree, P, n, c, target, kind):
     if kind == TREE:
         k = 1
         while k < P:
-            left = tree[2 * k, c]
-            if target < left or tree[2 * k + 1, c] <= 0.0:
+            left = tree[t, 2 * k, c]
+            if target < left or tree[t, 2 * k + 1, c] <= 0.0:
                 k = 2 * k
             else:
                 target -= left
@@ -103,10 +104,10 @@ def pick(tree, P, n, c, target, kind):
         return k - P, target
     last = -1
     for k in range(n):
-        r = tree[P + k, c]
+        r = tree[t, P + k, c]
         if r > 0.0:
             if target < r:
                 return k, target
             target -= r
             last = k
-    return last, tree[P + last, c] if last >= 0 else 0.0
+    return last, tree[t, P + last, c] if last >= 0 else 0.0

@@ -1,0 +1,121 @@
+"""Engine unit tests: selector equivalence, declared update radius, conservation, exact resume."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from kmc.engine import KMCParams, Phase, Simulation, Species
+from kmc.errors import KMCConfigError, KMCStateError
+from kmc.lattice import Gaussian
+
+SPECIES = (Species("Li", E_DC_eV=0.45), Species("K", role="foreign", E_DC_eV=0.4, mu_eV=0.05,
+                                                sigma_eV=0.08, rho=0.6),
+           Species("Cs", role="foreign", E_DC_eV=0.42, mu_eV=0.0, sigma_eV=0.1, rho=0.3))
+
+
+def _params(**kw):
+    base = dict(
+        nx=8, ny=4, nz=4, species=SPECIES, native_sampler=Gaussian.from_fwhm(0.25),
+        phases=(Phase("K", 2e-7, back_field_V_per_m=3e7, theta_front=0.6),
+                Phase(None, 1e-7, drive="off"),
+                Phase("Cs", 2e-7, drive="potentiostatic", voltage_V=0.2, theta_front=0.5)),
+        output_times_s=tuple(np.linspace(0, 5e-7, 6)), n_slabs=2, record_ions=True)
+    base.update(kw)
+    return KMCParams(**base)
+
+
+def _arrays(sim):
+    return dict(sim.state)
+
+
+@pytest.mark.parametrize("model", ["trap", "metropolis"])
+def test_linear_selector_gives_the_same_trajectory(model):
+    a = Simulation(_params(rate_model=model), seed=3)
+    b = Simulation(_params(rate_model=model, selector="linear"), seed=3)
+    for _ in range(4):
+        a.advance(3000)
+        b.advance(3000)
+        assert a.n_events == b.n_events
+        assert np.array_equal(a.state["occ"], b.state["occ"])
+        assert np.array_equal(a.state["ion_disp"], b.state["ion_disp"])
+        assert np.array_equal(a.state["counters"], b.state["counters"])
+        # totals are summed in a different order: time agrees to rounding only
+        assert a.time_s == pytest.approx(b.time_s, rel=1e-11)
+    assert a.state["counters"][:, 3].sum() > 0  # the front reservoir took part
+
+
+@pytest.mark.parametrize("model", ["trap", "metropolis"])
+@pytest.mark.parametrize("phase", [0, 2])
+def test_incremental_update_equals_full_recompute(model, phase):
+    sim = Simulation(_params(rate_model=model), seed=5)
+    if phase:
+        sim._enter_phase(phase)
+    for _ in range(5):
+        sim.advance(2000)
+        saved = [x.copy() for x in (sim.trees, sim.ins, sim.top, sim.E, sim.gf, sim.gb, sim.S)]
+        sim._sync_S()
+        sim.rebuild()
+        for x, y in zip(saved, (sim.trees, sim.ins, sim.top, sim.E, sim.gf, sim.gb, sim.S)):
+            assert np.array_equal(x, y)  # bitwise: no drift, nothing outside the update radius
+
+
+def test_ions_are_conserved_across_boundaries():
+    sim = Simulation(_params(), seed=11)
+    n0 = sim.state["cnt"].sum(axis=1).astype(np.int64)
+    sim.run(chunk_events=5000)
+    n1 = sim.state["cnt"].sum(axis=1).astype(np.int64)
+    c = sim.state["counters"]
+    net = (c[:, 3] - c[:, 4]) + (c[:, 5] - c[:, 6])  # front in-out + back in-out
+    assert np.array_equal(n1 - n0, net)
+    assert c[1, 3] > 0 and c[2, 3] > 0 and c[0, 6] > 0
+    occ = sim.state["occ"]
+    # every ion id points at its site and back
+    ids = sim.state["site_ion"][occ >= 0]
+    assert np.array_equal(sim.state["ion_site"][ids], np.flatnonzero(occ >= 0))
+    assert np.array_equal(sim.state["ion_sp"][ids], occ[occ >= 0])
+    ds = sim.to_dataset()
+    assert ds.sizes["time"] == 6
+    assert float(ds["concentration"].isel(time=-1).sum("species").mean()) == pytest.approx(
+        (occ >= 0).sum() / (8 * 0.9 * 16))
+
+
+def test_chunked_and_resumed_run_equals_uninterrupted_run():
+    ref = Simulation(_params(), seed=2).run(chunk_events=10**9)
+    sim = Simulation(_params(), seed=2)
+    sim.advance(1234)
+    ckpt = sim.checkpoint()
+    resumed = Simulation(_params(), seed=2, state=ckpt)
+    resumed.run(chunk_events=777)
+    for k in ref.state:
+        assert np.array_equal(ref.state[k], resumed.state[k]), k
+
+
+def test_periodic_equilibrium_mode_keeps_composition():
+    p = _params(geometry="periodic", composition_x=0.5, duration_s=1e-8,
+                output_times_s=(0.0, 5e-9, 1e-8), phases=())
+    sim = Simulation(p, seed=1).run()
+    cnt = sim.state["cnt"].sum(axis=1)
+    n_ion = round(0.9 * sim.n_sites)
+    assert cnt[0] == round(0.5 * n_ion) and cnt[1] == n_ion - cnt[0]
+    ds = sim.to_dataset()
+    coll = ds["collective_displacement"].values
+    disp = ds["ion_displacement"].values
+    sp = ds["ion_species"].values
+    assert np.allclose(coll[:, 0], disp[:, sp == 0].sum(axis=1))
+
+
+def test_config_errors_name_key_and_legal_values():
+    with pytest.raises(KMCConfigError, match=r"unknown `rate_model` 'arrhenius'; legal: \['metropolis', 'trap'\]"):
+        Simulation(_params(rate_model="arrhenius"), 0)
+    with pytest.raises(KMCConfigError, match=r"unknown `selector` 'heap'"):
+        Simulation(_params(selector="heap"), 0)
+    with pytest.raises(KMCConfigError, match="`ny` must be >= 3"):
+        Simulation(_params(ny=2), 0)
+    with pytest.raises(KMCConfigError, match="phase `species` 'Rb' is not a foreign species"):
+        Simulation(_params(phases=(Phase("Rb", 1e-7),)), 0)
+    with pytest.raises(KMCConfigError, match=r"`theta_front` must be in \[0, 1\), got 1.5"):
+        Simulation(_params(phases=(Phase("K", 1e-7, theta_front=1.5),)), 0)
+    with pytest.raises(KMCConfigError, match=r"`species\[0\]` must be the native species"):
+        Simulation(_params(species=SPECIES[::-1]), 0)
+    with pytest.raises(KMCStateError, match="checkpoint has 128 sites"):
+        Simulation(_params(nx=4), 0, state=Simulation(_params(), 0).checkpoint())
