@@ -423,25 +423,55 @@ def hellinger_distance(a, b):
     return float(np.sqrt(max(0.0, 1.0 - np.sum(np.sqrt(a / sa * b / sb)))))
 
 
-def null_distances(p, bins, n_bins, model_hist, rng, n_draws=N_NULL_DRAWS):
+def segregation_index(obs, eq_hist, td_hist):
+    """Where the observation lies between the two pictures: 0 equilibrium, 1 top-down.
+
+    Weighted least-squares coefficient ``s`` of ``obs ~ eq + s (td - eq)`` (weights
+    ``1/(eq + 1)``, about the inverse count variance). Unlike a distance it is linear in the
+    counts, so sampling noise does not bias it (a relaxation fit on it is unbiased).
+
+    Parameters
+    ----------
+    obs, eq_hist, td_hist : ndarray of float, same shape (counts per bin and species)
+
+    Returns
+    -------
+    float (NaN when the two pictures coincide).
+    """
+    d = np.asarray(td_hist, float) - eq_hist
+    w = 1.0 / (np.asarray(eq_hist, float) + 1.0)
+    den = float(np.sum(w * d * d))
+    if den <= 1e-12:
+        return np.nan
+    return float(np.sum(w * d * (np.asarray(obs, float) - eq_hist)) / den)
+
+
+def null_distances(p, bins, n_bins, model_hist, rng, n_draws=N_NULL_DRAWS, other_hist=None):
     """TV distances of samples drawn from the occupation ``p`` to its expectation.
 
     Each site independently holds species s with probability ``p[s]`` (grand canonical), so
     the draws show the sampling floor of the distance for a slab of this size.
 
-    Returns ndarray of float64, shape (n_draws,).
+    Returns
+    -------
+    tv : ndarray of float64, shape (n_draws,)
+    seg : ndarray of float64, shape (n_draws,)
+        :func:`segregation_index` of each draw against ``(model_hist, other_hist)`` (NaN
+        without ``other_hist``).
     """
     cum = np.cumsum(p, axis=0)
-    out = np.empty(n_draws)
+    tv = np.empty(n_draws)
+    seg = np.full(n_draws, np.nan)
     for k in range(n_draws):
         u = rng.random(p.shape[1])
         sp = (u[None, :] >= cum).sum(axis=0)   # species index; n_species = vacant
         h = np.zeros((n_bins, p.shape[0]))
         for s in range(p.shape[0]):
-            sel = sp == s
-            h[:, s] = np.bincount(bins[s][sel], minlength=n_bins)
-        out[k] = tv_distance(h, model_hist)
-    return out
+            h[:, s] = np.bincount(bins[s][sp == s], minlength=n_bins)
+        tv[k] = tv_distance(h, model_hist)
+        if other_hist is not None:
+            seg[k] = segregation_index(h, model_hist, other_hist)
+    return tv, seg
 
 
 def _top_down(E, N, n0, kT, orders=None):
@@ -615,6 +645,8 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
     null_mean = np.full((R, T, S), np.nan)
     null_sd = np.full((R, T, S), np.nan)
     mu_eq = np.full((R, T, S, K), np.nan)
+    seg = np.full((R, T, S), np.nan)
+    seg_sd = np.full((R, T, S), np.nan)
     model_hist = np.zeros((len(names), T, S, B, K))
     for r, E in enumerate(landscape.energies):
         bins = bin_index(E, edges)
@@ -628,16 +660,23 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
                 if counts.sum() <= 0:
                     continue
                 obs = oc[r, t, s]
+                hists, occs = [], []
                 for j, name in enumerate(names):
                     occ, mu = MODELS[name](Es, counts, n_native0[s], kT, orders)
                     H = occupancy_histogram(occ, bs, B)
+                    hists.append(H)
+                    occs.append(occ)
                     model_hist[j, t, s] += H
                     d_tv[j, r, t, s] = tv_distance(obs, H)
                     d_hel[j, r, t, s] = hellinger_distance(obs, H)
                     if name == "equilibrium":
                         mu_eq[r, t, s] = mu
-                        nd = null_distances(occ, bs, B, H, rng, n_null)
-                        null_mean[r, t, s], null_sd[r, t, s] = nd.mean(), nd.std(ddof=1)
+                H_eq, H_td = hists[names.index("equilibrium")], hists[names.index("top-down")]
+                seg[r, t, s] = segregation_index(obs, H_eq, H_td)
+                nd, ns = null_distances(occs[names.index("equilibrium")], bs, B, H_eq, rng,
+                                        n_null, other_hist=H_td)
+                null_mean[r, t, s], null_sd[r, t, s] = nd.mean(), nd.std(ddof=1)
+                seg_sd[r, t, s] = ns.std(ddof=1)
 
     def mean_sem(a, axis):
         m = np.nanmean(a, axis=axis) if np.isfinite(a).any() else np.full(np.delete(a.shape, axis), np.nan)
@@ -653,6 +692,7 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
     hel_m, _ = mean_sem(d_hel, 1)
     ex_m, ex_sem = mean_sem(excess, 1)
     nm_m, _ = mean_sem(null_mean, 0)
+    seg_m, seg_sem = mean_sem(seg, 0)
     nsd_m = np.sqrt(np.nanmean(null_sd ** 2, axis=0)) if np.isfinite(null_sd).any() else null_sd[0]
     # ---- mixing zone: slabs where each of native / foreign holds >= 10 % of the ions
     t_ref = _reference_index(times, phases)
@@ -670,12 +710,17 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
         agg_tv = np.nansum(d_tv * w[None], axis=3) / wsum[None]
         agg_null = np.nansum(null_mean * w, axis=2) / wsum
         agg_nsd = np.sqrt(np.nansum((null_sd * w) ** 2, axis=2)) / wsum
+        agg_seg = np.nansum(np.nan_to_num(seg) * w, axis=2) / wsum            # (R, T)
+        agg_seg_sd = np.sqrt(np.nansum((seg_sd * w) ** 2, axis=2)) / wsum
     zone_ex, zone_sem = mean_sem(agg, 1)
     zone_tv, _ = mean_sem(agg_tv, 1)
     zone_null, _ = mean_sem(agg_null, 0)
     floor_err = np.sqrt(np.nanmean(agg_nsd ** 2, axis=0)) / np.sqrt(R) if R else agg_nsd[0]
     # fewer than 3 replicas: the replica scatter is no usable error, use the sampling floor's
     zone_err = zone_sem if R >= 3 else np.broadcast_to(floor_err, zone_ex.shape)
+    zone_seg, zone_seg_sem = mean_sem(agg_seg, 0)
+    seg_floor_err = np.sqrt(np.nanmean(agg_seg_sd ** 2, axis=0)) / np.sqrt(R)
+    zone_seg_err = zone_seg_sem if R >= 3 else seg_floor_err
     # ---- Fermi levels from the replica-summed histograms
     scs = sc.sum(axis=0).astype(float)                             # (S, B, K)
     ocs = oc.sum(axis=0).astype(float)                             # (T, S, B, K)
@@ -690,15 +735,14 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
                     fits[key][t, s, k] = res[key]
     # ---- relaxation after the drive stops
     win = relaxation_window(phases)
-    eq = names.index("equilibrium")
     relax = dict(tau_s=np.nan, tau_err_s=np.nan, beta=1.0, beta_err=0.0, y0=np.nan,
                  status="no drive-off phase after a driven one")
     relax_s = dict(relax)
     relax_curve = np.full(T, np.nan)
     if win is not None:
         sel = (times >= win[0] - 1e-9 * max(1.0, win[0])) & (times <= win[1] * (1 + 1e-9))
-        relax = fit_relaxation(times[sel], zone_ex[eq][sel], zone_err[eq][sel], win[0])
-        relax_s = (fit_relaxation(times[sel], zone_ex[eq][sel], zone_err[eq][sel], win[0], True)
+        relax = fit_relaxation(times[sel], zone_seg[sel], zone_seg_err[sel], win[0])
+        relax_s = (fit_relaxation(times[sel], zone_seg[sel], zone_seg_err[sel], win[0], True)
                    if sel.sum() >= 5 else dict(relax_s, status="insufficient data"))
         if np.isfinite(relax["tau_s"]):
             relax_curve[sel] = relax["y0"] * np.exp(-(times[sel] - win[0]) / relax["tau_s"])
@@ -766,6 +810,14 @@ def _build_dataset(ds, v) -> xr.Dataset:
                                   {"units": "1", "long_name": "spread of the distance of one equilibrium sample"}),
             "distance_excess": (("model", "time", "slab"), v["ex_m"],
                                 {"units": "1", "long_name": "distance minus its sampling floor"}),
+            "segregation": (("time", "slab"), v["seg_m"],
+                            {"units": "1", "long_name": "segregation index: 0 equilibrium, 1 top-down"}),
+            "segregation_sem": (("time", "slab"), v["seg_sem"],
+                                {"units": "1", "long_name": "standard error of segregation over replicas"}),
+            "zone_segregation": (("time",), v["zone_seg"],
+                                 {"units": "1", "long_name": "ion-weighted segregation index over the mixing zone"}),
+            "zone_segregation_err": (("time",), np.asarray(v["zone_seg_err"]),
+                                     {"units": "1", "long_name": "standard error of zone_segregation"}),
             "in_zone": (("slab",), v["zone"].astype(np.int8),
                         {"units": "1", "long_name": "slab in the mixing zone (1) at the end of the drive"}),
             "zone_distance": (("model", "time"), v["zone_tv"],
@@ -776,7 +828,7 @@ def _build_dataset(ds, v) -> xr.Dataset:
                                 {"units": "1", "long_name": "standard error of zone_excess"}),
             "zone_floor": (("time",), v["zone_null"], {"units": "1", "long_name": "sampling floor over the mixing zone"}),
             "relaxation_fit": (("time",), v["relax_curve"],
-                               {"units": "1", "long_name": "exponential fit of zone_excess (equilibrium) after the drive"}),
+                               {"units": "1", "long_name": "exponential fit of zone_segregation after the drive"}),
         },
         coords={
             "time": ("time", v["times"], {"units": "s", "long_name": "time"}),
@@ -824,20 +876,21 @@ def build_verdict(mx) -> dict:
     e_eq = float(mx.zone_excess_err[eq, k])
     d_td = float(mx.zone_excess[td, k])
     e_td = float(mx.zone_excess_err[td, k])
-    mix = np.clip(d_td, 0, None) / max(np.clip(d_td, 0, None) + np.clip(d_eq, 0, None), 1e-12)
-    segregated = d_eq > Z_SIGNIFICANT * e_eq and mix < 0.5
+    sg = float(mx.zone_segregation[k])
+    e_sg = float(mx.zone_segregation_err[k])
+    segregated = d_eq > Z_SIGNIFICANT * e_eq and sg > 0.5
     rows += [
         (f"distance to equilibrium at end of drive (t = {t_ref_s:.4g} s), minus floor",
          f"{d_eq:.4f} +- {e_eq:.4f}", f"> {Z_SIGNIFICANT:g} s.e.: {'yes' if d_eq > Z_SIGNIFICANT * e_eq else 'no'}"),
         ("distance to top-down depletion at end of drive, minus floor", f"{d_td:.4f} +- {e_td:.4f}", ""),
-        ("intermixing index d_TD / (d_TD + d_EQ) (0 top-down, 1 equilibrium)", f"{mix:.3f}",
-         f"< 0.5: {'yes' if mix < 0.5 else 'no'}"),
+        ("segregation index at end of drive (0 equilibrium, 1 top-down)", f"{sg:.3f} +- {e_sg:.3f}",
+         f"> 0.5: {'yes' if sg > 0.5 else 'no'}"),
     ]
     t_drive = float(mx.attrs["drive_duration_s"])
     status = mx.attrs["relax_status"]
     tau, dtau = mx.attrs["relax_tau_s"], mx.attrs["relax_tau_err_s"]
     if np.isfinite(tau):
-        rows.append(("intermixing relaxation time tau after the drive (exponential fit)",
+        rows.append(("intermixing time tau after the drive (exponential fit of the segregation index)",
                      f"{tau:.4g} +- {dtau:.3g} s ({status})", f"drive lasted {t_drive:.4g} s"))
         if np.isfinite(mx.attrs.get("relax_stretched_tau_s", np.nan)):
             rows.append(("stretched-exponential fit: tau, beta",
@@ -865,3 +918,145 @@ def _md(rows, conclusion) -> str:
     lines = ["| quantity | value | criterion |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines) + f"\n\nDoes the run support \"no intermixing on the experiment's time scale\"? {conclusion}\n"
+
+
+# ------------------------------------------------------------------------------ figures
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _pick(n, k=3):
+    return sorted(set(np.linspace(0, n - 1, min(n, k)).round().astype(int).tolist()))
+
+
+def figure_psed(mx):
+    """Populated SEDs per species (paper Figs. 3-4 style): rows = slabs, columns = times."""
+    plt = _plt()
+    zone = np.flatnonzero(mx.in_zone.values)
+    slabs = zone[_pick(zone.size)] if zone.size else np.array(_pick(mx.sizes["slab"]))
+    t_ref = float(mx.attrs["reference_time_s"])
+    k_ref = int(np.argmin(np.abs(mx.time.values - t_ref))) if np.isfinite(t_ref) else mx.sizes["time"] - 1
+    tk = sorted({0, k_ref, mx.sizes["time"] - 1})
+    fig, axes = plt.subplots(len(slabs), len(tk), figsize=(4.2 * len(tk), 2.8 * len(slabs)),
+                             squeeze=False, sharex=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    eq = list(mx.model.values).index("equilibrium")
+    E = mx.energy.values
+    for i, s in enumerate(slabs):
+        norm = float(mx.site_count.isel(slab=s, species=0).sum()) * (E[1] - E[0])
+        for j, t in enumerate(tk):
+            ax = axes[i, j]
+            for k, name in enumerate(mx.species.values):
+                c = colors[k % len(colors)]
+                ax.plot(E, mx.site_density[s, :, k], "--", color=c, lw=0.8)
+                ax.fill_between(E, mx.populated_density[t, s, :, k], color=c, alpha=0.35,
+                                step="mid", label=f"{name} populated")
+                ax.plot(E, mx.model_occupancy[eq, t, s, :, k] / norm, ":", color=c, lw=1.2,
+                        label=f"{name} equilibrium" if (i, j) == (0, 0) else None)
+                ef = float(mx.fermi_step[t, s, k])
+                if np.isfinite(ef):
+                    ax.axvline(ef, color=c, lw=0.8)
+            ax.set_title(f"{float(mx.slab[s]):.3g} nm, t = {float(mx.time[t]):.3g} s", fontsize=8)
+            if i == len(slabs) - 1:
+                ax.set_xlabel("site energy, own species [eV]")
+            if j == 0:
+                ax.set_ylabel("density [1/eV per site]")
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle("populated SEDs (dashed: SED, solid line: step Fermi level, dotted: equilibrium)",
+                 fontsize=9)
+    return fig
+
+
+def figure_distance(mx):
+    """Distance to the reference pictures over time (mixing zone) and over depth."""
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    t = mx.time.values
+    for j, name in enumerate(mx.model.values):
+        a.errorbar(t, mx.zone_excess[j], yerr=mx.zone_excess_err[j], fmt="o-", ms=3, capsize=2,
+                   label=f"{name} (minus floor)")
+    a.plot(t, mx.zone_floor, "k:", label="sampling floor")
+    if np.isfinite(mx.relaxation_fit.values).any():
+        a.plot(t, mx.relaxation_fit, "k-", lw=1, label=f"fit, tau = {mx.attrs['relax_tau_s']:.3g} s")
+    for s0, s1, d in zip(np.atleast_1d(mx.attrs["phase_starts_s"]), np.atleast_1d(mx.attrs["phase_ends_s"]),
+                         mx.attrs["phase_drives"].split(", ")):
+        if d == "off":
+            a.axvspan(s0, s1, color="0.9", zorder=0)
+    a.set_xlabel("time [s]")
+    a.set_ylabel("TV distance over the mixing zone")
+    a.plot(t, mx.zone_segregation, "k^-", ms=3, lw=0.8, label="segregation index (0 eq, 1 top-down)")
+    a.set_title("grey: drive off", fontsize=8)
+    a.legend(fontsize=7)
+    t_ref = float(mx.attrs["reference_time_s"])
+    for k, ls in ((int(np.argmin(np.abs(t - t_ref))) if np.isfinite(t_ref) else -1, "o-"), (-1, "s--")):
+        for j, name in enumerate(mx.model.values):
+            b.plot(mx.slab, mx.distance_excess[j, k], ls, ms=3, label=f"{name}, t = {t[k]:.3g} s")
+    b.set_xlabel("depth [nm]")
+    b.set_ylabel("TV distance minus floor")
+    b.legend(fontsize=7)
+    return fig
+
+
+def figure_fermi(mx):
+    """Step and fitted Fermi levels vs depth at the end of the drive and at the end."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    t = mx.time.values
+    t_ref = float(mx.attrs["reference_time_s"])
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, ls in ((int(np.argmin(np.abs(t - t_ref))) if np.isfinite(t_ref) else -1, "-"), (-1, "--")):
+        for s, name in enumerate(mx.species.values):
+            c = colors[s % len(colors)]
+            ax.plot(mx.slab, mx.fermi_step[k, :, s], ls, color=c, label=f"{name} step, t = {t[k]:.3g} s")
+            ax.errorbar(mx.slab, mx.fermi_fit[k, :, s], yerr=mx.fermi_fit_err[k, :, s], fmt="o",
+                        ms=3, color=c, mfc="none")
+    ax.set_xlabel("depth [nm]")
+    ax.set_ylabel("Fermi level, own landscape [eV]")
+    ax.set_title("lines: step filling; circles: Fermi-function fit", fontsize=8)
+    ax.legend(fontsize=7)
+    return fig
+
+
+FIGURES = {"mixing_psed.png": figure_psed, "mixing_distance.png": figure_distance,
+           "mixing_fermi.png": figure_fermi}
+
+
+# ------------------------------------------------------------------------------ command
+def run_mixing(dataset_path, out_dir=None, quiet=False) -> dict:
+    """`cait mixing DATASET`: analysis -> mixing.nc, mixing.md (verdict) and figures.
+
+    Returns a dict name -> Path of the files written.
+    """
+    from compare.io import open_dataset, save_figure, write_dataset
+
+    path = Path(dataset_path)
+    ds = open_dataset(path)
+    if ds.attrs.get("engine") != "kmc":
+        raise ConfigError(f"{str(path)!r} is not a KMC dataset (engine = "
+                          f"{ds.attrs.get('engine', '?')!r}); run `cait kmc run` first")
+    out = Path(out_dir) if out_dir is not None else path.parent
+    cfg = config_of(ds)
+    mx = analyze(ds, cfg=cfg)
+    if mx.sizes["slab"] == 1 and not quiet:
+        print("cait mixing: note: the dataset has a single depth slab (the whole sample); "
+              "record more slabs for depth resolution")
+    status = ds.attrs.get("status", "ok")
+    msg = f"landscape {mx.attrs['landscape_source']}; verdict: {mx.attrs['verdict_answer']}"
+    paths = {"mixing.nc": write_dataset(mx, out / "mixing.nc", cfg=cfg,
+                                        seed=ds.attrs.get("seed"), status=status, message=msg)}
+    md = out / "mixing.md"
+    md.write_text(f"# SED mixing: {path.name}\n\nLandscape: {mx.attrs['landscape_source']}; "
+                  f"{mx.attrs['n_replicas']} replica(s); {mx.sizes['slab']} slab(s).\n\n"
+                  + mx.attrs["verdict_table"])
+    paths["mixing.md"] = md
+    for name, func in FIGURES.items():
+        paths[name] = save_figure(func(mx), out / name)
+    if not quiet:
+        print(mx.attrs["verdict_table"])
+        for p in paths.values():
+            print(p)
+    return paths
