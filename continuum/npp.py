@@ -206,8 +206,20 @@ def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_va
             r = j * m + i
             for col in range(max(0, r - u), min(m * n, r + u + 1)):
                 ab[u + r - col, col] = 0.0
-            ab[u, r] = 1.0
-            res[r] = c[i, j] - val
+            if lattice and side == 0:
+                # reservoir equilibrium theta_i/(1-theta_tot) = th_f/(1-th_f), i.e. the linear
+                # theta_i = th_f (1 - theta_others): the front node cannot be overfilled
+                th_f = val * s_lat
+                rv = s_lat * c[i, 0] - th_f
+                for p in range(k):
+                    if p != i:
+                        rv += th_f * s_lat * c[p, 0]
+                        ab[u + r - p, p] = th_f * s_lat
+                ab[u, r] = s_lat
+                res[r] = rv
+            else:
+                ab[u, r] = 1.0
+                res[r] = c[i, j] - val
     # Poisson rows. P_j = (psi_{j+1}-psi_j)/dx_j - (psi_j-psi_{j-1})/dx_{j-1} + kappa vol_j rho_j
     # galvanostatic/off: row psi_j <- P_{j+1} (j < n-1, P_{n-1} with Neumann), row psi_{n-1} <- psi
     # potentiostatic:    row psi_0 <- psi_0 - psi_front, row psi_j <- P_j, row psi_{n-1} <- psi
@@ -363,9 +375,14 @@ class _Integrator:
         """Solve one implicit step from the guess (c0, psi0); returns (c, psi) or None."""
         s, p, k, m = self.s, self.s.p, self.k, self.m
         c, psi = c0.copy(), psi0.copy()
-        c[ph["front_dir"], 0] = ph["front_val"][ph["front_dir"]]
-        c[ph["back_dir"], -1] = ph["back_val"][ph["back_dir"]]
         lattice = s.convention == FLUX_CONVENTIONS["lattice-gas"]
+        front = ph["front_dir"]
+        if lattice:  # the front row is a reservoir equilibrium (see _assemble)
+            others = s.s_lat * (c[:, 0].sum() - c[front, 0])
+            c[front, 0] = ph["front_val"][front] * (1.0 - others)
+        else:
+            c[front, 0] = ph["front_val"][front]
+        c[ph["back_dir"], -1] = ph["back_val"][ph["back_dir"]]
         for _ in range(p.max_newton):
             self.n_newton += 1
             D, dD = s.diffusivities(c)
