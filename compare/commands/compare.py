@@ -1,0 +1,36 @@
+"""`cait compare`: KMC ensemble against NPP on one scenario (see docs/comparison.md)."""
+from __future__ import annotations
+
+from compare.errors import ConfigError
+
+
+def _run(args) -> int:
+    from compare.comparison import NPP_D_SOURCES, run_compare
+    from compare.commands.kmc import _replicas, _x_list
+
+    xs = _x_list(args.x)
+    if 1.0 not in xs and args.d_bulk == "equilibrium":
+        raise ConfigError("`--d-bulk equilibrium` needs x = 1 in `--x`")
+    res = run_compare(args.input, out_dir=args.output, replicas=_replicas(args),
+                      reuse=args.reuse, quiet=args.quiet, d_bulk=args.d_bulk, xs=xs,
+                      sources=tuple(NPP_D_SOURCES))
+    return int(res.get("exit_code", 0))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="KMC vs NPP on the same scenario -> compare.nc, "
+                                       "compare.md and figures")
+    p.add_argument("input", help="scenario input file (TOML)")
+    p.add_argument("-o", "--output", default=None,
+                   help="output folder (default: outputs/<input name>_compare)")
+    p.add_argument("--replicas", type=str, default=None,
+                   help="KMC replicas (default: [kmc] replicas)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse kmc.nc / kmc_equilibrium.nc already in the output folder")
+    p.add_argument("--d-bulk", default="current", choices=("current", "equilibrium"),
+                   help="KMC bulk D for NPP: ohmic native current of the CAIT run (default) or "
+                        "equilibrium D_eff at x = 1")
+    p.add_argument("--x", default="0,0.2,0.4,0.6,0.8,1",
+                   help="compositions of the equilibrium table (default 0,0.2,0.4,0.6,0.8,1)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_run)

@@ -1,0 +1,605 @@
+"""KMC against NPP on one scenario: profiles, metrics, dataset, figures, report (`cait compare`).
+
+Pipeline (docs/comparison.md):
+
+1. KMC CAIT ensemble (``kmc.nc``, from :func:`compare.run_kmc.run_kmc`) and the equilibrium
+   table ``D_eff(species, x)`` (``kmc_equilibrium.nc``, :func:`compare.run_kmc.run_equilibrium`),
+   run or reused.
+2. The KMC's own bulk D of the native species (registry :data:`D_BULK_SOURCES`): from the ohmic
+   native current through the back of the CAIT run itself (``"current"``) or from the
+   equilibrium run at x = 1 (``"equilibrium"``).  NPP needs it because the KMC's time scale is
+   set by its rates, not by the input's ``D_cm2_s``.
+3. NPP on the KMC's domain (thickness ``nx a``) with D(n) from each source of
+   :data:`NPP_D_SOURCES`: ``"sed"`` (paper eqn 2 scaled to the KMC bulk D, foreign D constant at
+   the KMC's pure-foreign value) and ``"kmc-table"`` (the equilibrium table, as ``TableD``).
+4. Metrics per time (:data:`METRICS`): front position, native plateau, foreign inventory, L2
+   distance (absolute and in KMC standard errors).
+
+Everything here works on fractions of n_bulk and depths in nm.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from scipy import constants
+
+from compare.errors import ConfigError, InputFileError
+
+CM2_TO_M2 = 1e-4
+PLATEAU_WINDOW = (0.25, 0.75)  # native plateau: mean over [0.25, 0.75] x front position
+FRONT_LEVEL = 0.5  # front: foreign fraction crosses FRONT_LEVEL x its reference level
+SURFACE_SKIP_NM = 0.5  # reference level of the front ignores the surface layer (double layer)
+REL_SEM_MAX = 0.5  # equilibrium D values with larger relative error are not tabulated
+
+
+# =============================================================================== metrics
+def front_position(depth, foreign, level):
+    """Deepest depth where ``foreign`` falls through ``level`` (linear interpolation).
+
+    Parameters
+    ----------
+    depth : ndarray of float, shape (n,), nm, increasing
+    foreign : ndarray of float, shape (n,), fraction of n_bulk
+    level : float
+
+    Returns
+    -------
+    float
+        Depth [nm]; 0 when no point reaches ``level``, NaN for NaN input.
+    """
+    depth = np.asarray(depth, float)
+    c = np.asarray(foreign, float)
+    if not np.isfinite(c).all():
+        return math.nan
+    above = np.flatnonzero(c >= level)
+    if above.size == 0:
+        return 0.0
+    k = above[-1]
+    if k == c.size - 1:
+        return float(depth[-1])
+    # between k (>= level) and k + 1 (< level)
+    w = (c[k] - level) / (c[k] - c[k + 1])
+    return float(depth[k] + w * (depth[k + 1] - depth[k]))
+
+
+def front_reference(depth, foreign, skip_nm=SURFACE_SKIP_NM):
+    """Reference foreign level: the maximum of the profile below ``skip_nm`` (fraction)."""
+    depth = np.asarray(depth, float)
+    c = np.asarray(foreign, float)
+    sel = depth >= skip_nm
+    if not sel.any():
+        sel = np.ones_like(sel)
+    return float(np.nanmax(c[sel])) if np.isfinite(c[sel]).any() else math.nan
+
+
+def plateau_level(depth, native, front_nm, window=PLATEAU_WINDOW):
+    """Mean native fraction over depths in ``[window[0], window[1]] * front_nm``.
+
+    Uses the points inside the window; when none is inside (front too shallow) the profile is
+    interpolated at the window centre. NaN when ``front_nm`` is 0 or NaN.
+    """
+    depth = np.asarray(depth, float)
+    native = np.asarray(native, float)
+    if not (np.isfinite(front_nm) and front_nm > 0):
+        return math.nan
+    lo, hi = window[0] * front_nm, window[1] * front_nm
+    sel = (depth >= lo) & (depth <= hi)
+    if sel.any():
+        return float(np.mean(native[sel]))
+    return float(np.interp(0.5 * (lo + hi), depth, native))
+
+
+def inventory(depth_edges, profile):
+    """Areal inventory ``integral c dx`` [nm] of layer values on layers with ``depth_edges``."""
+    return float(np.sum(np.diff(depth_edges) * np.asarray(profile, float)))
+
+
+def l2_distance(a, b, weights=None):
+    """Root-mean-square difference of two profiles on the same layers (fractions)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    w = np.ones_like(d) if weights is None else np.asarray(weights, float)
+    return float(np.sqrt(np.sum(w * d * d) / np.sum(w)))
+
+
+def layer_average(x_nm, c, edges_nm, n_sub=16):
+    """Average of a piecewise-linear profile ``c(x_nm)`` over each layer ``[edges[l], edges[l+1]]``.
+
+    The NPP solution lives on a graded mesh; the KMC records layer counts, so the NPP profile is
+    averaged over the same layers before any comparison (midpoint rule with ``n_sub`` points).
+    """
+    edges = np.asarray(edges_nm, float)
+    t = (np.arange(n_sub) + 0.5) / n_sub
+    pts = edges[:-1, None] + t[None, :] * np.diff(edges)[:, None]
+    return np.interp(pts, np.asarray(x_nm, float), np.asarray(c, float)).mean(axis=1)
+
+
+METRICS = {
+    "front_position": "deepest depth where the foreign fraction falls through 0.5 x its maximum "
+                      "below 0.5 nm [nm]",
+    "plateau": "mean native fraction in [0.25, 0.75] x front position [1]",
+    "inventory": "foreign areal inventory, integral of the foreign fraction over depth [nm]",
+    "l2": "rms difference KMC - NPP over all layers [1]",
+    "l2_sem": "rms of (KMC - NPP) / KMC standard error over all layers [1]",
+}
+
+
+def profile_metrics(depth, edges, native, foreign, level=None):
+    """Front, plateau and inventory of one profile (layers); ``level`` default from the profile."""
+    if level is None:
+        level = FRONT_LEVEL * front_reference(depth, foreign)
+    front = front_position(depth, foreign, level)
+    return {"front_position": front, "plateau": plateau_level(depth, native, front),
+            "inventory": inventory(edges, foreign), "level": level}
+
+
+# =============================================================================== D scales
+def _kT_eV(cfg):
+    return constants.k * float(cfg.material.temperature_K) / constants.e
+
+
+def d_bulk_from_current(kmc, cfg):
+    """Native bulk D_eff [cm^2/s] from the ohmic native current through the back of a KMC run.
+
+    Over the first recorded interval the replaced zone is thin, so the native flux through the
+    back is the bulk's ohmic response, ``J = n_bulk D e E / kT`` with the mean applied field
+    ``E`` (galvanostatic: ``E_back``; potentiostatic: ``U / ((nx + 1) a)``).
+
+    Returns
+    -------
+    (float, float)
+        Value and standard error over replicas [cm^2/s] (SEM NaN for one replica).
+    """
+    phase = cfg.beam[0]
+    if phase.drive == "off":
+        raise ConfigError("`cait compare`: the first beam phase must drive a current "
+                          "(drive = \"galvanostatic\" or \"potentiostatic\") to measure D_bulk "
+                          "from the KMC current; use --d-bulk equilibrium")
+    a_m = float(kmc.attrs["a_nm"]) * 1e-9
+    nx, ny, nz = (int(kmc.attrs[k]) for k in ("nx", "ny", "nz"))
+    field = (float(phase.back_field_V_per_m) if phase.drive == "galvanostatic"
+             else float(phase.voltage_V) / ((nx + 1) * a_m))
+    native = cfg.native.name
+    var = kmc["back_net_out"].sel(species=native)
+    t = kmc["time"].values
+    k1 = 1 if t.size > 1 else 0
+    if k1 == 0 or t[1] <= t[0]:
+        raise ConfigError("`cait compare` needs at least two KMC output times")
+    n_out = var.isel(time=k1) - var.isel(time=0)
+    area = ny * nz * a_m ** 2
+    n_bulk = float(cfg.material.n_bulk_cm3) * 1e6
+    D = n_out / (area * (t[k1] - t[0])) * _kT_eV(cfg) / (n_bulk * field) / CM2_TO_M2
+    D = np.atleast_1d(D.values)
+    sem = float(np.std(D, ddof=1) / np.sqrt(D.size)) if D.size > 1 else math.nan
+    return float(np.mean(D)), sem
+
+
+def d_bulk_from_equilibrium(eq, cfg):
+    """Native D_eff [cm^2/s] at x = 1 from ``kmc_equilibrium.nc`` (value, SEM)."""
+    native = cfg.native.name
+    if 1.0 not in set(np.round(eq.x.values, 12)):
+        raise InputFileError("kmc_equilibrium.nc has no composition x = 1: rerun "
+                             "`cait kmc equilibrium` with 1 in --x (or use --d-bulk current)")
+    d = eq.D_eff.sel(species=native, x=1.0)
+    s = eq.D_eff_sem.sel(species=native, x=1.0)
+    return float(d), float(s)
+
+
+D_BULK_SOURCES = {"current": d_bulk_from_current, "equilibrium": d_bulk_from_equilibrium}
+
+
+def equilibrium_table(eq, species, role):
+    """Reliable ``(fraction of n_bulk, D_eff [cm^2/s])`` points of one species.
+
+    Points with non-positive D or relative SEM above :data:`REL_SEM_MAX` are dropped (natives
+    deep in their SED barely move in an equilibrium block). Fraction = x for the native, 1 - x
+    for the foreign species (the table's ions fill ``1 - f_vac`` of the sites at every x).
+    """
+    d = eq.D_eff.sel(species=species).values
+    s = eq.D_eff_sem.sel(species=species).values
+    x = eq.x.values
+    frac = x if role == "native" else 1.0 - x
+    ok = np.isfinite(d) & (d > 0) & (np.nan_to_num(s / np.where(d > 0, d, 1), nan=0.0) <= REL_SEM_MAX)
+    order = np.argsort(frac[ok])
+    return frac[ok][order], d[ok][order]
+
+
+def npp_dmodels(cfg, source, d_bulk_cm2_s, eq=None):
+    """D models (m^2/s) per species for one NPP D source, on the KMC's scale.
+
+    ``"sed"``: native eqn 2 with ``D_bulk = d_bulk_cm2_s``; foreign constant at the KMC D_eff of
+    the first foreign species at x = 0 (other foreign species: their input ``D_cm2_s`` scaled by
+    the same KMC/input ratio). ``"kmc-table"``: ``TableD`` of the equilibrium points, native
+    table rescaled so that D(1) = ``d_bulk_cm2_s`` (one time scale for both NPP runs).
+    """
+    from continuum import dmodel as dm
+    from compare.run_sed import sed_from_config, kT_from_config
+
+    if source not in NPP_D_SOURCES:
+        raise ConfigError(f"unknown NPP D source {source!r}; legal: {', '.join(NPP_D_SOURCES)}")
+    if eq is None:
+        raise ConfigError("the KMC equilibrium table (kmc_equilibrium.nc) is required")
+    native = cfg.native
+    foreign1 = cfg.species[1]
+    fx, fD = equilibrium_table(eq, foreign1.name, "foreign")
+    if fD.size == 0:
+        raise InputFileError(f"kmc_equilibrium.nc has no reliable D_eff of {foreign1.name}: "
+                             f"include small x (e.g. 0) in --x")
+    D_foreign = float(fD[np.argmax(fx)])  # closest to pure foreign
+    scale = D_foreign / float(foreign1.D_cm2_s)
+    models = {}
+    if source == "sed":
+        models[native.name] = dm.SEDDiffusivity(sed_from_config(cfg), d_bulk_cm2_s * CM2_TO_M2,
+                                                float(cfg.material.vacancy_fraction),
+                                                kT_from_config(cfg), cfg.sed.filling)
+        models[foreign1.name] = dm.ConstantD(D_foreign * CM2_TO_M2)
+    else:
+        nx_, nD = equilibrium_table(eq, native.name, "native")
+        if nD.size == 0:
+            raise InputFileError(f"kmc_equilibrium.nc has no reliable D_eff of {native.name}")
+        nD = nD * d_bulk_cm2_s / float(np.exp(np.interp(1.0, nx_, np.log(nD))))
+        models[native.name] = dm.TableD(nx_, nD * CM2_TO_M2, source="kmc_equilibrium.nc")
+        models[foreign1.name] = dm.TableD(fx, fD * CM2_TO_M2, source="kmc_equilibrium.nc")
+    for s in cfg.species[2:]:
+        models[s.name] = dm.ConstantD(float(s.D_cm2_s) * scale * CM2_TO_M2)
+    return models
+
+
+NPP_D_SOURCES = {
+    "sed": "native D(n) from the SED formula (eqn 2) at the KMC bulk D; foreign constant",
+    "kmc-table": "D_eff(x) of both species from the KMC equilibrium table (TableD)",
+}
+
+
+# =============================================================================== NPP
+def npp_problem(cfg, d_models, thickness_nm, times_s):
+    """The NPP problem of ``cfg`` on the KMC domain, with the given D models and output times."""
+    from continuum import npp
+
+    try:
+        from compare.run_npp import npp_problem_from_config
+    except ImportError:
+        npp_problem_from_config = None
+    if npp_problem_from_config is not None:
+        base = npp_problem_from_config(cfg)
+        return dataclasses.replace(base, d_models=tuple(d_models[s] for s in base.species),
+                                   thickness_m=thickness_nm * 1e-9,
+                                   output_times_s=tuple(times_s))
+    f_vac = float(cfg.material.vacancy_fraction)
+    phases = tuple(npp.Phase(species=ph.species, duration_s=float(ph.duration_s), drive=ph.drive,
+                             back_field_V_per_m=(0.0 if ph.drive != "galvanostatic"
+                                                 else float(ph.back_field_V_per_m)),
+                             voltage_V=(float(ph.voltage_V) if ph.drive == "potentiostatic"
+                                        else 0.0),
+                             theta_front=float(ph.theta_front) if ph.theta_front > 0 else 1 - f_vac)
+                   for ph in cfg.beam)
+    n = cfg.npp
+    names = tuple(cfg.species_names)
+    return npp.NPPProblem(
+        species=names, d_models=tuple(d_models[s] for s in names), native=cfg.native.name,
+        n_bulk_m3=float(cfg.material.n_bulk_cm3) * 1e6, thickness_m=thickness_nm * 1e-9,
+        phases=phases, output_times_s=tuple(times_s), f_vac=f_vac,
+        temperature_K=float(cfg.material.temperature_K), eps_r=float(cfg.material.eps_r),
+        back=cfg.sample.back, mesh=npp.MeshSpec(n_cells=int(n.n_cells),
+                                                h_surface_nm=float(n.h_surface_nm)),
+        flux_convention=n.flux, rtol=float(n.rtol), atol=float(n.atol),
+        dt_initial_s=float(n.dt_initial_s), max_newton=int(n.max_newton))
+
+
+def solve_npp(cfg, problem):
+    """Run the solver named by ``cfg.npp.solver`` (``full`` or ``electroneutral``)."""
+    from continuum import npp
+    from continuum.electroneutral import solve_electroneutral
+
+    solvers = {"full": npp.solve, "electroneutral": solve_electroneutral}
+    return solvers[cfg.npp.solver](problem)
+
+
+# =============================================================================== comparison
+def kmc_layers(kmc):
+    """KMC profiles: ``(depth [nm], edges [nm], mean, sem, per-replica)``.
+
+    ``mean``/``sem``: DataArray (species, time, depth); ``per-replica``: (replica, species, time,
+    depth) (a replica dim of length 1 for a single run; SEM NaN then).
+    """
+    a = float(kmc.attrs["a_nm"])
+    depth = kmc.depth.values
+    edges = np.concatenate(([0.0], depth + 0.5 * a))
+    if "replica" in kmc.dims:
+        rep = kmc["concentration"].transpose("replica", "species", "time", "depth")
+        mean = kmc["concentration_mean"]
+        sem = kmc["concentration_sem"]
+    else:
+        rep = kmc["concentration"].expand_dims(replica=[0])
+        mean = kmc["concentration"]
+        sem = xr.full_like(mean, np.nan)
+    return depth, edges, mean, sem, rep
+
+
+def compare_profiles(cfg, kmc, npp_results, d_bulk):
+    """Metrics of KMC and every NPP run at the KMC times -> ``xarray.Dataset`` (``compare.nc``).
+
+    Parameters
+    ----------
+    kmc : xarray.Dataset
+        ``kmc.nc`` (single run or merged replicas).
+    npp_results : dict
+        ``{D source: NPP dataset}`` with output times equal to the KMC times.
+    d_bulk : dict
+        ``{"current": (value, sem), "equilibrium": (value, sem), "used": name}`` [cm^2/s].
+    """
+    depth, edges, mean, sem, rep = kmc_layers(kmc)
+    times = kmc.time.values
+    native = cfg.native.name
+    foreign = [s.name for s in cfg.species[1:]]
+    names = list(kmc.species.values)
+    sources = list(npp_results)
+    models = ["kmc"] + [f"npp-{s}" for s in sources]
+    n_t = times.size
+
+    def active_foreign(t):
+        ends = np.cumsum([p.duration_s for p in cfg.beam])
+        k = min(int(np.searchsorted(ends, t * (1 - 1e-12))), len(cfg.beam) - 1)
+        for j in range(k, -1, -1):
+            if cfg.beam[j].species:
+                return cfg.beam[j].species
+        return foreign[0]
+
+    profiles = np.full((len(models), len(names), n_t, depth.size), np.nan)
+    profiles[0] = mean.transpose("species", "time", "depth").values
+    for m, src in enumerate(sources, start=1):
+        ds = npp_results[src]
+        for i, s in enumerate(names):
+            for k in range(n_t):
+                c = ds.concentration.sel(species=s).isel(time=k).values
+                profiles[m, i, k] = layer_average(ds.depth.values, c, edges)
+    metric_names = ("front_position", "plateau", "inventory")
+    vals = np.full((len(metric_names), len(models), n_t), np.nan)
+    vals_sem = np.full((len(metric_names), n_t), np.nan)
+    l2 = np.full((len(sources), len(names), n_t), np.nan)
+    l2_sem = np.full_like(l2, np.nan)
+    i_nat = names.index(native)
+    sem_v = sem.transpose("species", "time", "depth").values
+    rep_v = rep.transpose("replica", "species", "time", "depth").values
+    for k, t in enumerate(times):
+        i_f = names.index(active_foreign(t))
+        level = FRONT_LEVEL * front_reference(depth, profiles[0, i_f, k])
+        for m in range(len(models)):
+            mt = profile_metrics(depth, edges, profiles[m, i_nat, k], profiles[m, i_f, k],
+                                 level if m == 0 else None)
+            for q, name in enumerate(metric_names):
+                vals[q, m, k] = mt[name]
+        if rep_v.shape[0] > 1:
+            per = np.array([[profile_metrics(depth, edges, r[i_nat, k], r[i_f, k], level)[n]
+                             for n in metric_names] for r in rep_v])
+            vals_sem[:, k] = np.nanstd(per, axis=0, ddof=1) / np.sqrt(per.shape[0])
+        for m in range(len(sources)):
+            for i in range(len(names)):
+                l2[m, i, k] = l2_distance(profiles[0, i, k], profiles[m + 1, i, k])
+                z = (profiles[0, i, k] - profiles[m + 1, i, k]) / sem_v[i, k]
+                z = z[np.isfinite(z)]
+                l2_sem[m, i, k] = float(np.sqrt(np.mean(z * z))) if z.size else math.nan
+    out = xr.Dataset(
+        {
+            "concentration": (("model", "species", "time", "depth"), profiles,
+                              {"units": "1", "long_name": "concentration / n_bulk (layer mean)"}),
+            "kmc_sem": (("species", "time", "depth"), sem_v,
+                        {"units": "1", "long_name": "KMC standard error over replicas"}),
+            "front_position": (("model", "time"), vals[0],
+                               {"units": "nm", "long_name": METRICS["front_position"]}),
+            "front_position_sem": (("time",), vals_sem[0],
+                                   {"units": "nm", "long_name": "KMC front SEM over replicas"}),
+            "plateau": (("model", "time"), vals[1], {"units": "1", "long_name": METRICS["plateau"]}),
+            "plateau_sem": (("time",), vals_sem[1],
+                            {"units": "1", "long_name": "KMC plateau SEM over replicas"}),
+            "inventory": (("model", "time"), vals[2],
+                          {"units": "nm", "long_name": METRICS["inventory"]}),
+            "inventory_sem": (("time",), vals_sem[2],
+                              {"units": "nm", "long_name": "KMC inventory SEM over replicas"}),
+            "l2": (("source", "species", "time"), l2, {"units": "1", "long_name": METRICS["l2"]}),
+            "l2_sem": (("source", "species", "time"), l2_sem,
+                       {"units": "1", "long_name": METRICS["l2_sem"]}),
+        },
+        coords={
+            "model": ("model", models, {"long_name": "engine and D(n) source"}),
+            "source": ("source", sources, {"long_name": "NPP D(n) source"}),
+            "species": ("species", names, {"long_name": "ion species"}),
+            "time": ("time", times, {"units": "s", "long_name": "time"}),
+            "depth": ("depth", depth, {"units": "nm", "long_name": "depth (KMC layer centre)"}),
+        },
+        attrs={
+            "engine": "compare",
+            "D_bulk_current_cm2_s": d_bulk["current"][0],
+            "D_bulk_current_sem_cm2_s": d_bulk["current"][1],
+            "D_bulk_equilibrium_cm2_s": d_bulk["equilibrium"][0],
+            "D_bulk_equilibrium_sem_cm2_s": d_bulk["equilibrium"][1],
+            "D_bulk_source": d_bulk["used"],
+            "front_definition": METRICS["front_position"],
+            "plateau_window": np.asarray(PLATEAU_WINDOW),
+            "qEa_over_kT": float(kmc.attrs.get("qEa_over_kT", math.nan)),
+            "kmc_replicas": int(rep_v.shape[0]),
+            "kmc_thickness_nm": float(edges[-1]),
+            "npp_solver": cfg.npp.solver,
+        },
+    )
+    return out
+
+
+# =============================================================================== figures, report
+def profile_figure(cmp, times=None):
+    """Paper Fig. 1 style: KMC mean with +-1 SEM band, NPP (sed, kmc-table) lines, per time."""
+    import matplotlib.pyplot as plt
+
+    times = list(cmp.time.values[1:] if times is None else times)
+    fig, axes = plt.subplots(1, len(cmp.species), figsize=(5.2 * len(cmp.species), 3.8),
+                             squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = {"npp-sed": "--", "npp-kmc-table": ":"}
+    for ax, sp in zip(axes[0], cmp.species.values):
+        for j, t in enumerate(times):
+            col = colors[j % len(colors)]
+            c = cmp.concentration.sel(model="kmc", species=sp, time=t)
+            e = cmp.kmc_sem.sel(species=sp, time=t).fillna(0.0)
+            ax.plot(cmp.depth, c, "o", ms=3, color=col, label=f"KMC t = {t:.3g} s")
+            ax.fill_between(cmp.depth, c - e, c + e, color=col, alpha=0.25, lw=0)
+            for m in cmp.model.values[1:]:
+                ax.plot(cmp.depth, cmp.concentration.sel(model=m, species=sp, time=t),
+                        styles.get(str(m), "-"), color=col, lw=1.2,
+                        label=f"{m}" if j == 0 else None)
+        ax.set_xlabel("depth [nm]")
+        ax.set_ylabel(f"{sp} / n_bulk")
+        ax.set_ylim(-0.02, 1.15)
+        ax.legend(fontsize=6)
+    fig.suptitle("KMC (points, band: 1 SEM) vs NPP (dashed: SED formula, dotted: KMC table)",
+                 fontsize=9)
+    return fig
+
+
+def metrics_figure(cmp):
+    """Front position, plateau and inventory vs time for every model (KMC with error bars)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, name in zip(axes, ("front_position", "plateau", "inventory")):
+        for m in cmp.model.values:
+            y = cmp[name].sel(model=m)
+            if m == "kmc":
+                ax.errorbar(cmp.time, y, yerr=cmp[f"{name}_sem"].fillna(0.0), fmt="o", ms=3,
+                            capsize=2, label="KMC")
+            else:
+                ax.plot(cmp.time, y, "-", label=str(m))
+        ax.set_xlabel("time [s]")
+        ax.set_ylabel(f"{name} [{cmp[name].attrs['units']}]")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def report_markdown(cmp, cfg, timings, figures):
+    """Short Markdown report: set-up, D scales, metrics table at every time, figures."""
+    a = cmp.attrs
+    lines = [f"# KMC vs NPP: {cfg.path.name if cfg.path else cfg.material.name}", "",
+             f"* KMC: {a['kmc_replicas']} replica(s), depth {a['kmc_thickness_nm']:.2f} nm, "
+             f"max applied q E a / kT = {a['qEa_over_kT']:.3g}",
+             f"* NPP solver `{a['npp_solver']}` on the same depth; D_bulk (native, x = 1) from "
+             f"`{a['D_bulk_source']}`:",
+             f"  * ohmic KMC current: {a['D_bulk_current_cm2_s']:.3g} "
+             f"+- {a['D_bulk_current_sem_cm2_s']:.2g} cm^2/s",
+             f"  * equilibrium KMC (x = 1): {a['D_bulk_equilibrium_cm2_s']:.3g} "
+             f"+- {a['D_bulk_equilibrium_sem_cm2_s']:.2g} cm^2/s",
+             "* wall times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), "",
+             "Front: " + METRICS["front_position"] + ". Plateau: " + METRICS["plateau"] + ".", "",
+             "| time [s] | model | front [nm] | plateau | inventory [nm] | L2 (native, foreign) |"
+             " L2 / SEM |", "|---|---|---|---|---|---|---|"]
+    names = list(cmp.species.values)
+    for t in cmp.time.values[1:]:
+        for m in cmp.model.values:
+            f = float(cmp.front_position.sel(model=m, time=t))
+            p = float(cmp.plateau.sel(model=m, time=t))
+            inv = float(cmp.inventory.sel(model=m, time=t))
+            if m == "kmc":
+                fs = f"{f:.2f} +- {float(cmp.front_position_sem.sel(time=t)):.2f}"
+                ps = f"{p:.3f} +- {float(cmp.plateau_sem.sel(time=t)):.3f}"
+                invs = f"{inv:.2f} +- {float(cmp.inventory_sem.sel(time=t)):.2f}"
+                l2s = l2z = ""
+            else:
+                src = str(m)[4:]
+                fs, ps, invs = f"{f:.2f}", f"{p:.3f}", f"{inv:.2f}"
+                l2s = ", ".join(f"{float(cmp.l2.sel(source=src, species=s, time=t)):.3f}"
+                                for s in names)
+                l2z = ", ".join(f"{float(cmp.l2_sem.sel(source=src, species=s, time=t)):.2f}"
+                                for s in names)
+            lines.append(f"| {t:.3g} | {m} | {fs} | {ps} | {invs} | {l2s} | {l2z} |")
+    lines += [""] + [f"![{k}]({Path(v).name})" for k, v in figures.items()] + [""]
+    return "\n".join(lines)
+
+
+# =============================================================================== driver
+DEFAULT_XS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def _reusable(path, cfg, reuse):
+    """True when ``path`` exists and ``reuse`` is set; a dataset of another input is an error."""
+    from compare.io import open_dataset
+    import hashlib
+
+    if not (reuse and path.is_file()):
+        return False
+    ds = open_dataset(path)
+    want = hashlib.sha256(cfg.text.encode()).hexdigest()
+    if ds.attrs.get("input_sha256", want) != want:
+        raise InputFileError(f"--reuse: {str(path)!r} was made from another input (hash "
+                             f"differs); delete it or run without --reuse")
+    return True
+
+
+def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=False,
+                d_bulk="current", xs=DEFAULT_XS, sources=tuple(NPP_D_SOURCES)) -> dict:
+    """`cait compare`: KMC ensemble + equilibrium table + NPP runs -> compare.nc, figures, report.
+
+    Returns
+    -------
+    dict
+        Paths of the written files and the wall times [s].
+    """
+    import time
+
+    from compare.config import load_config
+    from compare.io import open_dataset, save_figure, write_dataset
+    from compare.run_kmc import run_equilibrium, run_kmc
+
+    cfg = load_config(input_path)
+    if d_bulk not in D_BULK_SOURCES:
+        raise ConfigError(f"`--d-bulk` must be one of {', '.join(D_BULK_SOURCES)}, got {d_bulk!r}")
+    for s in sources:
+        if s not in NPP_D_SOURCES:
+            raise ConfigError(f"unknown NPP D source {s!r}; legal: {', '.join(NPP_D_SOURCES)}")
+    out = Path(out_dir) if out_dir is not None else Path("outputs") / (
+        f"{Path(cfg.path).stem}_compare" if cfg.path else "compare")
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    kmc_path, eq_path = out / "kmc.nc", out / "kmc_equilibrium.nc"
+    t0 = time.monotonic()
+    if not _reusable(kmc_path, cfg, reuse):
+        code = run_kmc(input_path, out_dir=out, replicas=replicas, quiet=quiet)
+        if code != 0:
+            return {"exit_code": code}
+        timings["kmc run"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    if not _reusable(eq_path, cfg, reuse):
+        code = run_equilibrium(input_path, tuple(xs), out_dir=out, replicas=replicas, quiet=quiet)
+        if code != 0:
+            return {"exit_code": code}
+        timings["kmc equilibrium"] = time.monotonic() - t0
+    kmc = open_dataset(kmc_path)
+    eq = open_dataset(eq_path)
+    scales = {"current": d_bulk_from_current(kmc, cfg), "used": d_bulk}
+    try:
+        scales["equilibrium"] = d_bulk_from_equilibrium(eq, cfg)
+    except InputFileError:
+        if d_bulk == "equilibrium":
+            raise
+        scales["equilibrium"] = (math.nan, math.nan)
+    D_b = scales[d_bulk][0]
+    if not (np.isfinite(D_b) and D_b > 0):
+        raise ConfigError(f"the KMC bulk D from `{d_bulk}` is not positive ({D_b:g} cm^2/s): "
+                          f"the run moved no native charge; lengthen it or use the other source")
+    thickness = float(kmc.attrs["a_nm"]) * int(kmc.attrs["nx"])
+    npp_results = {}
+    for src in sources:
+        t0 = time.monotonic()
+        problem = npp_problem(cfg, npp_dmodels(cfg, src, D_b, eq), thickness,
+                              tuple(float(t) for t in kmc.time.values))
+        npp_results[src] = solve_npp(cfg, problem)
+        timings[f"npp {src}"] = time.monotonic() - t0
+    cmp = compare_profiles(cfg, kmc, npp_results, scales)
+    figures = {"profiles": save_figure(profile_figure(cmp), out / "compare_profiles.png"),
+               "metrics": save_figure(metrics_figure(cmp), out / "compare_metrics.png")}
+    path = write_dataset(cmp, out / "compare.nc", cfg=cfg)
+    (out / "compare.md").write_text(report_markdown(cmp, cfg, timings, figures))
+    if not quiet:
+        print(f"cait compare: -> {path}, {out / 'compare.md'}")
+    return {"dataset": path, "report": out / "compare.md", **figures, "timings": timings,
+            "exit_code": 0}
