@@ -693,6 +693,7 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
     ex_m, ex_sem = mean_sem(excess, 1)
     nm_m, _ = mean_sem(null_mean, 0)
     seg_m, seg_sem = mean_sem(seg, 0)
+    seg_floor_sd = np.sqrt(np.nanmean(seg_sd ** 2, axis=0)) if np.isfinite(seg_sd).any() else seg_sd[0]
     nsd_m = np.sqrt(np.nanmean(null_sd ** 2, axis=0)) if np.isfinite(null_sd).any() else null_sd[0]
     # ---- mixing zone: slabs where each of native / foreign holds >= 10 % of the ions
     t_ref = _reference_index(times, phases)
@@ -814,6 +815,8 @@ def _build_dataset(ds, v) -> xr.Dataset:
                             {"units": "1", "long_name": "segregation index: 0 equilibrium, 1 top-down"}),
             "segregation_sem": (("time", "slab"), v["seg_sem"],
                                 {"units": "1", "long_name": "standard error of segregation over replicas"}),
+            "segregation_floor_sd": (("time", "slab"), v["seg_floor_sd"],
+                                     {"units": "1", "long_name": "spread of the segregation index of one equilibrium sample"}),
             "zone_segregation": (("time",), v["zone_seg"],
                                  {"units": "1", "long_name": "ion-weighted segregation index over the mixing zone"}),
             "zone_segregation_err": (("time",), np.asarray(v["zone_seg_err"]),
