@@ -679,7 +679,7 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
                 seg_sd[r, t, s] = ns.std(ddof=1)
 
     def mean_sem(a, axis):
-        m = np.nanmean(a, axis=axis) if np.isfinite(a).any() else np.full(np.delete(a.shape, axis), np.nan)
+        m = _nanmean(a, axis)
         n = np.sum(np.isfinite(a), axis=axis)
         with np.errstate(invalid="ignore", divide="ignore"):
             sd = np.sqrt(np.nansum((a - np.expand_dims(m, axis)) ** 2, axis=axis) / np.maximum(n - 1, 1))
@@ -693,8 +693,8 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
     ex_m, ex_sem = mean_sem(excess, 1)
     nm_m, _ = mean_sem(null_mean, 0)
     seg_m, seg_sem = mean_sem(seg, 0)
-    seg_floor_sd = np.sqrt(np.nanmean(seg_sd ** 2, axis=0)) if np.isfinite(seg_sd).any() else seg_sd[0]
-    nsd_m = np.sqrt(np.nanmean(null_sd ** 2, axis=0)) if np.isfinite(null_sd).any() else null_sd[0]
+    seg_floor_sd = np.sqrt(_nanmean(seg_sd ** 2, 0))
+    nsd_m = np.sqrt(_nanmean(null_sd ** 2, 0))
     # ---- mixing zone: slabs where each of native / foreign holds >= 10 % of the ions
     t_ref = _reference_index(times, phases)
     Nsum = N.sum(axis=0)                                          # (T, S, K)
@@ -716,11 +716,11 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
     zone_ex, zone_sem = mean_sem(agg, 1)
     zone_tv, _ = mean_sem(agg_tv, 1)
     zone_null, _ = mean_sem(agg_null, 0)
-    floor_err = np.sqrt(np.nanmean(agg_nsd ** 2, axis=0)) / np.sqrt(R) if R else agg_nsd[0]
+    floor_err = np.sqrt(_nanmean(agg_nsd ** 2, 0)) / np.sqrt(R)
     # fewer than 3 replicas: the replica scatter is no usable error, use the sampling floor's
     zone_err = zone_sem if R >= 3 else np.broadcast_to(floor_err, zone_ex.shape)
     zone_seg, zone_seg_sem = mean_sem(agg_seg, 0)
-    seg_floor_err = np.sqrt(np.nanmean(agg_seg_sd ** 2, axis=0)) / np.sqrt(R)
+    seg_floor_err = np.sqrt(_nanmean(agg_seg_sd ** 2, 0)) / np.sqrt(R)
     zone_seg_err = zone_seg_sem if R >= 3 else seg_floor_err
     # ---- Fermi levels from the replica-summed histograms
     scs = sc.sum(axis=0).astype(float)                             # (S, B, K)
@@ -752,6 +752,14 @@ def analyze(ds, landscape=None, phases=None, vacancy_fraction=None, n_null=N_NUL
     out.attrs.update({f"verdict_{k}": v for k, v in verdict.items() if k != "table"})
     out.attrs["verdict_table"] = verdict["table"]
     return out
+
+
+def _nanmean(a, axis):
+    """Mean over the finite entries along ``axis``; NaN (no warning) where there are none."""
+    ok = np.isfinite(a)
+    n = ok.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.where(ok, a, 0.0).sum(axis=axis) / np.maximum(n, 1), np.nan)
 
 
 def _reference_index(times, phases):
@@ -797,7 +805,7 @@ def _build_dataset(ds, v) -> xr.Dataset:
             "kT_fit": (dims3, v["fits"]["kT"], {"units": "eV", "long_name": "effective kT of the Fermi-function fit (incl. bin smearing)"}),
             "kT_fit_err": (dims3, v["fits"]["kT_err"], {"units": "eV", "long_name": "standard error of kT_fit"}),
             "fit_amplitude": (dims3, v["fits"]["amplitude"], {"units": "1", "long_name": "maximum occupation of the Fermi-function fit"}),
-            "mu_equilibrium": (dims3, np.nanmean(v["mu_eq"], axis=0) if np.isfinite(v["mu_eq"]).any() else v["mu_eq"][0],
+            "mu_equilibrium": (dims3, _nanmean(v["mu_eq"], 0),
                                {"units": "eV", "long_name": "chemical potential of the two-species equilibrium at the local composition"}),
             "distance": (("model", "time", "slab"), v["tv_m"],
                          {"units": "1", "long_name": "total-variation distance observed vs model (0 same, 1 disjoint)"}),
