@@ -71,8 +71,10 @@ class MeshSpec:
     h_back_nm: float | None = None  # refine at the back too (default: only for "electrode")
     nodes_nm: tuple | None = None  # explicit node positions [nm]; overrides everything above
 
-    def build(self, length_nm, back):
-        """Node positions [nm], ndarray of float64, shape (n_nodes,)."""
+    def build(self, length_nm, back, zone_estimate_nm=None):
+        """Node positions [nm], ndarray of float64, shape (n_nodes,).
+
+        `zone_estimate_nm` replaces the default zone depth when `zone_nm` is None."""
         if self.nodes_nm is not None:
             nodes = np.asarray(self.nodes_nm, dtype=float)
             if nodes.ndim != 1 or len(nodes) < 5 or np.any(np.diff(nodes) <= 0):
@@ -83,8 +85,8 @@ class MeshSpec:
         h_back = self.h_back_nm
         if h_back is None and back == "electrode":
             h_back = self.h_surface_nm  # absorbing electrode: a depletion layer forms at x = L
-        return graded_mesh(length_nm, self.n_cells, self.h_surface_nm, self.zone_nm, self.growth,
-                           h_back)
+        zone = self.zone_nm if self.zone_nm is not None else zone_estimate_nm
+        return graded_mesh(length_nm, self.n_cells, self.h_surface_nm, zone, self.growth, h_back)
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,30 @@ def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_va
         ab[u, k] = 1.0
 
 
+@njit(cache=True)
+def _interval_flux(c4, psi4, D4, z, dx2, lattice, s_lat, out):
+    """SG flux of the first and last interval (same formula as `_assemble`).
+
+    c4, D4 : (k, 4) at nodes (0, 1, n-2, n-1); psi4 : (4,); dx2 : (2,); out : (k, 2).
+    """
+    k = c4.shape[0]
+    for side in range(2):
+        a, b = 2 * side, 2 * side + 1
+        lnv_a = lnv_b = 0.0
+        if lattice:
+            ta = tb = 0.0
+            for i in range(k):
+                ta += c4[i, a]
+                tb += c4[i, b]
+            lnv_a = -np.log(1.0 - s_lat * ta)
+            lnv_b = -np.log(1.0 - s_lat * tb)
+        for i in range(k):
+            delta = z[i] * (psi4[b] - psi4[a]) + lnv_b - lnv_a
+            bp = _bernoulli(delta)[0]
+            bm = _bernoulli(-delta)[0]
+            out[i, side] = 0.5 * (D4[i, a] + D4[i, b]) * (bp * c4[i, a] - bm * c4[i, b]) / dx2[side]
+
+
 # ------------------------------------------------------------------------------------ solver
 
 
@@ -292,7 +318,7 @@ class _Setup:
         self.back = _lookup(BACKS, p.back, "back boundary")
         self.kT_eV = sc.k * p.temperature_K / sc.e  # thermal voltage kT/e [V]
         self.length_nm = p.thickness_m / _NM
-        self.nodes = p.mesh.build(self.length_nm, p.back)
+        self.nodes = p.mesh.build(self.length_nm, p.back, self.zone_estimate(p))
         self.dx = np.diff(self.nodes)
         self.vol = np.zeros(len(self.nodes))  # control-volume lengths [nm]
         self.vol[:-1] += 0.5 * self.dx
@@ -348,6 +374,22 @@ class _Setup:
         self.d_models = tuple(p.d_models)
         self.p = p
 
+    def zone_estimate(self, p):
+        """Default depth [nm] of the fine mesh zone: 1.5 x the distance bulk native ions drift
+        during the driven phases (the replacement front moves at about that speed), at least
+        30 nm; None (mesh default) without drive."""
+        d_bulk = float(np.asarray(p.d_models[self.native].D_and_dD(np.ones(1))[0])[0])
+        d_nm2 = d_bulk * _M2_TO_NM2
+        depth = 0.0
+        for ph in p.phases:
+            if ph.drive == "galvanostatic":
+                depth += d_nm2 * abs(ph.back_field_V_per_m) * _NM / self.kT_eV * ph.duration_s
+            elif ph.drive == "potentiostatic":
+                depth += d_nm2 * abs(ph.voltage_V) / (self.kT_eV * self.length_nm) * ph.duration_s
+        if not depth > 0:
+            return None
+        return float(min(self.length_nm, max(30.0, 1.5 * depth)))
+
     def diffusivities(self, c):
         """D [nm^2/s] and dD/dc at every node, two ndarrays of shape (k, n)."""
         D = np.empty_like(c)
@@ -369,6 +411,7 @@ class _Integrator:
         self.res = np.zeros(self.m * n)
         self.ab = np.zeros((4 * self.m + 1, self.m * n))
         self.flux = np.zeros((k, n - 1))
+        self.end_flux = np.zeros((k, 2))
         self.n_steps = self.n_newton = self.n_rejected = 0
 
     def newton(self, ph, c0, psi0, a0h, hist_h):
@@ -383,6 +426,7 @@ class _Integrator:
         else:
             c[front, 0] = ph["front_val"][front]
         c[ph["back_dir"], -1] = ph["back_val"][ph["back_dir"]]
+        norm_old = None
         for _ in range(p.max_newton):
             self.n_newton += 1
             D, dD = s.diffusivities(c)
@@ -412,25 +456,32 @@ class _Integrator:
                        np.max(np.abs(dpsi)) / p.rtol)
             if not np.isfinite(norm):
                 return None
-            if norm < p.newton_tol and lam == 1.0:
+            # the remaining error is ~ rate/(1-rate) * norm for a contracting iteration
+            rate = norm / norm_old if norm_old is not None else 1.0
+            if lam == 1.0 and norm * min(1.0, rate / max(1.0 - rate, 1e-12)) < p.newton_tol:
                 return c, psi
+            if rate > 2.0:  # diverging
+                return None
+            norm_old = norm
         return None
 
-    def boundary_fluxes(self, ph, c, a0h, hist_h):
-        """Particle flux into the sample [fraction*nm/s] through front and back, shape (k, 2)."""
+    def boundary_fluxes(self, ph, c, psi, a0h, hist_h):
+        """Particle flux into the sample [fraction*nm/s] through front and back, shape (k, 2).
+
+        From the balance of the boundary control volume (its residual row is replaced by the
+        Dirichlet condition): influx = vol * dc/dt (BDF) + outgoing SG flux of the interval.
+        """
         s = self.s
         out = np.zeros((self.k, 2))
-        D, dD = s.diffusivities(c)
-        # the kernel fills self.flux with J at the converged state (res/ab are scratch here)
-        _assemble(c, self._psi, D, dD, s.z, s.dx, s.vol, s.kappa, a0h, hist_h, ph["front_dir"],
-                  ph["front_val"], ph["back_dir"], ph["back_val"], ph["poisson_mode"],
-                  ph["dpsi_back"], ph["psi_front"], s.convention == 1, s.s_lat, self.res,
-                  self.ab, self.flux)
-        store = s.vol[None, :] * (a0h * c + hist_h)  # vol * dc/dt (BDF)
+        ends = np.array([0, 1, self.n - 2, self.n - 1])
+        D = s.diffusivities(c[:, ends])[0]
+        _interval_flux(c[:, ends], psi[ends], D, s.z, s.dx[[0, -1]], s.convention == 1,
+                       s.s_lat, self.end_flux)
+        store = (s.vol[ends] * (a0h * c[:, ends] + hist_h[:, ends]))
         front = ph["front_dir"]
-        out[front, 0] = store[front, 0] + self.flux[front, 0]
+        out[front, 0] = store[front, 0] + self.end_flux[front, 0]
         back = ph["back_dir"]
-        out[back, 1] = store[back, -1] - self.flux[back, -1]
+        out[back, 1] = store[back, 3] - self.end_flux[back, 1]
         return out
 
     def run(self, progress=False):
@@ -527,8 +578,7 @@ class _Integrator:
                 h *= max(0.2, 0.9 * err ** (-1.0 / (order + 1)))
                 continue
             # accepted: boundary transfer follows the same BDF recurrence as the inventory
-            self._psi = psi_new
-            F = self.boundary_fluxes(ph, c_new, a0 / h, hist_c / h)
+            F = self.boundary_fluxes(ph, c_new, psi_new, a0 / h, hist_c / h)
             hist_Q = a1 * hist[-1][3] + (a2 * hist[-2][3] if order == 2 else 0.0)
             Q = (h * F - hist_Q) / a0
             inv = (s.vol * c_new).sum(axis=1)

@@ -1,0 +1,27 @@
+"""`cait npp run INPUT [-o DIR] [--quiet]`: full Nernst-Planck-Poisson depth profiles."""
+from __future__ import annotations
+
+
+def _run(args) -> int:
+    from compare.config import load_config
+    from compare.run_npp import run_npp
+
+    cfg = load_config(args.input)
+    ds, paths = run_npp(cfg, args.output, progress=not args.quiet)
+    if not args.quiet:
+        print(f"NPP ({ds.attrs['flux_convention']}): {ds.attrs['n_steps']} steps, "
+              f"{ds.attrs['n_newton']} Newton iterations, {ds.attrs['n_rejected']} rejected")
+        for p in paths:
+            print(f"wrote {p}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("npp", help="continuum (Nernst-Planck-Poisson) depth profiles")
+    nsub = p.add_subparsers(dest="npp_command", metavar="ACTION", required=True)
+    r = nsub.add_parser("run", help="solve the full NPP equations for an input file; writes "
+                                    "npp.nc and figures")
+    r.add_argument("input", help="input file (TOML)")
+    r.add_argument("-o", "--output", default="outputs", help="output folder (default: outputs)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.set_defaults(func=_run)
