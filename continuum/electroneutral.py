@@ -171,22 +171,37 @@ def solve_face_potential(a_left, a_right, jd):
     """
     a_left, a_right = np.broadcast_arrays(np.asarray(a_left, float), np.asarray(a_right, float))
     jd = np.broadcast_to(np.asarray(jd, float), a_left.shape)
+    # a Newton iterate with negative fractions can make a <= 0: report NaN (step rejected)
+    valid = (a_left > 0) & (a_right > 0)
+    if not np.all(valid):
+        out = np.full(a_left.shape, np.nan)
+        if np.any(valid):
+            out[valid] = solve_face_potential(a_left[valid], a_right[valid], jd[valid])
+        return out
     psi = np.clip(np.log(a_right / a_left), -_PSI_MAX, _PSI_MAX)
+    lo = np.full(psi.shape, -_PSI_MAX)
+    hi = np.full(psi.shape, _PSI_MAX)
     scale = a_left + a_right + np.abs(jd)
-    for _ in range(100):
+    for _ in range(200):
         b_plus, b_minus = bernoulli(psi), bernoulli(-psi)
         g = b_minus * a_left - b_plus * a_right - jd
-        dg = -_bernoulli_derivative(-psi, b_minus) * a_left - _bernoulli_derivative(psi, b_plus) * a_right
-        step = g / dg
-        # damping: the asymptotes are linear, so steps beyond max(2, |psi|) only overshoot
-        limit = np.maximum(2.0, np.abs(psi))
-        step = np.clip(step, -limit, limit)
-        psi = np.clip(psi - step, -_PSI_MAX, _PSI_MAX)
-        if np.all(np.abs(step) <= 1e-14 * (1.0 + np.abs(psi))) or np.all(np.abs(g) <= 1e-15 * scale):
+        # g is increasing: keep a bracket, bisect whenever Newton leaves it
+        lo = np.where(g <= 0.0, psi, lo)
+        hi = np.where(g >= 0.0, psi, hi)
+        dg = (-_bernoulli_derivative(-psi, b_minus) * a_left
+              - _bernoulli_derivative(psi, b_plus) * a_right)
+        converged = np.abs(g) <= 1e-15 * scale
+        new = psi - g / dg
+        outside = ~((new >= lo) & (new <= hi))
+        new = np.where(converged, psi, np.where(outside, 0.5 * (lo + hi), new))
+        done = converged | (np.abs(new - psi) <= 1e-15 * (1.0 + np.abs(psi)))
+        psi = new
+        if np.all(done):
             return psi
     residual = np.max(np.abs(g) / scale)
-    if residual > 1e-10:
-        raise SolverError(f"face potential solve did not converge (relative residual {residual:.2e})")
+    if residual > 1e-12:
+        raise SolverError(f"face potential solve did not converge (relative residual "
+                          f"{residual:.2e}); |e E h / kT| beyond {_PSI_MAX:g}?")
     return psi
 
 
@@ -523,7 +538,8 @@ def _integrate_phase(problem, op, jac, drive, t, t_end, u, times, next_out, out_
             a1 = -(1 + omega)
             a2 = omega ** 2 / (1 + omega)
             alpha0_dt, hist = a0 / dt, (a1 * hist_u[-1] + a2 * hist_u[-2]) / dt
-            guess = _extrapolate(hist_t[-3:], hist_u[-3:], hist_t[-1] + dt)
+            # the quadratic predictor undershoots at sharp fronts; it is only a start value
+            guess = np.maximum(_extrapolate(hist_t[-3:], hist_u[-3:], hist_t[-1] + dt), 0.0)
         sol = _newton(op, jac, drive, guess, j, alpha0_dt, hist, w, problem, stats)
         if sol is None:
             stats.n_rejected += 1
