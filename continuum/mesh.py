@@ -3,7 +3,8 @@
 The mesh is described by a target cell-size function ``h(x)`` (piecewise linear):
 
 * fine at the surface, ``h = h_surface`` at x = 0, growing linearly with slope ``growth``
-  (so neighbouring cells differ by a factor ~ ``1 + growth``, a geometric grading);
+  (equidistribution then makes neighbouring cells differ by the factor ``exp(growth)``: a
+  geometric grading);
 * capped at a plateau size ``H`` through the replacement zone ``[0, zone]``;
 * growing again with slope ``growth`` beyond the zone, towards the back x = L;
 * optionally fine again at the back (``h_back``, for an absorbing electrode).
@@ -52,7 +53,7 @@ def graded_mesh(length_nm, n_cells, h_surface_nm, zone_nm=None, growth=0.1, h_ba
         Depth [nm] of the (nearly) uniform replacement zone; default ``min(L, 300 nm)``.
     growth : float
         Growth of the cell size per unit length (dimensionless); neighbouring cells differ by
-        a factor of about ``1 + growth``.
+        the factor ``exp(growth)``.
     h_back_nm : float, optional
         If given, the mesh is also refined towards the back to this size [nm].
 

@@ -67,7 +67,7 @@ class MeshSpec:
     n_cells: int = 400  # number of cells
     h_surface_nm: float = 0.1  # cell size at the front [nm]
     zone_nm: float | None = None  # depth of the nearly uniform replacement zone [nm]
-    growth: float = 0.1  # cell-size growth per unit length (neighbour ratio ~ 1 + growth)
+    growth: float = 0.1  # cell-size growth per unit length (neighbour ratio exp(growth))
     h_back_nm: float | None = None  # refine at the back too (default: only for "electrode")
     nodes_nm: tuple | None = None  # explicit node positions [nm]; overrides everything above
 

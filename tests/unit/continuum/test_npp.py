@@ -1,0 +1,198 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from continuum.dmodel import ConstantD
+from continuum.errors import ProblemError, SolverError
+from continuum.npp import (FLUX_CONVENTIONS, MeshSpec, NPPProblem, Phase, _assemble, _bernoulli,
+                           _Setup, solve)
+
+
+class ExpD:
+    """D = D0 exp(a (x - 1)), analytic derivative."""
+
+    def __init__(self, D0, a):
+        self.D0, self.a = D0, a
+
+    def D_and_dD(self, x):
+        d = self.D0 * np.exp(self.a * (np.asarray(x, dtype=float) - 1.0))
+        return d, self.a * d
+
+
+def _problem(**kw):
+    args = dict(species=("Li", "K", "Cs"),
+                d_models=(ExpD(1.5e-17, 3.0), ConstantD(1e-19), ExpD(2e-19, -1.0)),
+                native="Li", n_bulk_m3=1.4e28, thickness_m=200e-9,
+                phases=(Phase("K", 50.0, "galvanostatic", back_field_V_per_m=2e4,
+                              theta_front=0.85),),
+                output_times_s=(0.0, 25.0, 50.0), mesh=MeshSpec(n_cells=60, h_surface_nm=0.2,
+                                                                 zone_nm=20.0, growth=0.2))
+    args.update(kw)
+    return NPPProblem(**args)
+
+
+def test_bernoulli_values_and_derivative():
+    for t in [-800.0, -30.0, -1.0, -1.001e-3, -0.999e-3, 0.0, 1e-8, 0.999e-3, 1.001e-3, 2.0,
+              50.0, 800.0]:
+        b, db = _bernoulli(t)
+        if t == 0:
+            exact = 1.0
+        elif t > 0:  # t e^-t / (1 - e^-t): no overflow
+            exact = t * np.exp(-t) / -np.expm1(-t)
+        else:
+            exact = t / np.expm1(t)
+        assert abs(b - exact) <= 1e-14 * max(1.0, abs(exact))
+        e = 1e-6 * max(1.0, abs(t))
+        fd = (_bernoulli(t + e)[0] - _bernoulli(t - e)[0]) / (2 * e)
+        assert abs(db - fd) <= 1e-7 * max(1.0, abs(db)) + 1e-300
+    # B(t) - B(-t) = -t exactly (drift limit of the SG flux)
+    for t in [1e-5, 0.3, 7.0, 300.0]:
+        assert abs(_bernoulli(t)[0] - _bernoulli(-t)[0] + t) < 1e-12 * max(1, t)
+
+
+@pytest.mark.parametrize("convention", list(FLUX_CONVENTIONS))
+@pytest.mark.parametrize("drive", ["galvanostatic", "potentiostatic"])
+def test_analytic_jacobian_matches_finite_differences(convention, drive):
+    p = _problem(flux_convention=convention, thickness_m=50e-9,
+                 phases=(Phase("K", 1.0, drive, back_field_V_per_m=2e4, voltage_V=0.3,
+                               theta_front=0.9),), output_times_s=(0.0,),
+                 mesh=MeshSpec(n_cells=8, h_surface_nm=1.0, zone_nm=10.0, growth=1.0))
+    s = _Setup(p)
+    rng = np.random.default_rng(1)
+    k, n = 3, len(s.nodes)
+    m = k + 1
+    c = rng.uniform(0.05, 0.35, (k, n))
+    psi = rng.normal(size=n)
+    hist = rng.normal(size=(k, n))
+    ph = s.phases[0]
+
+    def residual(c, psi):
+        res, ab, fl = np.zeros(m * n), np.zeros((4 * m + 1, m * n)), np.zeros((k, n - 1))
+        D, dD = s.diffusivities(c)
+        _assemble(c, psi, D, dD, s.z, s.dx, s.vol, s.kappa, 3.0, hist, ph["front_dir"],
+                  ph["front_val"], ph["back_dir"], ph["back_val"], ph["poisson_mode"],
+                  ph["dpsi_back"], ph["psi_front"], convention == "lattice-gas", s.s_lat, res,
+                  ab, fl)
+        return res, ab
+
+    _, ab = residual(c, psi)
+    u = 2 * m
+    A = np.zeros((m * n, m * n))
+    for col in range(m * n):
+        for row in range(max(0, col - u), min(m * n, col + u + 1)):
+            A[row, col] = ab[u + row - col, col]
+    y = np.concatenate([c.T, psi[:, None]], axis=1).ravel()
+    A_fd = np.zeros_like(A)
+    for col in range(m * n):
+        e = 1e-7 * max(1.0, abs(y[col]))
+        cols = []
+        for sign in (1, -1):
+            yy = y.copy()
+            yy[col] += sign * e
+            Y = yy.reshape(n, m)
+            cols.append(residual(np.ascontiguousarray(Y[:, :k].T), Y[:, k].copy())[0])
+        A_fd[:, col] = (cols[0] - cols[1]) / (2 * e)
+    assert np.abs(A - A_fd).max() < 1e-7 * np.abs(A).max()
+    # everything outside the declared band is zero: the band holds the whole Jacobian
+    assert np.abs(A_fd[np.abs(np.subtract.outer(np.arange(m * n), np.arange(m * n))) > u]).max() \
+        < 1e-7 * np.abs(A).max()
+
+
+def test_output_contract():
+    ds = solve(_problem())
+    assert ds.concentration.dims == ("species", "time", "depth")
+    assert ds.potential.dims == ("time", "depth")
+    assert list(ds.species.values) == ["Li", "K", "Cs"]
+    np.testing.assert_array_equal(ds.time.values, [0.0, 25.0, 50.0])  # hit exactly
+    for name in list(ds.data_vars) + ["time", "depth", "depth_face", "fraction"]:
+        assert ds[name].attrs.get("units"), name
+        assert ds[name].attrs.get("long_name"), name
+    for key in ("n_steps", "n_newton", "n_rejected"):
+        assert ds.attrs[key] > 0 or key == "n_rejected"
+    assert ds.attrs["engine"] == "npp" and ds.attrs["flux_convention"] == "nernst-planck"
+    assert ds.attrs["status"] == "ok"
+    np.testing.assert_allclose(ds.concentration.isel(time=0).sel(species="Li"), 1.0)
+    # front reservoir and back reservoir values
+    assert ds.concentration.sel(species="K").isel(time=-1, depth=0) == pytest.approx(0.85 / 0.9)
+    assert ds.concentration.sel(species="Li").isel(time=-1, depth=-1) == 1.0
+    np.testing.assert_allclose(ds.potential.isel(depth=-1), 0.0, atol=1e-15)
+    np.testing.assert_allclose(ds.field.isel(depth_face=-1, time=-1), 2e4, rtol=1e-9)
+
+
+def test_potentiostatic_drop_and_electrode_back():
+    p = _problem(back="electrode",
+                 phases=(Phase("Cs", 20.0, "potentiostatic", voltage_V=0.2, theta_front=0.8),
+                         Phase(None, 10.0, "off")),
+                 output_times_s=(20.0, 30.0))
+    ds = solve(p)
+    phi = ds.potential.sel(time=20.0)
+    assert float(phi[0] - phi[-1]) == pytest.approx(0.2, rel=1e-12)
+    li = ds.concentration.sel(species="Li", time=20.0)
+    assert float(li[-1]) == 0.0  # the electrode absorbs the native ions
+    assert float(ds.transferred.sel(species="Li", boundary="back", time=20.0)) < 0
+    # drive off: everything blocked, also at the electrode
+    q = ds.transferred
+    np.testing.assert_allclose(q.sel(time=30.0), q.sel(time=20.0), atol=1e-12)
+
+
+def test_double_cait_sequence():
+    p = _problem(phases=(Phase("K", 20.0, "galvanostatic", back_field_V_per_m=2e4),
+                         Phase("Cs", 20.0, "galvanostatic", back_field_V_per_m=2e4)),
+                 output_times_s=(20.0, 40.0))
+    ds = solve(p)
+    front = ds.transferred.sel(boundary="front")
+    assert float(front.sel(species="K", time=20.0)) > 0
+    assert float(front.sel(species="Cs", time=20.0)) == 0.0
+    assert float(front.sel(species="Cs", time=40.0)) > 0
+    # K is no longer held at the front during the Cs phase (blocked)
+    assert float(front.sel(species="K", time=40.0)) == pytest.approx(
+        float(front.sel(species="K", time=20.0)), abs=1e-9)
+
+
+class _BreaksAfter:
+    """Constant D that turns into NaN after `n_ok` evaluations (forces a Newton failure)."""
+
+    def __init__(self, n_ok):
+        self.n_ok, self.calls = n_ok, 0
+
+    def D_and_dD(self, x):
+        self.calls += 1
+        x = np.asarray(x, dtype=float)
+        d = 1e-19 if self.calls <= self.n_ok else np.nan
+        return np.full(x.shape, d), np.zeros(x.shape)
+
+
+def test_solver_error_carries_time_and_partial_result():
+    p = _problem(d_models=(ExpD(1.5e-17, 3.0), _BreaksAfter(150), ConstantD(1e-19)),
+                 output_times_s=(0.0, 1e-3, 50.0), dt_min_s=1e-9)
+    with pytest.raises(SolverError, match=r"simulated time reached [0-9.e+-]+ s of 50 s") as info:
+        solve(p)
+    err = info.value
+    assert 0 < err.time_reached_s < 50.0
+    part = err.partial
+    assert part.attrs["status"] == "failed" and "Newton" in part.attrs["message"]
+    assert part.time.values[-1] == pytest.approx(err.time_reached_s)
+    assert np.all(np.isfinite(part.concentration.values))
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(flux_convention="fick"), "unknown flux convention 'fick'; legal: lattice-gas, "
+                                   "nernst-planck"),
+    (dict(back="wall"), "unknown back boundary 'wall'; legal: bulk, electrode"),
+    (dict(phases=(Phase("K", 1.0, "pulsed"),)), "unknown drive of phase 0 'pulsed'"),
+    (dict(phases=(Phase("Li", 1.0),)), "phase 0: species 'Li' is not a foreign species"),
+    (dict(phases=(Phase("K", 1.0, theta_front=1.0),)), "`theta_front` must be in"),
+    (dict(phases=(Phase("K", -1.0),)), "`duration_s` must be > 0"),
+    (dict(output_times_s=(0.0, 60.0)), r"`output_times_s` must lie in \[0, 50\] s"),
+    (dict(output_times_s=(5.0, 1.0)), "increasing"),
+    (dict(native="Na"), "native species 'Na' is not among"),
+    (dict(d_models=(ConstantD(1e-17),)), "one D model per species"),
+    (dict(d_models=(object(), ConstantD(1e-17), ConstantD(1e-17))), "has no method D_and_dD"),
+    (dict(eps_r=0.0), "`eps_r` must be > 0"),
+    (dict(f_vac=1.0), r"`f_vac` must be in \[0, 1\)"),
+    (dict(mesh=MeshSpec(n_cells=10, h_surface_nm=0.01)), "too small"),
+])
+def test_problem_errors(change, match):
+    with pytest.raises(ProblemError, match=match):
+        solve(dataclasses.replace(_problem(), **change))
