@@ -12,7 +12,8 @@ Discretisation (details and derivations in docs/npp.md):
 * variable-step BDF2 in time (BDF1 for the first two steps of every beam phase) with a
   predictor-corrector estimate of the local error, steps hit phase ends and output times;
 * Newton on the coupled (n_1..n_k, psi) system with an analytic Jacobian; unknowns interleaved
-  per node so the Jacobian is banded, solved with `scipy.linalg.solve_banded`; residual and
+  per node so the Jacobian is banded, solved with LAPACK dgbsv (what
+  `scipy.linalg.solve_banded` calls, minus its wrapper overhead); residual and
   Jacobian are assembled by one numba kernel.
 
 Internal units: length in nm, time in s, concentrations as fractions of n_bulk, potential
@@ -25,7 +26,7 @@ import numpy as np
 import scipy.constants as sc
 import xarray as xr
 from numba import njit
-from scipy.linalg import solve_banded
+from scipy.linalg.lapack import dgbsv
 from tqdm.auto import tqdm
 
 from continuum.errors import ProblemError, SolverError
@@ -409,7 +410,11 @@ class _Integrator:
         k, n = len(s.species), len(s.nodes)
         self.k, self.n, self.m = k, n, k + 1
         self.res = np.zeros(self.m * n)
-        self.ab = np.zeros((4 * self.m + 1, self.m * n))
+        # LAPACK band storage with kl = ku = 2m: rows 0..kl-1 are dgbsv's pivoting workspace,
+        # the kernel fills rows kl.. (the scipy solve_banded layout); Fortran order avoids a copy
+        self.band = 2 * self.m
+        self.ab_full = np.zeros((6 * self.m + 1, self.m * n), order="F")
+        self.ab = self.ab_full[self.band:]
         self.flux = np.zeros((k, n - 1))
         self.end_flux = np.zeros((k, 2))
         self.n_steps = self.n_newton = self.n_rejected = 0
@@ -436,10 +441,10 @@ class _Integrator:
                       self.flux)
             if not np.all(np.isfinite(self.res)):
                 return None
-            try:
-                delta = solve_banded((2 * m, 2 * m), self.ab, -self.res, overwrite_ab=True,
-                                     check_finite=False)
-            except np.linalg.LinAlgError:
+            # same as scipy.linalg.solve_banded((2m, 2m), ab, -res) without its wrapper overhead
+            _, _, delta, info = dgbsv(self.band, self.band, self.ab_full, -self.res,
+                                      overwrite_ab=1, overwrite_b=1)
+            if info != 0:
                 return None
             dc = delta.reshape(-1, m)[:, :k].T
             dpsi = delta.reshape(-1, m)[:, k]
