@@ -41,6 +41,12 @@ def checks(labels_run):
     return oc.label_checks(m, lat)
 
 
+def test_blocks_are_independent(labels_run):
+    _, m = labels_run
+    for name, r in oc.block_independence(m).items():
+        assert abs(r) < N_SIGMA / np.sqrt(400), (name, r)
+
+
 @pytest.mark.parametrize("name", ["cross_L12_residual", "tracer_A_minus_B",
                                   "diag_D_eff_A_residual", "cait_D_eff_A_minus_exact",
                                   "cait_D_eff_B_minus_exact", "Dc_over_exact_lattice_gas"])
@@ -51,9 +57,13 @@ def test_exact_label_relations(checks, name):
 
 @pytest.mark.slow
 def test_exact_label_relations_in_a_disordered_landscape():
-    """Gaussian SED, FWHM 250 meV (sigma/kT = 4.1): the identities hold at any block length,
-    converged or not (they only use that the rates do not see labels)."""
-    lat, m = _run(0.25)
+    """Gaussian SED, FWHM 100 meV (sigma/kT = 1.6): the identities hold at any block length,
+    converged or not (they only use that the rates do not see labels). At 250 meV the 5000-event
+    tracer blocks are correlated (lag-1 autocorrelation 0.32, SEM underestimated ~2x; see
+    docs/findings.md), so the block SEM would not be a valid error bar there."""
+    lat, m = _run(0.10)
+    for name, r in oc.block_independence(m).items():
+        assert abs(r) < N_SIGMA / np.sqrt(400), (name, r)  # independent blocks: SD 1/sqrt(n)
     c = oc.label_checks(m, lat)
     for name in ("cross_L12_residual", "tracer_A_minus_B", "diag_D_eff_A_residual",
                  "cait_D_eff_A_minus_exact", "cait_D_eff_B_minus_exact"):
