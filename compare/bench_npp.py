@@ -3,8 +3,8 @@ CAIT inputs, and its accuracy shown by refinement.
 
 Accuracy is the difference (fraction of n_bulk, over species, depths and output times) to (a) the same run with rtol / 10 (time error) and (b) the same run on a mesh with every cell
 bisected (space error, compared at the coarse nodes). The plateau is the native level left
-behind the front at the end of the schedule (median of the native fraction where the foreign
-fraction is read at 0.8 x the front depth, where the native fraction rises through 0.5).
+behind the front at the end of the schedule (native
+fraction averaged over 0.25-0.75 x the front depth, `compare.comparison` definitions).
 Max-norm differences at a sharp front measure its shift in units of its width (a shift of
 0.1 cell gives ~0.1); the relative L1 difference is the better profile measure there.
 """
@@ -17,26 +17,18 @@ from pathlib import Path
 import numpy as np
 
 
-def _front(ds, time_index=-1):
-    """Depth [nm] where the native fraction first rises through 0.5 (linear interpolation)."""
-    c = ds.concentration.sel(species=ds.attrs["native"]).isel(time=time_index).values
-    x = ds.depth.values
-    above = np.nonzero(c >= 0.5)[0]
-    if len(above) == 0:
-        return float("nan")
-    j = above[0]
-    if j == 0:
-        return 0.0
-    return float(x[j - 1] + (0.5 - c[j - 1]) / (c[j] - c[j - 1]) * (x[j] - x[j - 1]))
+def _front_and_plateau(ds, time_index=-1):
+    """Front depth [nm] and native plateau (fraction) with the team's definitions
+    (`compare.comparison`: front where the foreign profile falls through half its level,
+    plateau = mean native fraction over 0.25-0.75 x front)."""
+    from compare.comparison import FRONT_LEVEL, front_position, front_reference, plateau_level
 
-
-def _plateau(ds, time_index=-1):
-    """Native fraction at 0.8 x the front depth (inside the flat part behind the front)."""
-    front = _front(ds, time_index)
-    if not np.isfinite(front) or front <= 0:
-        return float("nan")
-    c = ds.concentration.sel(species=ds.attrs["native"]).isel(time=time_index).values
-    return float(np.interp(0.8 * front, ds.depth.values, c))
+    native = ds.attrs["native"]
+    c = ds.concentration.isel(time=time_index)
+    depth = ds.depth.values
+    foreign = c.sel(species=[s for s in ds.species.values if s != native]).sum("species").values
+    front = front_position(depth, foreign, FRONT_LEVEL * front_reference(depth, foreign))
+    return front, plateau_level(depth, c.sel(species=native).values, front)
 
 
 def _profile_errors(coarse, fine, stride):
@@ -80,9 +72,10 @@ def bench_npp(input_paths, accuracy=True, out=print):
     from continuum.npp import MeshSpec, _Setup, solve
 
     rows = []
-    header = (f"{'input':28s} {'wall[s]':>7s} {'steps':>5s} {'newton':>6s} {'rej':>3s} "
-              f"{'plateau':>7s} {'front':>7s} | {'time: max':>9s} {'L1':>7s} {'dplat':>7s} "
-              f"{'dfront':>7s} | {'space: max':>10s} {'L1':>7s} {'dplat':>7s} {'dfront':>7s}")
+    header = (f"{'input':26s} {'wall[s]':>7s} {'cpu[s]':>6s} {'steps':>5s} {'newton':>6s} "
+              f"{'rej':>3s} {'plateau':>7s} {'front':>6s} | {'time: max':>9s} {'L1':>7s} "
+              f"{'dplat':>7s} {'dfront':>7s} | {'space: max':>10s} {'L1':>7s} {'dplat':>7s} "
+              f"{'dfront':>7s}")
     out(header)
     warm = True
     for path in input_paths:
@@ -93,28 +86,31 @@ def bench_npp(input_paths, accuracy=True, out=print):
                 dataclasses.replace(problem.phases[0], duration_s=1e-3),))
             solve(short)
             warm = False
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ds = solve(problem)
-        wall = time.perf_counter() - t0
-        row = dict(input=Path(path).name, wall_s=wall, n_steps=ds.attrs["n_steps"],
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        front, plateau = _front_and_plateau(ds)
+        row = dict(input=Path(path).name, wall_s=wall, cpu_s=cpu, n_steps=ds.attrs["n_steps"],
                    n_newton=ds.attrs["n_newton"], n_rejected=ds.attrs["n_rejected"],
-                   n_cells=ds.attrs["n_cells"], rtol=problem.rtol, plateau=_plateau(ds),
-                   front_nm=_front(ds))
-        line = (f"{row['input']:28s} {wall:7.3f} {row['n_steps']:5d} {row['n_newton']:6d} "
-                f"{row['n_rejected']:3d} {row['plateau']:7.4f} {row['front_nm']:7.2f}")
+                   n_cells=ds.attrs["n_cells"], rtol=problem.rtol, plateau=plateau,
+                   front_nm=front)
+        line = (f"{row['input']:26s} {wall:7.3f} {cpu:6.3f} {row['n_steps']:5d} "
+                f"{row['n_newton']:6d} {row['n_rejected']:3d} {plateau:7.4f} {front:6.1f}")
         if accuracy:
             tight = solve(dataclasses.replace(problem, rtol=problem.rtol / 10))
             nodes = refine(_Setup(problem).nodes)
             fine = solve(dataclasses.replace(problem, mesh=MeshSpec(nodes_nm=tuple(nodes))))
             for key, ref, stride in (("time", tight, 1), ("space", fine, 2)):
                 emax, el1 = _profile_errors(ds, ref, stride)
+                f_ref, p_ref = _front_and_plateau(ref)
                 row[f"err_{key}_max"] = emax
                 row[f"err_{key}_l1"] = el1
-                row[f"err_{key}_plateau"] = abs(_plateau(ref) - row["plateau"])
-                row[f"err_{key}_front_nm"] = abs(_front(ref) - row["front_nm"])
+                row[f"err_{key}_plateau"] = abs(p_ref - plateau)
+                row[f"err_{key}_front_nm"] = abs(f_ref - front)
                 line += (f" | {emax:9.1e} {el1:7.1e} {row[f'err_{key}_plateau']:7.1e} "
                          f"{row[f'err_{key}_front_nm']:7.1e}")
         rows.append(row)
         out(line)
-    out("errors: fractions of n_bulk (dfront in nm); time: vs rtol/10, space: vs bisected mesh")
+    out("cpu: process time (wall time is inflated when other jobs share the cores); errors in "
+        "fractions of n_bulk (dfront in nm); time: vs rtol/10, space: vs every cell bisected")
     return rows
