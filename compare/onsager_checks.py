@@ -373,6 +373,87 @@ def transport_summary(m: Measurement) -> dict:
     return out
 
 
+def block_length_scan(lattice: CheckLattice, x: float, seed: int, n_records: int = 3200,
+                      events_per_record: int = 5_000, n_blocks=(3200, 640, 160, 40, 10),
+                      n_equilibration_events: int = 200_000) -> xr.Dataset:
+    """D* and D_eff = kT L/n against the block length, from one trajectory.
+
+    The run is recorded every ``events_per_record`` events (expected) and cut into
+    ``n_blocks[k]`` blocks for each k: a transport coefficient is meaningful only where it no
+    longer depends on the block length (long-time limit), and the block SEM only where blocks
+    are independent (lag-1 autocorrelation ``ac1`` ~ 0).
+
+    Returns
+    -------
+    xarray.Dataset
+        dims ``block_events`` (expected events per block), ``species``: ``D_star``, ``D_eff``
+        and their ``_sem`` [cm^2/s], ``haven``, ``ac1_D_star`` [1]; attrs with the lattice.
+    """
+    if any(n_records % nb for nb in n_blocks):
+        raise ConfigError(f"`n_records` ({n_records}) must be a multiple of every n_blocks "
+                          f"{tuple(n_blocks)}")
+    from kmc.engine import Simulation
+
+    opt = eqm.EquilibriumOptions(n_blocks=n_records, events_per_block=events_per_record,
+                                 n_equilibration_events=n_equilibration_events)
+    p = eqm.equilibrium_params(lattice.params(), float(x), opt)
+    tau = eqm.block_length_s(p, int(seed), opt)
+    times = tau * np.arange(n_records + 1)
+    p = replace(p, output_times_s=tuple(times), duration_s=float(times[-1]))
+    sim = Simulation(p, int(seed))
+    sim.equilibrate(n_equilibration_events)
+    while not sim.advance(1_000_000):
+        pass
+    ds = sim.to_dataset()
+    sp = ds.ion_species.values
+    ions = np.flatnonzero(sp >= 0)
+    pos = ds.ion_displacement.values[:, ions, :] * 1e-9
+    names = [str(v) for v in ds.species.values]
+    vol = sim.n_sites * sim.a_m ** 3
+    rows = []
+    for nb in n_blocks:
+        b = analysis.block_samples(pos, ds.time.values, sp[ions], names, vol, p.temperature_K,
+                                   n_blocks=nb)
+        summ = analysis.summarize(b)
+        ac = [lag1_autocorrelation(b.D_star.sel(species=s).values)
+              if np.isfinite(b.D_star.sel(species=s).values).all() else np.nan for s in names]
+        rows.append((summ, ac))
+    be = np.array([n_records // nb * events_per_record for nb in n_blocks], dtype=float)
+    out = {}
+    for v in ("D_star", "D_star_sem", "D_eff", "D_eff_sem", "haven", "haven_sem"):
+        out[v] = (("block_events", "species"), np.stack([r[0][v].values for r in rows]),
+                  {"units": "1" if v.startswith("haven") else "cm^2/s"})
+    out["ac1_D_star"] = (("block_events", "species"), np.array([r[1] for r in rows]),
+                         {"units": "1", "long_name": "lag-1 autocorrelation of block D*"})
+    return xr.Dataset(out, coords={"block_events": be, "species": names,
+                                   "n_blocks": ("block_events", np.asarray(n_blocks))},
+                      attrs={"x": float(x), "fwhm_eV": lattice.fwhm_eV, "size": lattice.size,
+                             "n_events": int(sim.n_events), "seed": int(seed)})
+
+
+def plot_block_length(scans):
+    """D* and D_eff against block length (log-log) for several block-length scans."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for k, s in enumerate(scans):
+        lab = f"FWHM {1e3 * s.attrs['fwhm_eV']:.0f} meV"
+        n = s.sel(species=s.species.values[0])
+        ax.errorbar(s.block_events, n.D_eff, yerr=n.D_eff_sem, fmt="o-", color=f"C{k}",
+                    capsize=2, label=f"D_eff = kT L/n, {lab}")
+        ax.errorbar(s.block_events, n.D_star, yerr=n.D_star_sem, fmt="^--", color=f"C{k}",
+                    mfc="none", capsize=2, label=f"D*, {lab}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"events per block ({scans[0].attrs['size']}^3 cell, "
+                  f"{int(0.9 * scans[0].attrs['size'] ** 3)} ions)")
+    ax.set_ylabel("D [cm^2/s]")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # The scan of docs/findings.md
 # ---------------------------------------------------------------------------------------------
@@ -451,6 +532,14 @@ def scan(cases, xs, size=6, seed=1, n_blocks=400, events_per_block=5_000, tracer
                                "errors in quadrature for D*/D_eff ratios"})
 
 
+def merge_scans(datasets) -> xr.Dataset:
+    """Concatenate scans (possibly on different x) along ``case``; missing x are NaN."""
+    parts = [d.drop_vars("case") for d in datasets]
+    ds = xr.concat(parts, dim="case", join="outer", data_vars="all", coords="different",
+                   compat="equals", combine_attrs="drop_conflicts")
+    return ds.assign_coords(case=np.arange(ds.sizes["case"]))
+
+
 def plot_scan(ds: xr.Dataset):
     """D_eff/(2 D*) and the Haven ratio against x for every case (two panels)."""
     import matplotlib.pyplot as plt
@@ -519,6 +608,8 @@ def markdown_table(ds: xr.Dataset) -> str:
         for x in ds.x.values:
             s = ds.sel(case=c, x=x)
             n, f = s.sel(species="native"), s.sel(species="foreign")
+            if not np.isfinite(float(n.D_star)):
+                continue  # composition not run for this case (merged scans)
             cait = float(n.D_eff_cait / n.D_star)
             rows.append(
                 f"| {1e3 * float(s.fwhm_eV):.0f} meV | {str(s.foreign.values)} | {x:.2f} | "
