@@ -1,0 +1,71 @@
+"""`cait npp run` and compare.run_npp (kept with the NPP tests; they exercise the solver glue)."""
+import numpy as np
+import pytest
+
+from compare.cli import main
+from compare.config import parse_text
+from compare.errors import ConfigError
+from compare.io import open_dataset
+
+INPUT = """
+[material]
+n_bulk_cm3 = 1.4e22
+vacancy_fraction = 0.1
+[sed]
+fwhm_eV = 0.25
+[species.Li]
+role = "native"
+D_cm2_s = 1.5e-13
+[species.K]
+role = "foreign"
+D_cm2_s = 1e-15
+[sample]
+thickness_nm = 200.0
+[[beam]]
+species = "K"
+duration_s = 30.0
+back_field_V_per_m = 2e4
+[[beam]]
+duration_s = 10.0
+drive = "off"
+[npp]
+n_cells = 80
+h_surface_nm = 0.2
+rtol = 1e-3
+[output]
+n_times = 5
+plot_times_s = [10.0, 30.0]
+"""
+
+
+def test_problem_from_config():
+    from compare.run_npp import npp_problem_from_config
+
+    p = npp_problem_from_config(parse_text(INPUT))
+    assert p.species == ("Li", "K") and p.native == "Li"
+    assert p.n_bulk_m3 == pytest.approx(1.4e28) and p.thickness_m == pytest.approx(200e-9)
+    assert p.phases[0].species == "K" and p.phases[1].species is None
+    assert p.phases[0].theta_front == pytest.approx(0.9)  # default: 1 - vacancy_fraction
+    assert p.phases[1].back_field_V_per_m == 0.0
+    assert 10.0 in p.output_times_s and 30.0 in p.output_times_s and 40.0 in p.output_times_s
+
+
+def test_problem_errors_become_config_errors():
+    from compare.run_npp import npp_problem_from_config
+
+    bad = INPUT.replace("n_cells = 80", "n_cells = 12")
+    with pytest.raises(ConfigError, match="npp: `n_cells` = 12 is too small"):
+        npp_problem_from_config(parse_text(bad))
+
+
+def test_cli_writes_dataset_and_figures(tmp_path):
+    path = tmp_path / "in.toml"
+    path.write_text(INPUT)
+    out = tmp_path / "out"
+    assert main(["npp", "run", str(path), "-o", str(out), "--quiet"]) == 0
+    ds = open_dataset(out / "npp.nc")
+    assert ds.attrs["status"] == "ok" and ds.attrs["engine"] == "npp"
+    assert "[[beam]]" in ds.attrs["input_text"]
+    assert np.all(ds.concentration.values >= -1e-12)
+    assert (out / "npp_profiles.png").stat().st_size > 0
+    assert (out / "npp_potential.png").stat().st_size > 0
