@@ -379,8 +379,9 @@ def compare_profiles(cfg, kmc, npp_results, d_bulk):
         for m in range(len(sources)):
             for i in range(len(names)):
                 l2[m, i, k] = l2_distance(profiles[0, i, k], profiles[m + 1, i, k])
-                z = (profiles[0, i, k] - profiles[m + 1, i, k]) / sem_v[i, k]
-                z = z[np.isfinite(z)]
+                s_ik = sem_v[i, k]
+                ok = np.isfinite(s_ik) & (s_ik > 0)  # layers never visited have SEM 0
+                z = (profiles[0, i, k][ok] - profiles[m + 1, i, k][ok]) / s_ik[ok]
                 l2_sem[m, i, k] = float(np.sqrt(np.mean(z * z))) if z.size else math.nan
     out = xr.Dataset(
         {
