@@ -35,6 +35,10 @@ from compare.errors import CaitError, ConfigError, InputFileError
 
 FD_STEP = 2e-3  # forward-difference step in the normalised box during the iterations
 FD_STEP_COVARIANCE = 1e-2  # central-difference step of the final Jacobian (see _jacobian)
+# Termination in the normalised box: parameters to 1e-4 of their range, chi2 to 1e-5 relative,
+# far below the statistical uncertainty, which saves iterations of an expensive forward model.
+XTOL = 1e-4
+FTOL = 1e-5
 FAILED_RESIDUAL = 1e3  # weighted residual of every point when the forward model fails
 PARAMETER_KEYS = ("name", "lower", "upper", "start", "log_scale")
 
@@ -245,6 +249,55 @@ def _engine_errors() -> tuple:
     return tuple(classes)
 
 
+def forward_model(cfg) -> Callable:
+    """The forward model selected by ``fit.solver`` (or ``npp.solver``)."""
+    solver = cfg.fit.solver or cfg.npp.solver
+    if solver not in FORWARD_MODELS:
+        raise ConfigError(f"unknown forward model {solver!r}; legal: {', '.join(FORWARD_MODELS)}")
+    return FORWARD_MODELS[solver]
+
+
+def synthesize_profiles(cfg, depth_nm, sigma, rng=None, time_s=None, species=None,
+                        forward=None):
+    """Profiles of the forward model at the input's values, plus Gaussian noise.
+
+    For recovery tests and examples: the data a perfect measurement with standard error
+    `sigma` would give if the input's parameters were the truth.
+
+    Parameters
+    ----------
+    cfg : Config
+    depth_nm : array_like of float, shape (n_depth,)
+        Sampling depths [nm], increasing.
+    sigma : float
+        Standard deviation of the noise (fraction of n_bulk); also stored as the error.
+    rng : numpy.random.Generator, optional
+        Noise source; None gives noise-free profiles (errors still `sigma`).
+    time_s : float, optional
+        Profile time [s] (default: end of the schedule).
+    species : sequence of str, optional
+        Species to keep (default: all).
+    forward : callable, optional
+        Default: :func:`forward_model` of `cfg`.
+
+    Returns
+    -------
+    compare.profiles.MeasuredProfiles
+    """
+    from compare.profiles import MeasuredProfiles
+
+    t = cfg.total_duration_s if time_s is None else time_s
+    ds = (forward or forward_model(cfg))(truncate_schedule(cfg, t))
+    species = list(species or cfg.species_names)
+    conc = ds["concentration"].isel(time=-1).sel(species=species).transpose("species", "depth")
+    depth = np.asarray(depth_nm, dtype=float)
+    values = np.stack([np.interp(depth, conc["depth"].values, row) for row in conc.values])
+    if rng is not None:
+        values = values + rng.normal(0.0, sigma, values.shape)
+    return MeasuredProfiles(depth, tuple(species), values, np.full_like(values, sigma),
+                            source="synthetic", time_s=None)
+
+
 # ---------------------------------------------------------------------------------------------
 # The least-squares problem
 # ---------------------------------------------------------------------------------------------
@@ -329,13 +382,14 @@ def _run_start(z0):
 
     prob = _PROBLEM
     n0, f0 = prob.n_evaluations, prob.n_failed
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = least_squares(prob.residuals, np.asarray(z0, dtype=float), bounds=(0.0, 1.0),
-                        method="trf", diff_step=FD_STEP, x_scale=1.0,
+                        method="trf", diff_step=FD_STEP, x_scale=1.0, xtol=XTOL, ftol=FTOL,
                         max_nfev=prob.cfg.fit.max_evaluations)
     return {"z": res.x, "cost": float(res.cost), "nfev": int(prob.n_evaluations - n0),
             "n_failed": int(prob.n_failed - f0), "status": int(res.status),
-            "message": str(res.message), "seconds": time.perf_counter() - t0}
+            "message": str(res.message), "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0}
 
 
 def _residuals_task(z):
@@ -422,11 +476,7 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
     for s in measured.species:
         cfg.species_by_name(s)
     solver = cfg.fit.solver or cfg.npp.solver
-    if forward is None:
-        if solver not in FORWARD_MODELS:
-            raise ConfigError(f"unknown forward model {solver!r}; legal: "
-                              f"{', '.join(FORWARD_MODELS)}")
-        forward = FORWARD_MODELS[solver]
+    forward = forward or forward_model(cfg)
     t_fit = cfg.fit.time_s if cfg.fit.time_s >= 0 else (
         measured.time_s if measured.time_s is not None else cfg.total_duration_s)
     run_cfg = truncate_schedule(cfg, t_fit)
@@ -461,7 +511,7 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
         for i, r in enumerate(results):
             vals = prob.z_to_values(r["z"])
             log(f"  start {i}: cost {r['cost']:.6g}, {r['nfev']} evaluations, "
-                f"{r['seconds']:.1f} s, " + ", ".join(f"{q.name} = {v:.4g}"
+                f"{r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU), " + ", ".join(f"{q.name} = {v:.4g}"
                                                       for q, v in zip(params, vals)))
         best = min(range(len(results)), key=lambda i: results[i]["cost"])
         z_best = results[best]["z"]
@@ -588,6 +638,8 @@ def _result_dataset(prob, params, results, best, values, u_best, se_u, cov, cond
                           "see param_units", "final values of each start")
     ds["start_cost"] = v("start", [2 * r["cost"] for r in results], "1", "chi2 of each start")
     ds["start_nfev"] = v("start", [r["nfev"] for r in results], "1", "evaluations of each start")
+    ds["start_cpu_time"] = v("start", [r["cpu_seconds"] for r in results], "s",
+                             "CPU time of each start (independent of machine load)")
     ds["start_status"] = v("start", [r["status"] for r in results], "1",
                            "scipy least_squares status")
     ds.attrs.update({

@@ -298,3 +298,30 @@ def read_profiles(path, species_names=None, time_s=None, error_floor: float = 0.
         return read_csv_profiles(path, species_names=species_names)
     raise InputFileError(f"profile file {str(path)!r}: unknown type {path.suffix!r}; expected "
                          f"a .csv file or a .nc dataset")
+
+
+def write_csv_profiles(profiles: MeasuredProfiles, path, comment: str = "") -> Path:
+    """Write profiles in the CSV format read by :func:`read_csv_profiles`.
+
+    Parameters
+    ----------
+    profiles : MeasuredProfiles
+    path : path-like
+    comment : str
+        Text written first as ``#`` comment lines (e.g. how synthetic data were made).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {line}".rstrip() for line in comment.splitlines()]
+    names = list(profiles.species)
+    header = [DEPTH_COLUMN] + names
+    if profiles.errors is not None:
+        header += [n + ERR_SUFFIX for n in names]
+    lines.append(",".join(header))
+    for i, d in enumerate(profiles.depth_nm):
+        row = [f"{d:.6g}"] + [f"{v:.6g}" for v in profiles.values[:, i]]
+        if profiles.errors is not None:
+            row += [f"{e:.6g}" for e in profiles.errors[:, i]]
+        lines.append(",".join(row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

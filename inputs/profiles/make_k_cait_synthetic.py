@@ -1,0 +1,32 @@
+"""Regenerate k_cait_synthetic.csv: SYNTHETIC data, not a measurement.
+
+The full NPP solver on the production mesh (400 cells) runs inputs/fit_k_cait.toml at its input
+values (D_K = 9e-17 cm^2/s, FWHM = 0.25 eV, D_Li = 1.5e-13 cm^2/s), the profiles at the end of
+the beam (1e4 s) are sampled every 4 nm from 2 to 238 nm, and Gaussian noise of standard
+deviation 0.01 (fraction of n_bulk; seed 2024) is added; the error columns hold 0.01.
+
+    .venv/bin/python inputs/profiles/make_k_cait_synthetic.py
+"""
+from pathlib import Path
+
+import numpy as np
+
+from compare.config import load_config, replace
+from compare.fit import synthesize_profiles
+from compare.profiles import write_csv_profiles
+
+HERE = Path(__file__).resolve().parent
+SIGMA, SEED = 0.01, 2024
+
+
+def main():
+    cfg = load_config(HERE.parent / "fit_k_cait.toml")
+    cfg = replace(replace(cfg, "npp", n_cells=400), "fit", solver="full")
+    prof = synthesize_profiles(cfg, np.arange(2.0, 241.0, 4.0), SIGMA,
+                               np.random.default_rng(SEED))
+    doc = __doc__.split("\n\n    .venv")[0]
+    write_csv_profiles(prof, HERE / "k_cait_synthetic.csv", comment=doc)
+
+
+if __name__ == "__main__":
+    main()
