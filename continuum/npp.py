@@ -418,6 +418,7 @@ class _Integrator:
         self.flux = np.zeros((k, n - 1))
         self.end_flux = np.zeros((k, 2))
         self.n_steps = self.n_newton = self.n_rejected = 0
+        self.n_rejected_newton = self.n_rejected_negative = 0  # subsets of n_rejected
 
     def newton(self, ph, c0, psi0, a0h, hist_h):
         """Solve one implicit step from the guess (c0, psi0); returns (c, psi) or None."""
@@ -559,8 +560,11 @@ class _Integrator:
             pred, pcoef = self.predict(times, [hs[1] for hs in hist], t_new, order)
             guess = np.maximum(pred, 0.0) if pred is not None else cn
             sol = self.newton(ph, guess, psi, a0 / h, hist_c / h)
-            if sol is not None and np.min(sol[0]) < -_NEG_TOL:
+            if sol is None:
+                self.n_rejected_newton += 1
+            elif np.min(sol[0]) < -_NEG_TOL:
                 sol = None  # negative concentration: treat like a Newton failure
+                self.n_rejected_negative += 1
             if sol is None:
                 self.n_rejected += 1
                 h *= 0.25
@@ -671,6 +675,8 @@ class _Integrator:
             attrs=dict(
                 engine="npp", flux_convention=p.flux_convention, status=status, message=message,
                 n_steps=self.n_steps, n_newton=self.n_newton, n_rejected=self.n_rejected,
+                n_rejected_newton=self.n_rejected_newton,
+                n_rejected_negative=self.n_rejected_negative,
                 native=p.native, back=p.back, debye_length_nm=s.debye_nm,
                 n_bulk_m3=p.n_bulk_m3, temperature_K=p.temperature_K, rtol=p.rtol, atol=p.atol,
                 n_cells=len(s.nodes) - 1,
