@@ -544,9 +544,11 @@ class _Integrator:
                 nxt = min(nxt, later[0])
             if t + h >= nxt * (1 - 1e-12):
                 h = nxt - t
-            elif t + 2 * h > nxt:
-                h = 0.5 * (nxt - t)
-            t_new = t + h
+                t_new = nxt  # exactly, so that outputs and phase ends are hit without round-off
+            else:
+                if t + 2 * h > nxt:
+                    h = 0.5 * (nxt - t)
+                t_new = t + h
             order = 1 if len(hist) < 3 else 2
             if order == 1:
                 a0, a1, a2 = 1.0, -1.0, 0.0
