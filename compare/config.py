@@ -142,6 +142,9 @@ NPP_KEYS = [
     Key("n_cells", "int", 400, "Number of finite-volume cells.", lo=10),
     _pos("h_surface_nm", 0.1, "Width of the first cell at the front surface (the mesh is graded "
          "from there).", "nm"),
+    Key("zone_nm", "float", -1.0, "Depth of the nearly uniform fine-mesh replacement zone; cells "
+        "there must stay below ~0.6 x (front width) (docs/calibration.md). Negative: automatic "
+        "(the solver's estimate of the replacement depth).", "nm"),
     _pos("rtol", 1e-4, "Relative tolerance of the adaptive time stepping."),
     _pos("atol", 1e-7, "Absolute tolerance (in fractions of n_bulk) of the time stepping."),
     _pos("dt_initial_s", 1e-6, "First time step of each phase.", "s"),

@@ -50,7 +50,8 @@ def npp_problem_from_config(cfg):
             output_times_s=tuple(times), f_vac=f_vac,
             temperature_K=float(cfg.material.temperature_K), eps_r=float(cfg.material.eps_r),
             back=cfg.sample.back,
-            mesh=npp.MeshSpec(n_cells=int(n.n_cells), h_surface_nm=float(n.h_surface_nm)),
+            mesh=npp.MeshSpec(n_cells=int(n.n_cells), h_surface_nm=float(n.h_surface_nm),
+                              zone_nm=float(n.zone_nm) if n.zone_nm > 0 else None),
             flux_convention=n.flux, rtol=float(n.rtol), atol=float(n.atol),
             dt_initial_s=float(n.dt_initial_s), max_newton=int(n.max_newton))
         npp._Setup(problem)  # data checks now, so that errors name the input
