@@ -21,7 +21,8 @@ COMMANDS = ("npp", "kmc", "sed", "compare", "fit", "dn", "mixing", "bench", "dem
 def _user_errors() -> tuple:
     """Exception classes that mean bad input or a reported numerical failure, not a bug."""
     classes = [CaitError]
-    for mod, name in (("continuum.errors", "SolverError"), ("kmc.errors", "KMCError")):
+    for mod, name in (("continuum.errors", "SolverError"), ("continuum.errors", "ProblemError"),
+                      ("kmc.errors", "KMCError")):
         try:
             classes.append(getattr(importlib.import_module(mod), name))
         except (ImportError, AttributeError):

@@ -21,7 +21,7 @@ SIGMA, SEED = 0.01, 2024
 
 def main():
     cfg = load_config(HERE.parent / "fit_k_cait.toml")
-    cfg = replace(replace(cfg, "npp", n_cells=400), "fit", solver="full")
+    cfg = replace(replace(cfg, "npp", n_cells=400), "fit", solver="full")  # as in the input
     prof = synthesize_profiles(cfg, np.arange(2.0, 241.0, 4.0), SIGMA,
                                np.random.default_rng(SEED))
     doc = __doc__.split("\n\n    .venv")[0]
