@@ -35,10 +35,10 @@ from compare.errors import CaitError, ConfigError, InputFileError
 
 FD_STEP = 2e-3  # forward-difference step in the normalised box during the iterations
 FD_STEP_COVARIANCE = 1e-2  # central-difference step of the final Jacobian (see _jacobian)
-# Termination in the normalised box: parameters to 1e-4 of their range, chi2 to 1e-5 relative,
-# far below the statistical uncertainty, which saves iterations of an expensive forward model.
+# Termination in the normalised box: parameters to 1e-4 of their range, chi2 to 1e-4 relative
+# (0.01 for chi2 ~ 100, well below 1 sigma), which saves iterations of an expensive forward model.
 XTOL = 1e-4
-FTOL = 1e-5
+FTOL = 1e-4
 FAILED_RESIDUAL = 1e3  # weighted residual of every point when the forward model fails
 PARAMETER_KEYS = ("name", "lower", "upper", "start", "log_scale")
 
@@ -323,6 +323,7 @@ class FitProblem:
                         else np.ones_like(measured.values))
         self.n_evaluations = 0
         self.n_failed = 0
+        self._recent = {}  # z bytes -> simulated concentration (insertion ordered)
         self._errors = _engine_errors()
         thickness = cfg.sample.thickness_nm
         if measured.depth_nm[-1] > thickness * (1 + 1e-9):
@@ -349,17 +350,30 @@ class FitProblem:
         self.n_evaluations += 1
         ds = self.forward(cfg)
         conc = ds["concentration"].isel(time=-1)
-        return conc.sel(species=list(self.measured.species)).transpose("species", "depth")
+        conc = conc.sel(species=list(self.measured.species)).transpose("species", "depth")
+        key = np.asarray(z, dtype=float).tobytes()
+        self._recent[key] = conc
+        while len(self._recent) > 16:  # the optimiser's final point is among the last calls
+            self._recent.pop(next(iter(self._recent)))
+        return conc
+
+    def recent(self, z):
+        """The simulated profile at `z` if it was among the last evaluations, else None."""
+        return self._recent.get(np.asarray(z, dtype=float).tobytes())
 
     def model_at_measured(self, conc: xr.DataArray) -> np.ndarray:
         depth = np.asarray(conc["depth"].values, dtype=float)
         return np.stack([np.interp(self.measured.depth_nm, depth, np.asarray(row, dtype=float))
                          for row in conc.values])
 
-    def residuals(self, z) -> np.ndarray:
-        """Weighted residuals (model - measured) / error, flattened, shape (n_points,)."""
+    def residuals(self, z, reuse: bool = False) -> np.ndarray:
+        """Weighted residuals (model - measured) / error, flattened, shape (n_points,).
+
+        `reuse`: take the profile from a recent evaluation at the same `z` when there is one.
+        """
         try:
-            model = self.model_at_measured(self.simulate(z))
+            conc = self.recent(z) if reuse else None
+            model = self.model_at_measured(conc if conc is not None else self.simulate(z))
         except self._errors as exc:
             if isinstance(exc, CaitError):  # bad input, not a failed solve
                 raise
@@ -376,20 +390,39 @@ class FitProblem:
 _PROBLEM: FitProblem | None = None
 
 
-def _run_start(z0):
-    """One least-squares run from `z0` (in a worker, on the inherited problem)."""
+def _run_start(z0, pool=None):
+    """One least-squares run from `z0` on `_PROBLEM`.
+
+    Forward differences with an absolute step FD_STEP in the box (scipy's `diff_step` is
+    relative to |z| and collapses near z = 0, below the solver's time-stepping noise). With
+    `pool` (more workers than starts) the Jacobian's columns are evaluated in parallel.
+    """
     from scipy.optimize import least_squares
 
     prob = _PROBLEM
     n0, f0 = prob.n_evaluations, prob.n_failed
     t0, c0 = time.perf_counter(), time.process_time()
-    res = least_squares(prob.residuals, np.asarray(z0, dtype=float), bounds=(0.0, 1.0),
-                        method="trf", diff_step=FD_STEP, x_scale=1.0, xtol=XTOL, ftol=FTOL,
+    extra = [0, 0]  # evaluations and failures in other processes
+
+    def jac(z):
+        h = np.where(z + FD_STEP <= 1.0, FD_STEP, -FD_STEP)  # step back from the upper bound
+        points = [z + h[j] * np.eye(len(z))[j] for j in range(len(z))]
+        out = _map(pool, _residuals_task, points)
+        if pool is not None:
+            extra[0] += sum(o[1] for o in out)
+            extra[1] += sum(o[2] for o in out)
+        r0 = prob.residuals(z, reuse=True)  # scipy evaluated fun(z) just before
+        dz = [points[j][j] - z[j] for j in range(len(z))]  # exactly representable step
+        return np.stack([(o[0] - r0) / d for o, d in zip(out, dz)], axis=1)
+
+    res = least_squares(prob.residuals, np.asarray(z0, dtype=float), bounds=(0.0, 1.0), jac=jac,
+                        method="trf", x_scale=1.0, xtol=XTOL, ftol=FTOL,
                         max_nfev=prob.cfg.fit.max_evaluations)
-    return {"z": res.x, "cost": float(res.cost), "nfev": int(prob.n_evaluations - n0),
-            "n_failed": int(prob.n_failed - f0), "status": int(res.status),
+    return {"z": res.x, "cost": float(res.cost),
+            "nfev": int(prob.n_evaluations - n0 + extra[0]),
+            "n_failed": int(prob.n_failed - f0 + extra[1]), "status": int(res.status),
             "message": str(res.message), "seconds": time.perf_counter() - t0,
-            "cpu_seconds": time.process_time() - c0}
+            "cpu_seconds": time.process_time() - c0, "model": prob.recent(res.x)}
 
 
 def _residuals_task(z):
@@ -489,7 +522,8 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
     z_input = prob.values_to_z([q.start for q in params])
     starts = _start_points(params, cfg.fit.n_starts, cfg.fit.sampling, cfg.fit.seed, z_input)
     workers = cfg.fit.workers if workers is None else workers
-    workers = min(workers or (os.cpu_count() or 1), len(starts))
+    # More workers than starts are used for the Jacobian's columns instead (see _run_start).
+    workers = min(workers or (os.cpu_count() or 1), max(len(starts), len(params)))
 
     # One evaluation in the parent first: a broken scenario fails here with the solver's own
     # message, and numba compiles once before the workers fork.
@@ -507,7 +541,10 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
     _PROBLEM = prob
     pool = _pool(workers)
     try:
-        results = _map(pool, _run_start, list(starts))
+        if pool is not None and len(starts) < workers:
+            results = [_run_start(z0, pool) for z0 in starts]  # parallel Jacobian columns
+        else:
+            results = _map(pool, _run_start, list(starts))  # parallel starts
         for i, r in enumerate(results):
             vals = prob.z_to_values(r["z"])
             log(f"  start {i}: cost {r['cost']:.6g}, {r['nfev']} evaluations, "
@@ -515,13 +552,13 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
                                                       for q, v in zip(params, vals)))
         best = min(range(len(results)), key=lambda i: results[i]["cost"])
         z_best = results[best]["z"]
-        jac_z, n_jac, model_conc = _jacobian(prob, pool, z_best)
+        jac_z, n_jac, model_conc = _jacobian(prob, pool, z_best, results[best]["model"])
     finally:
         if pool is not None:
             pool.shutdown()
         _PROBLEM = None
 
-    n_eval = 1 + sum(r["nfev"] for r in results) + n_jac + 1
+    n_eval = 1 + sum(r["nfev"] for r in results) + n_jac
     n_failed = prob.n_failed + sum(r["n_failed"] for r in results)
     fitted = prob.model_at_measured(model_conc)
     resid = (fitted - measured.values) * prob.weights
@@ -551,10 +588,11 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
                            solver, t_fit, starts, "; ".join(msgs))
 
 
-def _jacobian(prob, pool, z):
+def _jacobian(prob, pool, z, model=None):
     """Central-difference Jacobian of the residuals at `z` (normalised box) and the model there.
 
-    Steps shrink to stay inside the box (one-sided at a bound). Evaluations run in parallel.
+    Steps shrink to stay inside the box (one-sided at a bound). Evaluations run in parallel;
+    the model at `z` is simulated too unless given.
     Returns (jac, shape (n_points, p); n_evaluations; model concentration(species, depth)).
     """
     p = len(z)
@@ -567,12 +605,15 @@ def _jacobian(prob, pool, z):
         points += [zp, zm]
         steps.append(zp[j] - zm[j])
     out = _map(pool, _residuals_task, points)
-    model = _map(pool, _simulate_task, [z])[0]
+    n_eval = sum(o[1] for o in out)
+    if model is None:
+        model = _map(pool, _simulate_task, [z])[0]
+        n_eval += 1
     jac = np.empty((prob.n_points, p))
     for j in range(p):
         jac[:, j] = (out[2 * j][0] - out[2 * j + 1][0]) / steps[j]
     prob.n_failed += sum(o[2] for o in out)
-    return jac, sum(o[1] for o in out), model
+    return jac, n_eval, model
 
 
 def _result_dataset(prob, params, results, best, values, u_best, se_u, cov, cond, fitted, resid,

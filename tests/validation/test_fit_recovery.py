@@ -7,6 +7,8 @@ Gaussian noise sigma = 0.01 (seeded). The fit starts away from the truth (x3 in 
 in the FWHM) and must land within 3 of its own reported standard errors of the truth. The
 agreement of the reported errors with the scatter over noise realisations is checked on an
 analytic model in tests/unit/compare/test_fit.py (24 realisations are too costly here).
+The coarse mesh is not converged (docs/fitting.md), but data and fit use the same forward model,
+so this checks the optimiser and the uncertainties, not the discretisation.
 """
 import math
 

@@ -267,3 +267,14 @@ def test_cli_writes_dataset_and_figure(cfg, rng, tmp_path, monkeypatch, capsys):
     assert (tmp_path / "out" / "fit.nc").is_file() and (tmp_path / "out" / "fit.png").is_file()
     assert main(["fit", str(tmp_path / "nope.csv"), str(inp), "--quiet"]) == 2
     assert "cait: error: profile file not found" in capsys.readouterr().err
+
+
+def test_parallel_jacobian_columns_with_one_start(cfg, rng):
+    """With more workers than starts the Jacobian's columns run in parallel: same steps as
+    scipy's serial forward differences, hence the same path."""
+    c = parse_text(BASE.replace("n_starts = 3", "n_starts = 1"))
+    meas = _measured(c, 0.02, rng)
+    serial = fitmod.fit(c, meas, forward=toy_forward, workers=1, log=None)
+    par = fitmod.fit(c, meas, forward=toy_forward, workers=2, log=None)
+    np.testing.assert_allclose(par["start_final"], serial["start_final"], rtol=1e-8)
+    assert int(par["n_evaluations"]) == int(serial["n_evaluations"])
