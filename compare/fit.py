@@ -2,10 +2,9 @@
 
 Pipeline::
 
-    [fit] section ──► FitParameter's (bounds, log10 for D) ──► normalised box z in [0, 1]^p
-    measured profiles (compare.profiles) ─┐
-    z ──► cfg with the parameters replaced ──► forward model (NPP) ──► profiles at the
-          measured depths ──► weighted residuals ──► scipy.optimize.least_squares (trf)
+    [fit] section ─► FitParameter's (bounds, log10 for D) ─► normalised box z in [0, 1]^p
+    z ─► cfg with the parameters replaced ─► forward model (NPP) ─► profiles at the
+         measured depths (compare.profiles) ─► weighted residuals ─► least_squares (trf)
 
 The optimiser works in a normalised box (each parameter's fit coordinate, log10 D or the value
 itself, mapped linearly onto [0, 1]) so that one finite-difference step size suits every
@@ -98,22 +97,25 @@ def _set_species_D(cfg, name, value):
     return dataclasses.replace(cfg, species=species)
 
 
-# name -> (getter(cfg), setter(cfg, value), units, physical ((lo, open), (hi, open)),
-#          fitted as log10 by default)
+_POSITIVE = ((0.0, True), (math.inf, True))  # ((lower, open), (upper, open))
+_ANY = ((-math.inf, True), (math.inf, True))
+_FRACTION = ((0.0, False), (1.0, True))
+
+
 def _parameter_registry(cfg) -> dict:
+    """name -> (getter(cfg), setter(cfg, value), units, physical range, log10 by default)."""
     reg = {
         "sed.fwhm_eV": (lambda c: _get_sed(c, "fwhm_eV"),
-                        lambda c, v: _set_sed(c, "fwhm_eV", v), "eV", ((0.0, True), (math.inf, True)), False),
+                        lambda c, v: _set_sed(c, "fwhm_eV", v), "eV", _POSITIVE, False),
         "sed.center_eV": (lambda c: _get_sed(c, "center_eV"),
-                          lambda c, v: _set_sed(c, "center_eV", v), "eV",
-                          ((-math.inf, True), (math.inf, True)), False),
+                          lambda c, v: _set_sed(c, "center_eV", v), "eV", _ANY, False),
         "material.vacancy_fraction": (lambda c: c.material.vacancy_fraction,
-                                      _set_vacancy_fraction, "1", ((0.0, False), (1.0, True)), False),
+                                      _set_vacancy_fraction, "1", _FRACTION, False),
     }
     for s in cfg.species:
         reg[f"species.{s.name}.D_cm2_s"] = (
             lambda c, n=s.name: c.species_by_name(n).D_cm2_s,
-            lambda c, v, n=s.name: _set_species_D(c, n, v), "cm^2/s", ((0.0, True), (math.inf, True)), True)
+            lambda c, v, n=s.name: _set_species_D(c, n, v), "cm^2/s", _POSITIVE, True)
     return reg
 
 
@@ -366,10 +368,11 @@ class FitProblem:
         return np.stack([np.interp(self.measured.depth_nm, depth, np.asarray(row, dtype=float))
                          for row in conc.values])
 
-    def residuals(self, z, reuse: bool = False) -> np.ndarray:
+    def residuals(self, z, reuse: bool = True) -> np.ndarray:
         """Weighted residuals (model - measured) / error, flattened, shape (n_points,).
 
-        `reuse`: take the profile from a recent evaluation at the same `z` when there is one.
+        `reuse`: take the profile from a recent evaluation at the same `z` when there is one
+        (the forward model is deterministic; scipy re-evaluates the start point).
         """
         try:
             conc = self.recent(z) if reuse else None
@@ -411,7 +414,7 @@ def _run_start(z0, pool=None):
         if pool is not None:
             extra[0] += sum(o[1] for o in out)
             extra[1] += sum(o[2] for o in out)
-        r0 = prob.residuals(z, reuse=True)  # scipy evaluated fun(z) just before
+        r0 = prob.residuals(z)  # reused: scipy evaluated fun(z) just before
         dz = [points[j][j] - z[j] for j in range(len(z))]  # exactly representable step
         return np.stack([(o[0] - r0) / d for o, d in zip(out, dz)], axis=1)
 
@@ -488,8 +491,10 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
         ``forward(cfg) -> xr.Dataset`` (output contract). Default: ``FORWARD_MODELS[solver]``
         with solver = ``fit.solver`` or ``npp.solver``.
     workers : int, optional
-        Worker processes (default ``fit.workers``; 0 = one per core), capped by the number of
-        starts.
+        Worker processes (default ``fit.workers``; 0 = one per core), capped by
+        max(n_starts, n_params). With at least as many starts as workers the starts run in
+        parallel; otherwise the starts run one after the other, each with the Jacobian's
+        columns in parallel.
     log : callable or None
         Progress messages (one line per start); None for silence.
 
@@ -547,9 +552,9 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
             results = _map(pool, _run_start, list(starts))  # parallel starts
         for i, r in enumerate(results):
             vals = prob.z_to_values(r["z"])
+            values_text = ", ".join(f"{q.name} = {v:.4g}" for q, v in zip(params, vals))
             log(f"  start {i}: cost {r['cost']:.6g}, {r['nfev']} evaluations, "
-                f"{r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU), " + ", ".join(f"{q.name} = {v:.4g}"
-                                                      for q, v in zip(params, vals)))
+                f"{r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU), {values_text}")
         best = min(range(len(results)), key=lambda i: results[i]["cost"])
         z_best = results[best]["z"]
         jac_z, n_jac, model_conc = _jacobian(prob, pool, z_best, results[best]["model"])
