@@ -177,6 +177,8 @@ OUTPUT_KEYS = [
     Key("plot_times_s", "floats", (), "Times of the profiles drawn in figures (default: the end of "
         "each phase).", "s"),
     Key("n_energy_bins", "int", 40, "Energy bins of the populated-SED records.", lo=2),
+    Key("n_slabs", "int", 10, "KMC: depth slabs of the populated-SED records (occupancy by "
+        "species vs site energy; capped at the number of layers).", lo=1),
 ]
 
 FIT_KEYS = [

@@ -58,7 +58,20 @@ def params_from_config(cfg) -> KMCParams:
                      eps_r=float(cfg.material.eps_r), rate_model=k.rate_model,
                      selector=k.selector, back=cfg.sample.back, phases=phases,
                      output_times_s=tuple(float(t) for t in cfg.output_times_s),
-                     n_energy_bins=int(cfg.output.n_energy_bins))
+                     n_energy_bins=int(cfg.output.n_energy_bins),
+                     n_slabs=min(int(cfg.output.n_slabs), int(k.nx)),
+                     energy_range_eV=_energy_range(species, sed_from_config(cfg)))
+
+
+def _energy_range(species, native_sed, tail=1e-5, n_sigma=4.5) -> tuple:
+    """Energy window [eV] of the populated-SED histograms: every landscape's sites but a
+    fraction ~`tail` fall inside (native: SED quantiles; foreign: mu +- n_sigma sigma)."""
+    lo = float(native_sed.ppf(tail))
+    hi = float(native_sed.ppf(1.0 - tail))
+    for s in species[1:]:
+        lo = min(lo, s.mu_eV - n_sigma * s.sigma_eV)
+        hi = max(hi, s.mu_eV + n_sigma * s.sigma_eV)
+    return (lo, hi)
 
 
 def _out_dir(cfg, out_dir) -> Path:
@@ -254,7 +267,7 @@ def equilibrium_params_from_config(cfg) -> KMCParams:
     """The CAIT parameters reshaped for `cait kmc equilibrium` (L^3 periodic lattice)."""
     p = params_from_config(cfg)
     L = int(cfg.kmc.eq_size)
-    return replace(p, nx=L, ny=L, nz=L, phases=(), output_times_s=())
+    return replace(p, nx=L, ny=L, nz=L, phases=(), output_times_s=(), n_slabs=1)
 
 
 def run_equilibrium(input_path, xs, out_dir=None, replicas=None, scheduler=None,
