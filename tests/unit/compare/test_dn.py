@@ -43,6 +43,9 @@ species = "K"
 duration_s = 100.0
 back_field_V_per_m = 2.0e4
 
+[output]
+n_slabs = 2                # <= eq_size: the equilibrium lattice is eq_size layers deep
+
 [kmc]
 nx = 20
 eq_size = 4
