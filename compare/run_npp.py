@@ -110,8 +110,22 @@ def plot_potential(ds, plot_times, path):
     return save_figure(fig, path)
 
 
+def solver_from_config(cfg):
+    """``solve(problem, progress) -> Dataset`` for `npp.solver` (`full` or `electroneutral`)."""
+    from continuum.electroneutral import solve_electroneutral
+    from continuum.npp import solve
+
+    solvers = {"full": solve,
+               "electroneutral": lambda problem, progress=False: solve_electroneutral(problem)}
+    try:
+        return solvers[cfg.npp.solver]
+    except KeyError:
+        raise ConfigError(f"`npp.solver` must be one of {', '.join(solvers)}, got "
+                          f"{cfg.npp.solver!r}") from None
+
+
 def run_npp(cfg, outdir, progress=True):
-    """Solve the full NPP problem of `cfg`, write ``npp.nc`` and figures into `outdir`.
+    """Solve the NPP problem of `cfg` with its `npp.solver`; write ``npp.nc`` and figures.
 
     Returns
     -------
@@ -124,10 +138,10 @@ def run_npp(cfg, outdir, progress=True):
         After writing the partial result with ``status="failed"``.
     """
     from continuum.errors import SolverError
-    from continuum.npp import solve
 
     outdir = Path(outdir)
     problem = npp_problem_from_config(cfg)
+    solve = solver_from_config(cfg)
     nc = outdir / "npp.nc"
     try:
         ds = solve(problem, progress=progress)
