@@ -19,7 +19,7 @@ from numba import njit
 
 from .rates import site_rate
 from .rng import next_double
-from .selectors import TREE, pick, total, walk_up
+from .selectors import TREE, pick, total, walk_mask, walk_until, walk_up
 
 # ipar slots
 I_MODEL, I_SEL, I_PERIODIC, I_BACKKIND, I_DRIVE, I_ACTIVE, I_FRONTOPEN, I_NX, I_NY, I_NZ = range(10)
@@ -38,31 +38,21 @@ BACK_BULK = 0
 BACK_ELECTRODE = 1
 
 
-@njit(cache=True)
-def _lat_nbr(i, r, nz, ny, k):
-    """Site index of lateral neighbour k (0:+y 1:-y 2:+z 3:-z) of site i (layer offset r)."""
-    y = r // nz
-    z = r - y * nz
-    if k == 0:
-        return i - (ny - 1) * nz if y == ny - 1 else i + nz
-    if k == 1:
-        return i + (ny - 1) * nz if y == 0 else i - nz
-    if k == 2:
-        return i - (nz - 1) if z == nz - 1 else i + 1
-    return i + (nz - 1) if z == 0 else i - 1
+@njit(cache=True, inline="always")
+def _leaf(i, l, y, z, c, occ, bfac, nu, ip, fp):
+    """Site part of the summed rate of class c out of site i = (l ny + y) nz + z (0 if vacant).
 
-
-@njit(cache=True)
-def _leaf(i, c, occ, bfac, nu, ip, fp):
-    """Site part of the summed rate of class c out of site i (0 if i is vacant)."""
+    Coordinates are passed along instead of recomputed: integer divisions by the runtime sizes
+    were a large part of the hot loop.
+    """
     sp = occ[i]
     if sp < 0:
         return 0.0
     nx = ip[I_NX]
+    ny = ip[I_NY]
     nz = ip[I_NZ]
-    m = ip[I_NY] * nz
+    m = ny * nz
     model = ip[I_MODEL]
-    l = i // m
     bi = np.float64(bfac[sp, i])
     nus = nu[sp]
     if c == 0:
@@ -89,12 +79,20 @@ def _leaf(i, c, occ, bfac, nu, ip, fp):
         if occ[j] < 0:
             return site_rate(model, nus, bi, np.float64(bfac[sp, j]))
         return 0.0
-    r = i - l * m
+    # lateral, in the order +y, -y, +z, -z (the order of the lateral pick)
     s = 0.0
-    for k in range(4):
-        j = _lat_nbr(i, r, nz, ip[I_NY], k)
-        if occ[j] < 0:
-            s += site_rate(model, nus, bi, np.float64(bfac[sp, j]))
+    j = i - (ny - 1) * nz if y == ny - 1 else i + nz
+    if occ[j] < 0:
+        s += site_rate(model, nus, bi, np.float64(bfac[sp, j]))
+    j = i + (ny - 1) * nz if y == 0 else i - nz
+    if occ[j] < 0:
+        s += site_rate(model, nus, bi, np.float64(bfac[sp, j]))
+    j = i - (nz - 1) if z == nz - 1 else i + 1
+    if occ[j] < 0:
+        s += site_rate(model, nus, bi, np.float64(bfac[sp, j]))
+    j = i + (nz - 1) if z == 0 else i - 1
+    if occ[j] < 0:
+        s += site_rate(model, nus, bi, np.float64(bfac[sp, j]))
     return s
 
 
@@ -113,7 +111,7 @@ def _ins_leaf(j, side, occ, bfac, nu, ip, fp):
     return fp[F_THB] * site_rate(ip[I_MODEL], nu[0], fp[F_BRESB], np.float64(bfac[0, j]))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mark(g, dirty, dlist, nd):
     if not dirty[g]:
         dirty[g] = True
@@ -123,42 +121,123 @@ def _mark(g, dirty, dlist, nd):
 
 
 @njit(cache=True)
-def _refresh(i, cmask, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd):
-    """Recompute the leaves of site i for the classes in bitmask cmask; mark its group dirty."""
-    m = ip[I_NY] * ip[I_NZ]
+def _update(a, la, ya, za, b, lb, yb, zb, occ, bfac, nu, ip, fp, trees, ent, dirty, dlist, nd):
+    """Layer-tree leaves changed by an event that changed the occupancy of sites a and b
+    (-1: none), given with their coordinates (layer, y, z).
+
+    Queued in ``ent`` (int64, (16, 6): site, layer, y, z, class mask, node): the centres with
+    all classes, their occupied neighbours with the class of the bond to the centre. Then the
+    batched walk: the first queued leaf of a layer is its anchor, the others stop below their
+    lowest common ancestor with it, and the anchor walks to the root with the union of the
+    classes (each stale node recomputed once per class, after its children). One call per event:
+    every extra numba call level costs reference counting of its array arguments.
+    """
+    nx = ip[I_NX]
+    ny = ip[I_NY]
+    nz = ip[I_NZ]
+    m = ny * nz
     P = ip[I_P]
-    l = i // m
-    r = i - l * m
-    for c in range(3):
-        if cmask & (1 << c):
-            trees[l, P + r, c] = _leaf(i, c, occ, bfac, nu, ip, fp)
-    if ip[I_SEL] == TREE:
-        k = (P + r) >> 1
-        while k >= 1:
-            a = 2 * k
-            trees[l, k, 0] = trees[l, a, 0] + trees[l, a + 1, 0]
-            trees[l, k, 1] = trees[l, a, 1] + trees[l, a + 1, 1]
-            trees[l, k, 2] = trees[l, a, 2] + trees[l, a + 1, 2]
-            k >>= 1
-    return _mark(l + 1, dirty, dlist, nd)
+    periodic = ip[I_PERIODIC]
+    ne = 0
+    for q in range(2):
+        if q == 0:
+            i, l, y, z, skip = a, la, ya, za, b
+        else:
+            i, l, y, z, skip = b, lb, yb, zb, a
+        if i < 0:
+            continue
+        ent[ne, 0] = i
+        ent[ne, 1] = l
+        ent[ne, 2] = y
+        ent[ne, 3] = z
+        ent[ne, 4] = 7
+        ne += 1
+        for d in range(6):
+            lk = l
+            yk = y
+            zk = z
+            if d == 0:      # +x neighbour hops backward to i
+                mask = 2
+                if l < nx - 1:
+                    lk = l + 1
+                elif periodic:
+                    lk = 0
+                else:
+                    continue
+            elif d == 1:    # -x neighbour hops forward to i
+                mask = 1
+                if l > 0:
+                    lk = l - 1
+                elif periodic:
+                    lk = nx - 1
+                else:
+                    continue
+            else:
+                mask = 4
+                if d == 2:
+                    yk = 0 if y == ny - 1 else y + 1
+                elif d == 3:
+                    yk = ny - 1 if y == 0 else y - 1
+                elif d == 4:
+                    zk = 0 if z == nz - 1 else z + 1
+                else:
+                    zk = nz - 1 if z == 0 else z - 1
+            k = i + (lk - l) * m + (yk - y) * nz + (zk - z)
+            if k == skip or occ[k] < 0:
+                continue
+            ent[ne, 0] = k
+            ent[ne, 1] = lk
+            ent[ne, 2] = yk
+            ent[ne, 3] = zk
+            ent[ne, 4] = mask
+            ne += 1
+    for e in range(ne):
+        i = ent[e, 0]
+        l = ent[e, 1]
+        y = ent[e, 2]
+        z = ent[e, 3]
+        mask = ent[e, 4]
+        node = P + y * nz + z
+        ent[e, 5] = node
+        for c in range(3):
+            if mask & (1 << c):
+                trees[l, node, c] = _leaf(i, l, y, z, c, occ, bfac, nu, ip, fp)
+    tree = ip[I_SEL] == TREE
+    # anchors: column 0 becomes -1 for an anchor, else the anchor's entry index
+    for e in range(ne):
+        l = ent[e, 1]
+        an = -1
+        for q in range(e):
+            if ent[q, 1] == l and ent[q, 0] < 0:
+                an = q
+                break
+        ent[e, 0] = an
+        if an >= 0:
+            ent[an, 4] |= ent[e, 4]
+            if tree:
+                walk_until(trees, l, ent[e, 5], ent[an, 5], ent[e, 4])
+    for e in range(ne):
+        if ent[e, 0] < 0:
+            if tree:
+                walk_mask(trees, ent[e, 1], ent[e, 5], ent[e, 4])
+            nd = _mark(ent[e, 1] + 1, dirty, dlist, nd)
+    return nd
 
 
 @njit(cache=True)
-def _refresh_ins(i, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd):
-    """Insertion leaves of site i if it lies in a boundary layer of an open lattice."""
+def _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd):
+    """Insertion leaves of site i (layer l, offset r) if it lies in a boundary layer of an open
+    lattice."""
     if ip[I_PERIODIC]:
         return nd
     nx = ip[I_NX]
-    m = ip[I_NY] * ip[I_NZ]
-    l = i // m
     P = ip[I_P]
     if l == 0:
-        ins[0, P + i, 0] = _ins_leaf(i, 0, occ, bfac, nu, ip, fp)
+        ins[0, P + r, 0] = _ins_leaf(i, 0, occ, bfac, nu, ip, fp)
         if ip[I_SEL] == TREE:
-            walk_up(ins, 0, P, i, 0)
+            walk_up(ins, 0, P, r, 0)
         nd = _mark(0, dirty, dlist, nd)
     if l == nx - 1:
-        r = i - l * m
         ins[1, P + r, 0] = _ins_leaf(i, 1, occ, bfac, nu, ip, fp)
         if ip[I_SEL] == TREE:
             walk_up(ins, 1, P, r, 0)
@@ -230,11 +309,13 @@ def rebuild(occ, bfac, nu, trees, ins, top, E, gf, gb, S, BG, ip, fp):
     P = ip[I_P]
     trees[:] = 0.0
     ins[:] = 0.0
+    nz = ip[I_NZ]
     for l in range(nx):
         for r in range(m):
             i = l * m + r
+            y = r // nz
             for c in range(3):
-                trees[l, P + r, c] = _leaf(i, c, occ, bfac, nu, ip, fp)
+                trees[l, P + r, c] = _leaf(i, l, y, r - y * nz, c, occ, bfac, nu, ip, fp)
         if ip[I_SEL] == TREE:
             for k in range(P - 1, 0, -1):
                 for c in range(3):
@@ -293,6 +374,8 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
     pot = ip[I_DRIVE] == 2 and ip[I_FIELD] == 1
     t_stop = fp[F_TSTOP]
     n_out = out_times.shape[0]
+    # queue of changed leaves of one event (<= 2 sites x (1 + 6 neighbours))
+    ent = np.zeros((16, 6), dtype=np.int64)
     while ist[S_NEV] < ev_stop:
         tot = total(top, 0, Pt, nx + 2, 0, kind)
         t = clock[0]
@@ -330,9 +413,13 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
             if side == 0:
                 sp = ip[I_ACTIVE]
                 j = r
+                lj = 0
             else:
                 sp = 0
                 j = (nx - 1) * m + r
+                lj = nx - 1
+            yj = r // nz
+            zj = r - yj * nz
             ion = free_ids[ist[S_NFREE] - 1]
             ist[S_NFREE] -= 1
             occ[j] = sp
@@ -342,7 +429,6 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
             ion_disp[ion, 0] = 0
             ion_disp[ion, 1] = 0
             ion_disp[ion, 2] = 0
-            lj = j // m
             cnt[sp, lj] += 1
             if side == 0:
                 counters[sp, C_FRONT_IN] += 1
@@ -361,9 +447,9 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
                 S[nx + 1] += nx
                 fields(E, gf, gb, S, BG, ip, fp)
                 full = True
-            nd = _refresh(j, 7, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
-            nd = _refresh_ins(j, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            nd = _refresh_nbrs(j, -1, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
+            nd = _refresh_ins(j, lj, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
+            nd = _update(j, lj, yj, zj, -1, 0, 0, 0, occ, bfac, nu, ip, fp, trees, ent,
+                         dirty, dlist, nd)
         else:
             l = g - 1
             F = total(trees, l, P, m, 0, kind)
@@ -389,22 +475,31 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
                 rem = 0.0
             r, rem = pick(trees, l, P, m, c, rem, kind)
             i = l * m + r
+            y = r // nz
+            z = r - y * nz
             sp = occ[i]
             ion = site_ion[i]
             j = -1
+            lj = l
+            yj = y
+            zj = z
             if c == 0:
                 if l < nx - 1:
                     j = i + m
+                    lj = l + 1
                 elif periodic:
                     j = i - (nx - 1) * m
+                    lj = 0
                 counters[sp, C_FWD] += 1
                 coll[sp, 0] += 1
                 ion_disp[ion, 0] += 1
             elif c == 1:
                 if l > 0:
                     j = i - m
+                    lj = l - 1
                 elif periodic:
                     j = i + (nx - 1) * m
+                    lj = nx - 1
                 counters[sp, C_BWD] += 1
                 coll[sp, 0] -= 1
                 ion_disp[ion, 0] -= 1
@@ -413,11 +508,23 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
                 bi = np.float64(bfac[sp, i])
                 kk = -1
                 for k in range(4):
-                    jj = _lat_nbr(i, r, nz, ny, k)
+                    yy = y
+                    zz = z
+                    if k == 0:
+                        yy = 0 if y == ny - 1 else y + 1
+                    elif k == 1:
+                        yy = ny - 1 if y == 0 else y - 1
+                    elif k == 2:
+                        zz = 0 if z == nz - 1 else z + 1
+                    else:
+                        zz = nz - 1 if z == 0 else z - 1
+                    jj = i + (yy - y) * nz + (zz - z)
                     if occ[jj] < 0:
                         w = site_rate(ip[I_MODEL], nu[sp], bi, np.float64(bfac[sp, jj]))
                         kk = k
                         j = jj
+                        yj = yy
+                        zj = zz
                         if rem < w:
                             break
                         rem -= w
@@ -433,7 +540,6 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
                 occ[j] = sp
                 site_ion[j] = ion
                 ion_site[ion] = j
-                lj = j // m
                 cnt[sp, lj] += 1
                 if c < 2 and not periodic:
                     gap = l + 1 if c == 0 else l
@@ -470,13 +576,11 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
                         fields_one(0, E, gf, gb, S, BG, fp)
                         nd = _mark(0, dirty, dlist, nd)
                         nd = _mark(1, dirty, dlist, nd)
-            nd = _refresh(i, 7, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
-            nd = _refresh_ins(i, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            nd = _refresh_nbrs(i, j, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
+            nd = _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
             if j >= 0:
-                nd = _refresh(j, 7, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
-                nd = _refresh_ins(j, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-                nd = _refresh_nbrs(j, i, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
+                nd = _refresh_ins(j, lj, yj * nz + zj, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
+            nd = _update(i, l, y, z, j, lj, yj, zj, occ, bfac, nu, ip, fp, trees, ent,
+                         dirty, dlist, nd)
         if pot and full:
             fields(E, gf, gb, S, BG, ip, fp)
         # ---- top level
@@ -501,35 +605,3 @@ def fields_one(g, E, gf, gb, S, BG, fp):
     E[g] = fp[F_EBACK] - fp[F_C] * (S[g] - BG[g])
     gf[g] = np.exp(fp[F_HBQA] * E[g])
     gb[g] = np.exp(-fp[F_HBQA] * E[g])
-
-
-@njit(cache=True)
-def _refresh_nbrs(i, skip, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd):
-    """Neighbours of i (except ``skip``): recompute the class of their bond towards i."""
-    nx = ip[I_NX]
-    nz = ip[I_NZ]
-    m = ip[I_NY] * nz
-    l = i // m
-    r = i - l * m
-    # neighbour in +x hops backward to i, neighbour in -x hops forward to i
-    if l < nx - 1:
-        k = i + m
-    elif ip[I_PERIODIC]:
-        k = i - (nx - 1) * m
-    else:
-        k = -1
-    if k >= 0 and k != skip and occ[k] >= 0:
-        nd = _refresh(k, 2, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
-    if l > 0:
-        k = i - m
-    elif ip[I_PERIODIC]:
-        k = i + (nx - 1) * m
-    else:
-        k = -1
-    if k >= 0 and k != skip and occ[k] >= 0:
-        nd = _refresh(k, 1, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
-    for q in range(4):
-        k = _lat_nbr(i, r, nz, ip[I_NY], q)
-        if k != skip and occ[k] >= 0:
-            nd = _refresh(k, 4, occ, bfac, nu, ip, fp, trees, ins, dirty, dlist, nd)
-    return nd

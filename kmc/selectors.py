@@ -10,17 +10,26 @@ Contract (all numba functions on plain arrays, so they run inside the hot loop):
 Two implementations, registered in ``SELECTORS``:
 
 ``"tree"``
-    Binary sum tree, leaves at ``[P, P + n)`` with ``P`` a power of two, node ``k`` =
-    ``2k + 2k+1``. Updates walk to the root and *recompute* every ancestor from its children (never
-    add a delta), so no rounding drift accumulates however wide the rate spread (10 decades for a
-    250 meV SED at 300 K): the tree is bitwise equal to a fresh build at all times. O(log n).
+    Binary sum tree in the implicit heap layout with ``P = n`` (``tree_size``): leaf ``idx`` is
+    node ``P + idx``, node ``k = 2k + 2k+1`` for ``1 <= k < P``, root ``1``. No padding to a
+    power of two (160^2 leaves would waste 28 % of the memory); for ``n`` not a power of two the
+    leaves sit on two depths and a descent meets them in the order ``s, .., n-1, 0, .., s-1``
+    with ``s = 2^ceil(log2 n) - n`` (``first_leaf``). Updates walk to the root and *recompute*
+    every ancestor from its children (never add a delta), so no rounding drift accumulates however
+    wide the rate spread (10 decades for a 250 meV SED at 300 K): the tree is bitwise equal to a
+    fresh build at all times, whatever the order of the updates. O(log n).
 ``"linear"``
-    Reference: leaves only, cumulative scan on every pick. O(n). Picks the same event as the tree
-    for the same ``target`` up to summation-order rounding (~1e-16 relative).
+    Reference: leaves only, cumulative scan on every pick, in the descent order above. O(n).
+    Picks the same event as the tree for the same ``target`` up to summation-order rounding
+    (~1e-16 relative).
 
 The engine stores stacks of trees with a trailing class axis, ``tree[t, node, c]`` (tree ``t``;
 interleaved per-class trees share cache lines); the functions take that 3-D form, the tree index
 ``t`` and the class ``c`` (indexing a 3-D array directly avoids creating views in the hot loop).
+Batched updates (several leaves of one tree changed by one event): ``walk_until`` each changed
+leaf up to the lowest common ancestor with one *anchor* leaf of the same tree, then ``walk_mask``
+the anchor to the root with the union of the classes — every stale node is recomputed once after
+its children, so the result is still bitwise equal to a fresh build.
 """
 import numpy as np
 from numba import njit
@@ -39,11 +48,17 @@ def selector_code(name):
 
 
 def tree_size(n):
-    """Return ``P``, the power of two >= n (at least 1) where leaves start."""
-    P = 1
-    while P < n:
-        P *= 2
-    return P
+    """Return ``P``, the node index of leaf 0 (= n, at least 1); the tree has ``2P`` nodes."""
+    return max(int(n), 1)
+
+
+@njit(cache=True)
+def first_leaf(P):
+    """Leaf index met first by a descent (``2^ceil(log2 P) - P``)."""
+    q = 1
+    while q < P:
+        q *= 2
+    return q - P
 
 
 @njit(cache=True)
@@ -67,6 +82,42 @@ def walk_up(tree, t, P, idx, c):
         k >>= 1
 
 
+@njit(cache=True, inline="always")
+def walk_mask(tree, t, node, mask):
+    """Recompute the ancestors of ``node`` for the classes in bitmask ``mask`` (3 classes)."""
+    k = node >> 1
+    if mask == 7:
+        while k >= 1:
+            a = 2 * k
+            tree[t, k, 0] = tree[t, a, 0] + tree[t, a + 1, 0]
+            tree[t, k, 1] = tree[t, a, 1] + tree[t, a + 1, 1]
+            tree[t, k, 2] = tree[t, a, 2] + tree[t, a + 1, 2]
+            k >>= 1
+    else:
+        while k >= 1:
+            a = 2 * k
+            for c in range(3):
+                if mask & (1 << c):
+                    tree[t, k, c] = tree[t, a, c] + tree[t, a + 1, c]
+            k >>= 1
+
+
+@njit(cache=True, inline="always")
+def walk_until(tree, t, node, anchor, mask):
+    """Recompute the ancestors of ``node`` strictly below its lowest common ancestor with
+    ``anchor`` (classes in ``mask``); the anchor's own walk must follow with those classes."""
+    k = node >> 1
+    a = anchor
+    while k != a:
+        if k > a:
+            for c in range(3):
+                if mask & (1 << c):
+                    tree[t, k, c] = tree[t, 2 * k, c] + tree[t, 2 * k + 1, c]
+            k >>= 1
+        else:
+            a >>= 1
+
+
 @njit(cache=True)
 def update(tree, t, P, idx, rate, c, kind):
     """Set the rate of event ``idx`` of class ``c``."""
@@ -87,7 +138,8 @@ def total(tree, t, P, n, c, kind):
 
 @njit(cache=True)
 def pick(tree, t, P, n, c, target, kind):
-    """Index ``k`` with cum[k-1] <= target < cum[k]; returns (k, target - cum[k-1]).
+    """Index ``k`` with cum[k-1] <= target < cum[k] (cumulated in descent order); returns
+    (k, target - cum[k-1]).
 
     Rounding guards: a descent never enters a zero-weight subtree, and a linear scan that runs
     past the end returns the last event with a positive rate.
@@ -103,7 +155,11 @@ def pick(tree, t, P, n, c, target, kind):
                 k = 2 * k + 1
         return k - P, target
     last = -1
-    for k in range(n):
+    s = first_leaf(P)
+    for q in range(P):          # leaves >= n are zero
+        k = s + q
+        if k >= P:
+            k -= P
         r = tree[t, P + k, c]
         if r > 0.0:
             if target < r:
