@@ -245,7 +245,7 @@ def _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd):
     return nd
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _group_weight(g, trees, ins, gf, gb, ip):
     nx = ip[I_NX]
     P = ip[I_P]
@@ -576,8 +576,9 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
                         fields_one(0, E, gf, gb, S, BG, fp)
                         nd = _mark(0, dirty, dlist, nd)
                         nd = _mark(1, dirty, dlist, nd)
-            nd = _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            if j >= 0:
+            if l == 0 or l == nx - 1:
+                nd = _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
+            if j >= 0 and (lj == 0 or lj == nx - 1):
                 nd = _refresh_ins(j, lj, yj * nz + zj, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
             nd = _update(i, l, y, z, j, lj, yj, zj, occ, bfac, nu, ip, fp, trees, ent,
                          dirty, dlist, nd)
@@ -599,7 +600,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fields_one(g, E, gf, gb, S, BG, fp):
     """Galvanostatic single-gap update (E_base = E_back)."""
     E[g] = fp[F_EBACK] - fp[F_C] * (S[g] - BG[g])

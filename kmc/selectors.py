@@ -74,7 +74,7 @@ def init(tree, t, P, rates, c, kind):
             tree[t, k, c] = tree[t, 2 * k, c] + tree[t, 2 * k + 1, c]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def walk_up(tree, t, P, idx, c):
     k = (P + idx) >> 1
     while k >= 1:
@@ -126,7 +126,7 @@ def update(tree, t, P, idx, rate, c, kind):
         walk_up(tree, t, P, idx, c)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def total(tree, t, P, n, c, kind):
     if kind == TREE:
         return tree[t, 1, c]
@@ -136,7 +136,7 @@ def total(tree, t, P, n, c, kind):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pick(tree, t, P, n, c, target, kind):
     """Index ``k`` with cum[k-1] <= target < cum[k] (cumulated in descent order); returns
     (k, target - cum[k-1]).
