@@ -16,7 +16,8 @@ with no model of D:
 4. per beam phase: a weighted straight line ``ln D = alpha + beta c`` through the bins, and
    the verdict :func:`verdict` -- "concentration dependent" when beta differs from zero by more
    than ``n_se`` standard errors *and* D changes by more than ``min_ratio`` over the sampled
-   concentration range, "constant" otherwise.
+   concentration range, "constant" otherwise, "constant (narrow c range)" when the profiles
+   sample essentially one concentration.
 
 Works on NPP datasets (``field(time, depth_face)``, ``transferred``) and KMC datasets
 (``field(time, gap_depth)``, ``front_net_in``; replica-merged files use the ``_mean`` variables).
@@ -131,8 +132,8 @@ def local_flux_force(p, kT_eV, convention="nernst-planck"):
     Returns
     -------
     dict
-        ``t_mid`` (n_t - 1,) s; ``J`` [n_bulk nm/s], ``F`` [1/nm], ``c`` [1], all
-        (n_t - 1, n_f).
+        ``t_mid`` (n_t - 1,) s; ``J`` [n_bulk nm/s], ``F`` [1/nm], ``c`` [1] and ``dc`` (change
+        of c over the interval) [1], all (n_t - 1, n_f).
     """
     if convention not in DRIVING_FORCES:
         raise ConfigError(f"unknown driving-force convention {convention!r}; legal: "
@@ -145,7 +146,8 @@ def local_flux_force(p, kT_eV, convention="nernst-planck"):
     F_t = DRIVING_FORCES[convention](p, kT_eV)
     F = 0.5 * (F_t[1:] + F_t[:-1])
     c = 0.5 * (p["c"][1:] + p["c"][:-1])
-    return dict(t_mid=0.5 * (t[1:] + t[:-1]), J=J, F=F, c=c)
+    dc = np.abs(np.diff(p["c"], axis=0))
+    return dict(t_mid=0.5 * (t[1:] + t[:-1]), J=J, F=F, c=c, dc=dc)
 
 
 def binned_diffusivity(J, F, c, bins, min_points=3):
@@ -190,7 +192,7 @@ def binned_diffusivity(J, F, c, bins, min_points=3):
 
 
 def log_linear_fit(c, D, se):
-    """Weighted straight line ``ln D = alpha + beta c`` through bins (NaNs skipped).
+    """Weighted straight line ``ln D = alpha + beta c`` through bins (NaNs skipped; >= 2 bins).
 
     Returns
     -------
@@ -204,7 +206,7 @@ def log_linear_fit(c, D, se):
     ok = np.isfinite(c) & np.isfinite(D) & np.isfinite(se) & (D > 0) & (se > 0)
     out = dict(beta=math.nan, beta_se=math.nan, alpha=math.nan, c_range=(math.nan, math.nan),
                ratio=math.nan, n_bins=int(ok.sum()), reduced_chi2=math.nan)
-    if ok.sum() < 3:
+    if ok.sum() < 2:
         return out
     x, y = c[ok], np.log(D[ok])
     w = (D[ok] / se[ok]) ** 2  # 1 / var(ln D)
@@ -220,13 +222,29 @@ def log_linear_fit(c, D, se):
     return out
 
 
-def verdict(fit, n_se=3.0, min_ratio=3.0):
-    """"concentration dependent", "constant" or "undetermined" from a :func:`log_linear_fit`."""
-    if not np.isfinite(fit["beta"]):
+def verdict(fit, n_se=3.0, min_ratio=3.0, min_range=0.15):
+    """Classify a :func:`log_linear_fit` (registry :data:`VERDICTS` lists the outcomes).
+
+    "narrow": fewer than two usable bins or a sampled concentration range below ``min_range``;
+    the profile is then described by one D whatever D(c) is (a CAIT plateau behind a sharp
+    front samples one concentration).
+    """
+    if fit["n_bins"] == 0:
         return "undetermined"
+    lo, hi = fit["c_range"]
+    if fit["n_bins"] < 2 or not np.isfinite(fit["beta"]) or hi - lo < min_range:
+        return "constant (narrow c range)"
     significant = abs(fit["beta"]) > n_se * fit["beta_se"]
     big = max(fit["ratio"], 1.0 / fit["ratio"]) > min_ratio
     return "concentration dependent" if significant and big else "constant"
+
+
+VERDICTS = {
+    "concentration dependent": "|beta| > n_se SE and D changes by > min_ratio over the range",
+    "constant": "a wide c range is sampled and D changes by less (or not significantly)",
+    "constant (narrow c range)": "one concentration sampled: looks constant, not testable",
+    "undetermined": "no usable (interval, face) pair",
+}
 
 
 # =============================================================================== per phase
@@ -237,7 +255,7 @@ def phase_windows(durations_s):
 
 
 def analyse(ds, species, phases, kT_eV, f_vac, convention="nernst-planck", bins=None,
-            min_force_frac=0.05, c_min=0.02, n_se=3.0, min_ratio=3.0, skip_first=True):
+            min_force_frac=0.05, c_min=0.02, n_se=3.0, min_ratio=3.0, skip_first=True, max_dc=0.1):
     """Local D of ``species`` per beam phase, with the constant / concentration-dependent verdict.
 
     Parameters
@@ -251,6 +269,9 @@ def analyse(ds, species, phases, kT_eV, f_vac, convention="nernst-planck", bins=
         information on D, only noise).
     c_min : float
         Faces with less of ``species`` are dropped (no carriers).
+    max_dc : float
+        Points whose face concentration changes by more than this over the interval are dropped:
+        a front passing the face makes the snapshot average of F meaningless there.
     skip_first : bool
         Drop the first interval of every phase: the boundary conditions jump at its start, so
         the snapshot average of F misrepresents the interval (e.g. a sqrt(t) entry from t = 0).
@@ -272,7 +293,7 @@ def analyse(ds, species, phases, kT_eV, f_vac, convention="nernst-planck", bins=
             sel_t[np.flatnonzero(sel_t)[0]] = False
         J, F, c = lf["J"][sel_t], lf["F"][sel_t], lf["c"][sel_t]
         fmax = np.nanmax(np.abs(F)) if F.size else 0.0
-        keep = (np.abs(F) >= min_force_frac * fmax) & (c >= c_min)
+        keep = (np.abs(F) >= min_force_frac * fmax) & (c >= c_min) & (lf["dc"][sel_t] <= max_dc)
         cc, D, se, n = binned_diffusivity(np.where(keep, J, np.nan), F, c, bins)
         for k, v in zip(("c_mean", "D", "D_se", "n_points"), (cc, D, se, n)):
             rows[k].append(v)
@@ -304,7 +325,7 @@ def analyse(ds, species, phases, kT_eV, f_vac, convention="nernst-planck", bins=
         coords={"phase": ("phase", labels), "c_bin": ("c_bin", centres, {"units": "1"})},
         attrs={"species": species, "convention": convention, "engine": str(ds.attrs.get("engine")),
                "n_se": n_se, "min_ratio": min_ratio, "min_force_frac": min_force_frac,
-               "c_min": c_min, "method": "J from continuity, D_bin = sum(J F)/sum(F^2)"},
+               "c_min": c_min, "max_dc": max_dc, "skip_first": int(skip_first), "method": "J from continuity, D_bin = sum(J F)/sum(F^2)"},
     )
 
 
@@ -322,3 +343,116 @@ def cait_phases(cfg, drive_only=True):
             continue
         out.append((f"{k + 1}:{ph.species or 'off'}", float(t0), float(t1)))
     return out
+
+
+# =============================================================================== driver
+KMC_MAX_DC = 0.25  # KMC layer fractions fluctuate by ~0.05 between snapshots: looser front filter
+ENGINES = ("kmc", "npp")
+
+
+def _first_foreign(cfg):
+    for ph in cfg.beam:
+        if ph.species:
+            return ph.species
+    raise ConfigError("the beam schedule has no phase with a foreign `species`")
+
+
+def _figure(results, species):
+    import matplotlib.pyplot as plt
+
+    any_ds = next(iter(results.values()))
+    phases = list(any_ds.phase.values)
+    fig, axes = plt.subplots(1, len(phases), figsize=(4.6 * len(phases), 3.6), squeeze=False,
+                             sharey=True)
+    marks = {"kmc": "o", "npp": "s"}
+    for ax, ph in zip(axes[0], phases):
+        for eng, r in results.items():
+            x = r.sel(phase=ph)
+            ok = np.isfinite(x.D.values)
+            ax.errorbar(x.c_mean.values[ok], x.D.values[ok], yerr=x.D_se.values[ok],
+                        fmt=marks.get(eng, "^"), ms=4, capsize=2,
+                        label=f"{eng}: {str(x.verdict.values)}")
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"{species} fraction c (of n_bulk)")
+        ax.set_title(f"phase {ph}", fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel(f"local D of {species} [cm^2/s]")
+    return fig
+
+
+def _report(results, cfg, species, timings, figure_name):
+    lines = [f"# Double CAIT: local D of {species} ({cfg.path.name if cfg.path else ''})", "",
+             "Method: docs/comparison.md, section \"Double CAIT\" (flux from continuity / "
+             "driving force, binned in concentration).", "",
+             "* wall times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), "",
+             "| engine | phase | c range | d ln D/dc | D ratio over range | verdict |",
+             "|---|---|---|---|---|---|"]
+    for eng, r in results.items():
+        for ph in r.phase.values:
+            x = r.sel(phase=ph)
+            lines.append(f"| {eng} | {ph} | {float(x.c_lo):.2f}-{float(x.c_hi):.2f} | "
+                         f"{float(x.beta):.2f} +- {float(x.beta_se):.2f} | {float(x.ratio):.3g} | "
+                         f"{str(x.verdict.values)} |")
+    lines += ["", f"![local D]({figure_name})", ""]
+    return "\n".join(lines)
+
+
+def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=False,
+               quiet=False, species=None, convention="nernst-planck"):
+    """`cait double`: KMC and/or NPP on a double-CAIT input, local D of the first beam species
+    per driven phase -> ``double.nc``, ``double.png``, ``double.md`` in ``out_dir``.
+
+    Returns
+    -------
+    dict
+        ``{"dataset", "report", "figure", "timings", "exit_code"}``.
+    """
+    import time
+    from pathlib import Path
+
+    from compare.config import load_config
+    from compare.io import open_dataset, save_figure, write_dataset
+
+    cfg = load_config(input_path)
+    for e in engines:
+        if e not in ENGINES:
+            raise ConfigError(f"unknown engine {e!r}; legal: {', '.join(ENGINES)}")
+    species = species or _first_foreign(cfg)
+    if species not in cfg.species_names:
+        raise ConfigError(f"species {species!r} is not in the input; legal: "
+                          f"{', '.join(cfg.species_names)}")
+    out = Path(out_dir) if out_dir is not None else Path("outputs") / (
+        f"{Path(cfg.path).stem}_double" if cfg.path else "double")
+    out.mkdir(parents=True, exist_ok=True)
+    phases = cait_phases(cfg)
+    kT, f_vac = kT_eV(cfg.material.temperature_K), float(cfg.material.vacancy_fraction)
+    timings, results = {}, {}
+    for eng in engines:
+        path = out / f"{eng}.nc"
+        t0 = time.monotonic()
+        if not (reuse and path.is_file()):
+            if eng == "kmc":
+                from compare.run_kmc import run_kmc
+
+                code = run_kmc(input_path, out_dir=out, replicas=replicas, quiet=quiet)
+                if code != 0:
+                    return {"exit_code": code}
+            else:
+                from compare.run_npp import run_npp
+
+                run_npp(cfg, out, progress=not quiet)
+            timings[f"{eng} run"] = time.monotonic() - t0
+        ds = open_dataset(path)
+        results[eng] = analyse(ds, species, phases, kT, f_vac, convention,
+                               max_dc=KMC_MAX_DC if eng == "kmc" else 0.1)
+    combined = xr.concat([r.expand_dims(engine=[e]) for e, r in results.items()], dim="engine",
+                         combine_attrs="drop_conflicts")
+    combined.attrs.update(species=species, convention=convention)
+    fig_path = save_figure(_figure(results, species), out / "double.png")
+    path = write_dataset(combined, out / "double.nc", cfg=cfg)
+    (out / "double.md").write_text(_report(results, cfg, species, timings, Path(fig_path).name))
+    if not quiet:
+        print(f"cait double: -> {path}, {out / 'double.md'}")
+    return {"dataset": path, "report": out / "double.md", "figure": fig_path,
+            "timings": timings, "exit_code": 0}

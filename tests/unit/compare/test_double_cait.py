@@ -140,7 +140,10 @@ def test_log_linear_fit_and_verdict():
     assert fit["ratio"] == pytest.approx(math.exp(1.6), rel=1e-9)
     assert dc.verdict(fit, min_ratio=3.0) == "concentration dependent"
     assert dc.verdict(fit, min_ratio=10.0) == "constant"
-    assert dc.verdict(dc.log_linear_fit(c[:2], D[:2], D[:2])) == "undetermined"
+    assert dc.verdict(dc.log_linear_fit(c[:1], D[:1], D[:1])) == "constant (narrow c range)"
+    assert dc.verdict(dc.log_linear_fit(c[:2], D[:2], 0.01 * D[:2])) == "constant (narrow c range)"
+    assert dc.verdict(dc.log_linear_fit(c[:0], D[:0], D[:0])) == "undetermined"
+    assert set(dc.VERDICTS) >= {dc.verdict(fit), "undetermined"}
 
 
 def test_phase_windows_and_cait_phases():

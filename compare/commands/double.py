@@ -1,0 +1,34 @@
+"""`cait double`: local D of the first beam species per phase of a double CAIT (docs/comparison.md)."""
+from __future__ import annotations
+
+
+def _run(args) -> int:
+    from compare.commands.kmc import _replicas
+    from compare.double_cait import run_double
+
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    res = run_double(args.input, out_dir=args.output, engines=engines, replicas=_replicas(args),
+                     reuse=args.reuse, quiet=args.quiet, species=args.species,
+                     convention=args.convention)
+    return int(res.get("exit_code", 0))
+
+
+def register(sub) -> None:
+    from compare.double_cait import DRIVING_FORCES
+
+    p = sub.add_parser("double", help="double CAIT: is D of the first beam species constant or "
+                                      "concentration dependent in each phase? -> double.nc/md/png")
+    p.add_argument("input", help="double-CAIT input file (TOML)")
+    p.add_argument("-o", "--output", default=None,
+                   help="output folder (default: outputs/<input name>_double)")
+    p.add_argument("--engines", default="kmc,npp",
+                   help="comma-separated: kmc, npp (default both; experiment-sized inputs: npp)")
+    p.add_argument("--replicas", type=str, default=None,
+                   help="KMC replicas (default: [kmc] replicas)")
+    p.add_argument("--species", default=None,
+                   help="species to analyse (default: the species of the first beam phase)")
+    p.add_argument("--convention", default="nernst-planck", choices=tuple(DRIVING_FORCES),
+                   help="driving force of the local D (default nernst-planck)")
+    p.add_argument("--reuse", action="store_true", help="reuse kmc.nc / npp.nc in the output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_run)
