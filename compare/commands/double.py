@@ -27,8 +27,9 @@ def register(sub) -> None:
                    help="KMC replicas (default: [kmc] replicas)")
     p.add_argument("--species", default=None,
                    help="species to analyse (default: the species of the first beam phase)")
-    p.add_argument("--convention", default="nernst-planck", choices=tuple(DRIVING_FORCES),
-                   help="driving force of the local D (default nernst-planck)")
+    p.add_argument("--convention", default=None, choices=tuple(DRIVING_FORCES),
+                   help="driving force of the local D (default: the NPP run's flux convention "
+                        "for NPP, nernst-planck for KMC)")
     p.add_argument("--reuse", action="store_true", help="reuse kmc.nc / npp.nc in the output folder")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_run)

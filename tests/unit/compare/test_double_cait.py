@@ -161,3 +161,85 @@ def test_errors_name_the_legal_values():
         dc.analyse(bad, "A", [("p", 0, 1)], KT, 0.1)
     with pytest.raises(InputFileError, match="needs `field` and `transferred`"):
         dc.analyse(ds.drop_vars("field"), "A", [("p", 0, 1)], KT, 0.1)
+
+
+SMALL_DOUBLE = """
+[material]
+n_bulk_cm3 = 1.4e22
+vacancy_fraction = 0.10
+temperature_K = 300.0
+eps_r = 8.0
+
+[sed]
+kind = "gaussian"
+fwhm_eV = 0.100
+
+[species.Li]
+role = "native"
+D_model = "sed"
+D_cm2_s = 1.0e-13
+
+[species.Rb]
+role = "foreign"
+D_model = "constant"
+D_cm2_s = 2.0e-14
+
+[species.Cs]
+role = "foreign"
+D_model = "constant"
+D_cm2_s = 5.0e-15
+
+[sample]
+thickness_nm = 30.0
+back = "bulk"
+
+[[beam]]
+species = "Rb"
+duration_s = 2.0
+drive = "potentiostatic"
+voltage_V = 0.3
+
+[[beam]]
+species = "Cs"
+duration_s = 2.0
+drive = "potentiostatic"
+voltage_V = 0.3
+
+[npp]
+solver = "full"
+flux = "nernst-planck"
+n_cells = 120
+h_surface_nm = 0.05
+
+[output]
+n_times = 41
+"""
+
+
+def test_run_double_npp_recovers_the_constant_D(tmp_path):
+    """End to end on a small NPP double CAIT: D_Rb (constant by construction) is recovered."""
+    import argparse
+
+    from compare.commands import double as cmd
+
+    inp = tmp_path / "double.toml"
+    inp.write_text(SMALL_DOUBLE)
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["double", str(inp), "--engines", "npp", "-o", str(tmp_path / "o"),
+                              "--quiet"])
+    assert args.func(args) == 0
+    ds = xr.open_dataset(tmp_path / "o" / "double.nc")
+    assert ds.attrs["species"] == "Rb"
+    assert list(ds.phase.values) == ["1:Rb", "2:Cs"]
+    D = ds.D.sel(engine="npp").values
+    ok = np.isfinite(D)
+    assert ok.sum() >= 3
+    e = np.abs(D[ok] - 2.0e-14) / (0.02 * 2.0e-14)  # rtol 2 %: interval-midpoint averaging
+    assert np.all(e < 5), D[ok]
+    assert str(ds.verdict.sel(engine="npp", phase="2:Cs").values).startswith("constant")
+    assert "| npp | nernst-planck | 2:Cs |" in (tmp_path / "o" / "double.md").read_text()
+    with pytest.raises(ConfigError, match="unknown engine 'sims'; legal: kmc, npp"):
+        dc.run_double(inp, out_dir=tmp_path / "o", engines=("sims",), quiet=True)
+    with pytest.raises(ConfigError, match="species 'K' is not in the input; legal: Li, Rb, Cs"):
+        dc.run_double(inp, out_dir=tmp_path / "o", engines=("npp",), species="K", quiet=True)
