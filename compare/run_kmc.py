@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import scipy.constants as sc
 import xarray as xr
 
 from compare.config import load_config
@@ -45,10 +46,18 @@ def params_from_config(cfg) -> KMCParams:
     def value(v):
         return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
+    # galvanostatic: the KMC fixes the BEAM CURRENT j = sigma_bulk E_back, with the ohmic
+    # conductivity the NPP solver gives the bulk (sigma = e^2 n_bulk D_native / kT), so both
+    # engines carry the same current; the KMC's bulk field then follows from its own D.
+    n_bulk_m3 = float(cfg.material.n_bulk_cm3) * 1e6
+    D_native_m2_s = float(cfg.native.D_cm2_s) * 1e-4
+    sigma_bulk = sc.e ** 2 * n_bulk_m3 * D_native_m2_s / (sc.k * float(cfg.material.temperature_K))
     phases = tuple(Phase(species=ph.species or None, duration_s=float(ph.duration_s),
                          drive=ph.drive, back_field_V_per_m=value(ph.back_field_V_per_m),
                          voltage_V=value(ph.voltage_V),
-                         theta_front=(1.0 - f_vac) if ph.theta_front < 0 else float(ph.theta_front))
+                         theta_front=(1.0 - f_vac) if ph.theta_front < 0 else float(ph.theta_front),
+                         beam_current_A_per_m2=(sigma_bulk * value(ph.back_field_V_per_m)
+                                                if ph.drive == "galvanostatic" else 0.0))
                    for ph in cfg.beam)
     k = cfg.kmc
     return KMCParams(nx=int(k.nx), ny=int(k.ny), nz=int(k.nz), species=tuple(species),

@@ -6,13 +6,16 @@ Event structure (PHYSICS.md §5, STYLE.md "events vs selection"):
   0 = forward (+x, crosses gap l+1), 1 = backward (-x, crosses gap l), 2 = lateral (4 bonds);
 * two insertion trees ``ins[0]`` (front reservoir -> vacant site of layer 0, gap 0) and
   ``ins[1]`` (back bulk reservoir -> vacant site of layer nx-1, gap nx);
-* a top tree over ``nx + 2`` groups [front insertion, layer 0 .. nx-1, back insertion] with
-  weights ``gf[l+1] F_l + gb[l] B_l + L_l`` (gap factors times class roots).
+* a top tree over ``nx + 3`` groups [front insertion, layer 0 .. nx-1, back insertion, beam
+  arrival] with weights ``gf[l+1] F_l + gb[l] B_l + L_l`` (gap factors times class roots); the
+  beam group (galvanostatic drive) has the constant weight ``fp[F_RBEAM]`` and adds one charge
+  to the front surface charge ``F0`` (``ist[S_F0]``, electrostatics.py).
 Order of events (shared by the tree and the linear reference): group, class, site, direction.
 
 Declared update radius of a hop i -> j: leaves of i and j (all classes), of the neighbours of i
 and j (the class pointing at i or j), insertion leaves of i and j; top weights of the layers
-holding those sites and of the layers whose gap field changed (all layers for a uniform shift).
+holding those sites and of the groups next to the gap whose field changed (groups g, g + 1 for
+gap g); all groups after a uniform shift (potentiostatic hop, beam arrival).
 """
 import numpy as np
 from numba import njit
@@ -26,14 +29,17 @@ I_MODEL, I_SEL, I_PERIODIC, I_BACKKIND, I_DRIVE, I_ACTIVE, I_FRONTOPEN, I_NX, I_
 I_P, I_PT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD = range(10, 18)
 N_IPAR = 18
 # fpar slots
-F_BETA, F_A, F_C, F_EBACK, F_U, F_THF, F_THB, F_BRESF, F_BRESB, F_HBQA, F_TSTOP = range(11)
-N_FPAR = 11
-# ist slots (checkpointed integer state)
-S_NEV, S_OUTK, S_NFREE, S_PHASE = range(4)
-# event counters per species
-C_FWD, C_BWD, C_LAT, C_FRONT_IN, C_FRONT_OUT, C_BACK_IN, C_BACK_OUT = range(7)
+# F_EBACK: the external uniform field E_ext (electrostatics off; periodic); F_RBEAM: beam arrivals/s
+F_BETA, F_A, F_C, F_EBACK, F_U, F_THF, F_THB, F_BRESF, F_BRESB, F_HBQA, F_TSTOP, F_RBEAM = range(12)
+N_FPAR = 12
+# ist slots (checkpointed integer state); S_F0: net surface charge at the front [e]
+S_NEV, S_OUTK, S_NFREE, S_PHASE, S_F0 = range(5)
+N_IST = 5
+# event counters per species (C_BEAM: beam arrivals, counted for the active foreign species)
+C_FWD, C_BWD, C_LAT, C_FRONT_IN, C_FRONT_OUT, C_BACK_IN, C_BACK_OUT, C_BEAM = range(8)
+N_COUNTERS = 8
 COUNTER_NAMES = ("hop_forward", "hop_backward", "hop_lateral", "front_in", "front_out",
-                 "back_in", "back_out")
+                 "back_in", "back_out", "beam_in")
 BACK_BULK = 0
 BACK_ELECTRODE = 1
 
@@ -246,7 +252,7 @@ def _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd):
 
 
 @njit(cache=True, inline="always")
-def _group_weight(g, trees, ins, gf, gb, ip):
+def _group_weight(g, trees, ins, gf, gb, ip, fp):
     nx = ip[I_NX]
     P = ip[I_P]
     m = ip[I_NY] * ip[I_NZ]
@@ -255,28 +261,31 @@ def _group_weight(g, trees, ins, gf, gb, ip):
         return gf[0] * total(ins, 0, P, m, 0, kind)
     if g == nx + 1:
         return gb[nx] * total(ins, 1, P, m, 0, kind)
+    if g == nx + 2:
+        return fp[F_RBEAM]
     l = g - 1
     return (gf[l + 1] * total(trees, l, P, m, 0, kind) + gb[l] * total(trees, l, P, m, 1, kind)
             + total(trees, l, P, m, 2, kind))
 
 
 @njit(cache=True)
-def rebuild_top(trees, ins, top, gf, gb, ip):
+def rebuild_top(trees, ins, top, gf, gb, ip, fp):
     """All group weights and the top tree from scratch. O(nx)."""
     nx = ip[I_NX]
     Pt = ip[I_PT]
     for k in range(2 * Pt):
         top[0, k, 0] = 0.0
-    for g in range(nx + 2):
-        top[0, Pt + g, 0] = _group_weight(g, trees, ins, gf, gb, ip)
+    for g in range(nx + 3):
+        top[0, Pt + g, 0] = _group_weight(g, trees, ins, gf, gb, ip, fp)
     if ip[I_SEL] == TREE:
         for k in range(Pt - 1, 0, -1):
             top[0, k, 0] = top[0, 2 * k, 0] + top[0, 2 * k + 1, 0]
 
 
 @njit(cache=True)
-def fields(E, gf, gb, S, BG, ip, fp):
-    """Gap fields [V/m] and factors from the integer cumulative counts S (see electrostatics)."""
+def fields(E, gf, gb, G, BG, ip, fp):
+    """Gap fields [V/m] and factors from the integer front-referenced counts ``G`` (int64,
+    (nx+2,)): ``E_g = e0 + c (G_g - BG_g)`` (see kmc/electrostatics.py)."""
     nx = ip[I_NX]
     h = fp[F_HBQA]
     if ip[I_PERIODIC]:
@@ -292,17 +301,17 @@ def fields(E, gf, gb, S, BG, ip, fp):
         bgsum = 0.0
         for g in range(nx + 1):
             bgsum += BG[g]
-        e0 = (fp[F_U] / fp[F_A] + c * (S[nx + 1] - bgsum)) / (nx + 1)
+        e0 = (fp[F_U] / fp[F_A] - c * (G[nx + 1] - bgsum)) / (nx + 1)
     else:
         e0 = fp[F_EBACK]
     for g in range(nx + 1):
-        E[g] = e0 - c * (S[g] - BG[g])
+        E[g] = e0 + c * (G[g] - BG[g])
         gf[g] = np.exp(h * E[g])
         gb[g] = np.exp(-h * E[g])
 
 
 @njit(cache=True)
-def rebuild(occ, bfac, nu, trees, ins, top, E, gf, gb, S, BG, ip, fp):
+def rebuild(occ, bfac, nu, trees, ins, top, E, gf, gb, G, BG, ip, fp):
     """Full recompute of every leaf, tree, field and group weight from the state."""
     nx = ip[I_NX]
     m = ip[I_NY] * ip[I_NZ]
@@ -328,8 +337,8 @@ def rebuild(occ, bfac, nu, trees, ins, top, E, gf, gb, S, BG, ip, fp):
             for s in range(2):
                 for k in range(P - 1, 0, -1):
                     ins[s, k, 0] = ins[s, 2 * k, 0] + ins[s, 2 * k + 1, 0]
-    fields(E, gf, gb, S, BG, ip, fp)
-    rebuild_top(trees, ins, top, gf, gb, ip)
+    fields(E, gf, gb, G, BG, ip, fp)
+    rebuild_top(trees, ins, top, gf, gb, ip, fp)
 
 
 @njit(cache=True)
@@ -354,7 +363,7 @@ def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
 
 @njit(cache=True)
 def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
-            ion_sp, ion_site, ion_disp, free_ids, S, BG, E, gf, gb, cnt, coll, counters,
+            ion_sp, ion_site, ion_disp, free_ids, G, BG, E, gf, gb, cnt, coll, counters,
             rng, clock, ist, ip, fp, out_times,
             r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev, ev_stop):
     """Run events until ``ist[S_NEV] == ev_stop`` (return 0), the phase end ``fp[F_TSTOP]``
@@ -377,7 +386,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
     # queue of changed leaves of one event (<= 2 sites x (1 + 6 neighbours))
     ent = np.zeros((16, 6), dtype=np.int64)
     while ist[S_NEV] < ev_stop:
-        tot = total(top, 0, Pt, nx + 2, 0, kind)
+        tot = total(top, 0, Pt, nx + 3, 0, kind)
         t = clock[0]
         if tot <= 0.0:
             while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] <= t_stop:
@@ -403,10 +412,19 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
         clock[0] = tn
 
         # ---- selection: group -> class -> site -> direction
-        g, rem = pick(top, 0, Pt, nx + 2, 0, u1 * tot, kind)
+        g, rem = pick(top, 0, Pt, nx + 3, 0, u1 * tot, kind)
         nd = 0
         full = False
-        if g == 0 or g == nx + 1:
+        if g == nx + 2:
+            # beam arrival: one more charge on the front surface shifts every gap by +c
+            for q in range(nx + 1):
+                G[q] += 1
+            G[nx + 1] += nx + 1
+            ist[S_F0] += 1
+            counters[ip[I_ACTIVE], C_BEAM] += 1
+            fields(E, gf, gb, G, BG, ip, fp)
+            full = True
+        elif g == 0 or g == nx + 1:
             side = 0 if g == 0 else 1
             fac = gf[0] if side == 0 else gb[nx]
             r, rem = pick(ins, side, P, m, 0, rem / fac, kind)
@@ -430,23 +448,25 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
             ion_disp[ion, 1] = 0
             ion_disp[ion, 2] = 0
             cnt[sp, lj] += 1
+            # only the gap crossed changes: front insertion moves a surface charge into layer 0
+            # (G_0 = F0 -= 1, G_g unchanged for g >= 1), back insertion adds to G_nx
+            gap = 0 if side == 0 else nx
+            d = -1 if side == 0 else 1
+            G[gap] += d
+            G[nx + 1] += d
             if side == 0:
                 counters[sp, C_FRONT_IN] += 1
                 coll[sp, 0] += 1
-                S[0] += 1
-                S[nx + 1] += 1
-                if pot:
-                    full = True
-                else:
-                    fields_one(0, E, gf, gb, S, BG, fp)
+                ist[S_F0] -= 1
             else:
                 counters[sp, C_BACK_IN] += 1
                 coll[sp, 0] -= 1
-                for q in range(nx):
-                    S[q] += 1
-                S[nx + 1] += nx
-                fields(E, gf, gb, S, BG, ip, fp)
+            if pot:
                 full = True
+            else:
+                fields_one(gap, E, gf, gb, G, BG, fp)
+                nd = _mark(gap, dirty, dlist, nd)
+                nd = _mark(gap + 1, dirty, dlist, nd)
             nd = _refresh_ins(j, lj, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
             nd = _update(j, lj, yj, zj, -1, 0, 0, 0, occ, bfac, nu, ip, fp, trees, ent,
                          dirty, dlist, nd)
@@ -543,39 +563,40 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
                 cnt[sp, lj] += 1
                 if c < 2 and not periodic:
                     gap = l + 1 if c == 0 else l
-                    d = 1 if c == 0 else -1
-                    S[gap] += d
-                    S[nx + 1] += d
+                    d = -1 if c == 0 else 1
+                    G[gap] += d
+                    G[nx + 1] += d
                     if pot:
                         full = True
                     else:
-                        fields_one(gap, E, gf, gb, S, BG, fp)
+                        fields_one(gap, E, gf, gb, G, BG, fp)
                         nd = _mark(gap, dirty, dlist, nd)       # layer gap-1 (its fwd)
                         nd = _mark(gap + 1, dirty, dlist, nd)   # layer gap (its bwd)
             else:
-                # left through a boundary
+                # left through a boundary: back exit lowers G_nx; front exit returns the charge
+                # to the surface (F0 += 1, G_g unchanged for g >= 1): one gap either way
                 ion_site[ion] = -1
                 free_ids[ist[S_NFREE]] = ion
                 ist[S_NFREE] += 1
                 if c == 0:
                     counters[sp, C_FWD] -= 1
                     counters[sp, C_BACK_OUT] += 1
-                    for q in range(nx):
-                        S[q] -= 1
-                    S[nx + 1] -= nx
-                    fields(E, gf, gb, S, BG, ip, fp)
-                    full = True
+                    gap = nx
+                    d = -1
                 else:
                     counters[sp, C_BWD] -= 1
                     counters[sp, C_FRONT_OUT] += 1
-                    S[0] -= 1
-                    S[nx + 1] -= 1
-                    if pot:
-                        full = True
-                    else:
-                        fields_one(0, E, gf, gb, S, BG, fp)
-                        nd = _mark(0, dirty, dlist, nd)
-                        nd = _mark(1, dirty, dlist, nd)
+                    ist[S_F0] += 1
+                    gap = 0
+                    d = 1
+                G[gap] += d
+                G[nx + 1] += d
+                if pot:
+                    full = True
+                else:
+                    fields_one(gap, E, gf, gb, G, BG, fp)
+                    nd = _mark(gap, dirty, dlist, nd)
+                    nd = _mark(gap + 1, dirty, dlist, nd)
             if l == 0 or l == nx - 1:
                 nd = _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
             if j >= 0 and (lj == 0 or lj == nx - 1):
@@ -583,17 +604,17 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
             nd = _update(i, l, y, z, j, lj, yj, zj, occ, bfac, nu, ip, fp, trees, ent,
                          dirty, dlist, nd)
         if pot and full:
-            fields(E, gf, gb, S, BG, ip, fp)
+            fields(E, gf, gb, G, BG, ip, fp)
         # ---- top level
         if full:
             for q in range(nd):
                 dirty[dlist[q]] = False
-            rebuild_top(trees, ins, top, gf, gb, ip)
+            rebuild_top(trees, ins, top, gf, gb, ip, fp)
         else:
             for q in range(nd):
                 gg = dlist[q]
                 dirty[gg] = False
-                top[0, Pt + gg, 0] = _group_weight(gg, trees, ins, gf, gb, ip)
+                top[0, Pt + gg, 0] = _group_weight(gg, trees, ins, gf, gb, ip, fp)
                 if kind == TREE:
                     walk_up(top, 0, Pt, gg, 0)
         ist[S_NEV] += 1
@@ -601,8 +622,8 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
 
 
 @njit(cache=True, inline="always")
-def fields_one(g, E, gf, gb, S, BG, fp):
-    """Galvanostatic single-gap update (E_base = E_back)."""
-    E[g] = fp[F_EBACK] - fp[F_C] * (S[g] - BG[g])
+def fields_one(g, E, gf, gb, G, BG, fp):
+    """Single-gap update (galvanostatic / off): the same expression as ``fields``."""
+    E[g] = fp[F_EBACK] + fp[F_C] * (G[g] - BG[g])
     gf[g] = np.exp(fp[F_HBQA] * E[g])
     gb[g] = np.exp(-fp[F_HBQA] * E[g])

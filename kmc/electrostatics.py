@@ -1,23 +1,36 @@
-"""1D mean-field electrostatics of the layered lattice (PHYSICS.md §4-5).
+"""1D mean-field electrostatics of the layered lattice (PHYSICS.md §4-5, docs/kmc.md).
 
 Layers ``l = 0..nx-1`` (centres at ``(l + 1/2) a``); gap ``g`` lies between layer ``g-1`` and
-``g``: gap 0 faces the front reservoir, gap ``nx`` the back. Layer charge
-``Q_l = e (n_l - n_bg)`` with ``n_bg = (1 - f_vac) ny nz`` (the anionic background). Gauss:
-``E_g = E_base - c (S_g - BG_g)`` with ``S_g = sum_{l>=g} n_l`` (integers, exact),
-``BG_g = (nx - g) n_bg`` and ``c = e / (eps0 eps_r ny nz a^2)`` [V/m per elementary charge].
+``g``: gap 0 faces the front reservoir, gap ``nx`` the back. Layer charge ``Q_l = e (n_l - n_bg)``
+with the integer background ``n_bg = round((1 - f_vac) ny nz)`` (the anionic network; the
+initial fill puts exactly ``n_bg`` ions in every layer, so the lattice starts neutral).
 
-* galvanostatic / off: ``E_base = E_back`` (the field entering the bulk; 0 when the drive is off),
-  so a hop across gap ``g`` changes ``S_g`` only -> only that gap's field changes.
-* potentiostatic: ``sum_g E_g a = U`` fixes ``E_base = (U/a + c sum_g (S_g - BG_g)) / (nx + 1)``:
-  a hop changes one gap plus a uniform shift.
+Fields are referenced from the FRONT (Gauss's law integrated from x = 0):
 
-Fields are recomputed from the integer ``S`` (never accumulated), so the incremental state is
+    E_g = E_ext + c (G_g - BG_g),   G_g = F0 + T_g,   BG_g = g n_bg,
+    c = e / (eps0 eps_r ny nz a^2)   [V/m per elementary charge],
+
+with ``F0`` the net surface charge at the front [e] (integer, checkpointed), ``T_g`` the ions in
+layers ``< g`` and ``G_g`` the (integer) charge in front of gap ``g``. ``E_ext`` is 0 with space
+charge (the applied field is carried by ``F0``) and the uniform applied field without it.
+
+* galvanostatic: the BEAM CURRENT is fixed. Beam arrivals (a Poisson event class of rate
+  ``j ny nz a^2 / e``) add one charge to ``F0``: every ``G_g`` += 1 (O(nx), one per transported
+  ion). Every ion event changes ONE gap only: front insertion moves a charge from the surface
+  into layer 0 (``F0`` -= 1, ``T_g`` += 1 for g >= 1: only ``G_0``), a hop across gap g changes
+  ``G_g``, a back exchange ``G_nx``. So the field energy change of an event is local and its
+  rate sees all of it (detailed balance w.r.t. ``E_s + q phi`` + field energy).
+* off: no beam, front blocked; ``F0`` is constant.
+* potentiostatic: ``sum_g E_g a = U`` fixes the image charge:
+  ``E_g = e0 + c (G_g - BG_g)``, ``e0 = (U/a - c sum_g (G_g - BG_g)) / (nx + 1)``; a hop changes
+  one gap plus a uniform shift (``F0`` drops out: the electrodes' charges adjust).
+
+Fields are recomputed from the integers ``G`` (never accumulated), so the incremental state is
 bitwise equal to a full recompute and to a resumed checkpoint.
 Potential: ``phi`` of the back reservoir (x = (nx + 1/2) a) is 0, ``phi_{g-1} = phi_g + E_g a``.
 """
 import numpy as np
 import scipy.constants as sc
-from numba import njit
 
 DRIVE_OFF = 0
 GALVANOSTATIC = 1
@@ -30,29 +43,36 @@ def coupling_V_per_m(ny, nz, a_m, eps_r):
     return sc.e / (sc.epsilon_0 * eps_r * ny * nz * a_m * a_m)
 
 
-@njit(inline="always")
-def base_field(drive, E_back, U, a, c, S, BG, S_total, nx):
-    if drive == POTENTIOSTATIC:
-        return (U / a + c * (S_total - BG.sum())) / (nx + 1)
-    return E_back
+def background_per_layer(vacancy_fraction, ny, nz):
+    """Integer anionic background per layer [e], ``round((1 - f_vac) ny nz)``.
+
+    The realised vacancy fraction ``1 - n_bg / (ny nz)`` differs from the requested one by at
+    most ``0.5 / (ny nz)``; the engine reports it as ``vacancy_fraction_effective``.
+    """
+    return int(round((1.0 - float(vacancy_fraction)) * ny * nz))
 
 
-@njit(cache=True)
-def all_fields(E, gf, gb, S, BG, drive, E_back, U, a, c, half_beta_qa, S_total, nx):
-    """Recompute every gap field ``E`` [V/m] and factor ``gf = exp(q E a/2kT)``, ``gb = 1/gf``."""
-    E0 = base_field(drive, E_back, U, a, c, S, BG, S_total, nx)
-    for g in range(nx + 1):
-        E[g] = E0 - c * (S[g] - BG[g])
-        gf[g] = np.exp(half_beta_qa * E[g])
-        gb[g] = np.exp(-half_beta_qa * E[g])
+def front_counts(n_layer, F0):
+    """Charge in front of each gap, ``G_g = F0 + sum_{l < g} n_l`` for g = 0..nx, plus the sum.
 
+    Parameters
+    ----------
+    n_layer : array_like of int, shape (nx,)
+        Ions per layer.
+    F0 : int
+        Net surface charge at the front [e].
 
-def cumulative_counts(n_layer):
-    """``S_g = sum_{l >= g} n_l`` for g = 0..nx (int64, shape (nx+1,))."""
+    Returns
+    -------
+    G : ndarray of int64, shape (nx + 2,)
+        ``G[:nx+1]`` as above, ``G[nx+1] = sum_g G[g]`` (potentiostatic drive).
+    """
     n_layer = np.asarray(n_layer, dtype=np.int64)
-    S = np.zeros(n_layer.size + 1, dtype=np.int64)
-    S[:-1] = np.cumsum(n_layer[::-1])[::-1]
-    return S
+    G = np.zeros(n_layer.size + 2, dtype=np.int64)
+    G[1:-1] = np.cumsum(n_layer)
+    G[:-1] += int(F0)
+    G[-1] = G[:-1].sum()
+    return G
 
 
 def potential_from_fields(E, a_m):

@@ -15,7 +15,8 @@ import scipy.constants as sc
 import xarray as xr
 
 from . import _kernel as K
-from .electrostatics import DRIVES, coupling_V_per_m, cumulative_counts, potential_from_fields
+from .electrostatics import (DRIVES, background_per_layer, coupling_V_per_m, front_counts,
+                             potential_from_fields)
 from .errors import KMCConfigError, KMCStateError
 from .lattice import fill_layers, landscape, lattice_spacing_m
 from .rates import RATE_MODELS, b_factor
@@ -44,13 +45,20 @@ class Species:
 
 @dataclass(frozen=True)
 class Phase:
-    """One beam phase (PHYSICS.md §4). ``drive="off"``: no front exchange, zero applied field."""
+    """One beam phase (PHYSICS.md §4, docs/kmc.md "Electrostatics and drives").
+
+    ``drive="galvanostatic"``: the beam delivers ``beam_current_A_per_m2`` onto the front
+    surface; ``back_field_V_per_m`` only sets the initial surface charge of the first driven
+    phase (the sample starts carrying the ohmic field). ``"off"``: no beam, front blocked, the
+    surface charge stays. ``"potentiostatic"``: ``voltage_V`` across the sample.
+    """
     species: str | None           # active foreign species at the front (None when drive off)
     duration_s: float
     drive: str = "galvanostatic"  # "galvanostatic" | "potentiostatic" | "off"
-    back_field_V_per_m: float = 0.0
+    back_field_V_per_m: float = 0.0   # galvanostatic: initial ohmic field [V/m]
     voltage_V: float = 0.0
     theta_front: float = 0.5
+    beam_current_A_per_m2: float = 0.0  # galvanostatic: beam current density onto the front
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,12 @@ def _check(params):
             raise KMCConfigError(f"`theta_front` must be in [0, 1), got {ph.theta_front}")
         if ph.duration_s <= 0:
             raise KMCConfigError(f"phase `duration_s` must be > 0, got {ph.duration_s}")
+        j = ph.beam_current_A_per_m2
+        if not (j >= 0.0 and np.isfinite(j)):
+            raise KMCConfigError(f"phase `beam_current_A_per_m2` must be finite and >= 0, got {j}")
+        if j > 0.0 and ph.drive != "galvanostatic":
+            raise KMCConfigError(f"phase `beam_current_A_per_m2` only applies to galvanostatic "
+                                 f"phases, got {j} with drive {ph.drive!r}")
     if p.geometry == "open" and not p.phases:
         raise KMCConfigError("open geometry needs at least one phase in `phases`")
     t = np.asarray(p.output_times_s, dtype=float)
@@ -173,7 +187,11 @@ class Simulation:
         self.m = m = ny * nz
         self.n_sites = N = nx * m
         self.n_species = nsp = len(p.species)
-        self.n_bg = (1.0 - p.vacancy_fraction) * m   # background charge per layer [e]
+        # integer background per layer [e], equal to the initial fill: the lattice starts neutral
+        self.n_bg = background_per_layer(p.vacancy_fraction, ny, nz)
+        self.vacancy_fraction_effective = 1.0 - self.n_bg / m
+        self.c_V_per_m = (coupling_V_per_m(ny, nz, self.a_m, p.eps_r)
+                          if p.electrostatics and not (p.geometry == "periodic") else 0.0)
         self.periodic = p.geometry == "periodic"
         rng = np.random.default_rng(self.seed)
         E = landscape(N, p.native_sampler, [(s.mu_eV, s.sigma_eV, s.rho) for s in p.species[1:]], rng)
@@ -189,8 +207,9 @@ class Simulation:
         for k in range(nsp):
             np.add.at(self.site_hist[:, :, k], (slab, self.ebin[k]), 1)
         self.nu = np.array([s.nu_Hz for s in p.species], dtype=np.float64)
-        # back reservoir: natives at bulk occupancy with the Fermi level of the realised landscape
-        self.theta_back = 1.0 - p.vacancy_fraction
+        # back reservoir: natives at the lattice's neutral filling n_bg / m, with the Fermi level
+        # of the realised landscape
+        self.theta_back = self.n_bg / m
         self.mu_back_eV = fermi_level(E[0], self.theta_back * N, self.kT_eV)
         th = min(max(self.theta_back, 1e-12), 1 - 1e-12)
         self.E_res_back_eV = self.mu_back_eV - self.kT_eV * np.log(th / (1.0 - th))
@@ -203,18 +222,23 @@ class Simulation:
         else:
             self.t_end = float(self.phase_end_s[-1])
         self._energies_cache = None
-        self.state = self._initial_state(E, rng) if state is None else self._check_state(state)
+        if state is None:
+            self.state = self._initial_state(E, rng)
+            if not self.periodic:
+                self.state["ist"][K.S_F0] = self._front_charge_on_entry(0)
+        else:
+            self.state = self._check_state(state)
         del E
         # derived structures (never checkpointed: rebuilt bitwise-identically from the state)
         self.P = tree_size(m)
-        self.Pt = tree_size(nx + 2)
+        self.Pt = tree_size(nx + 3)
         self.trees = np.zeros((nx, 2 * self.P, 3))
         self.ins = np.zeros((2, 2 * self.P, 1))
         self.top = np.zeros((1, 2 * self.Pt, 1))
-        self.dirty = np.zeros(nx + 2, dtype=np.bool_)
-        self.dlist = np.zeros(nx + 2, dtype=np.int64)
-        self.S = np.zeros(nx + 2, dtype=np.int64)
-        self.BG = self.n_bg * (nx - np.arange(nx + 1, dtype=np.float64))
+        self.dirty = np.zeros(nx + 3, dtype=np.bool_)
+        self.dlist = np.zeros(nx + 3, dtype=np.int64)
+        self.G = np.zeros(nx + 2, dtype=np.int64)    # front-referenced charge counts (electrostatics)
+        self.BG = self.n_bg * np.arange(nx + 1, dtype=np.float64)
         self.E = np.zeros(nx + 1)
         self.gf = np.ones(nx + 1)
         self.gb = np.ones(nx + 1)
@@ -240,8 +264,7 @@ class Simulation:
                     raise KMCConfigError("`composition_x` < 1 needs a foreign species")
                 occ[sites[n_nat:]] = 1
         else:
-            n_per = int(round(self.n_bg))
-            occ[fill_layers(E[0], p.nx, m, n_per, self.kT_eV, rng, p.init)] = 0
+            occ[fill_layers(E[0], p.nx, m, self.n_bg, self.kT_eV, rng, p.init)] = 0
         site_ion = np.full(N, -1, dtype=np.int32)
         ion_site = np.full(N, -1, dtype=np.int32)
         ion_sp = np.full(N, -1, dtype=np.int8)
@@ -257,17 +280,17 @@ class Simulation:
         np.add.at(cnt, (occ[occupied].astype(np.int64), occupied // m), 1)
         n_out = self.out_times.size
         n_ion_rec = n_out if p.record_ions else 0
-        ist = np.zeros(4, dtype=np.int64)
+        ist = np.zeros(K.N_IST, dtype=np.int64)
         ist[K.S_NFREE] = N - n_ion
         return {
             "occ": occ, "site_ion": site_ion, "ion_sp": ion_sp, "ion_site": ion_site,
             "ion_disp": np.zeros((N, 3), dtype=np.int32), "free_ids": free_ids, "cnt": cnt,
             "coll": np.zeros((nsp, 3), dtype=np.int64),
-            "counters": np.zeros((nsp, 7), dtype=np.int64),
+            "counters": np.zeros((nsp, K.N_COUNTERS), dtype=np.int64),
             "rng": seed_state(self.seed), "clock": np.zeros(1), "ist": ist,
             "r_cnt": np.zeros((n_out, nsp, p.nx), dtype=np.int32),
             "r_E": np.zeros((n_out, p.nx + 1)),
-            "r_counters": np.zeros((n_out, nsp, 7), dtype=np.int64),
+            "r_counters": np.zeros((n_out, nsp, K.N_COUNTERS), dtype=np.int64),
             "r_coll": np.zeros((n_out, nsp, 3), dtype=np.int64),
             "r_hist": np.zeros((n_out if p.record_histograms else 0, self.n_slabs,
                                 p.n_energy_bins, nsp), dtype=np.int32),
@@ -281,6 +304,9 @@ class Simulation:
             raise KMCStateError(f"checkpoint lacks arrays {missing}")
         if state["occ"].shape != (self.n_sites,):
             raise KMCStateError(f"checkpoint has {state['occ'].shape[0]} sites, params give {self.n_sites}")
+        if state["ist"].shape != (K.N_IST,) or state["counters"].shape[1:] != (K.N_COUNTERS,):
+            raise KMCStateError("checkpoint written by an older engine version (no front surface "
+                                "charge / beam counter): restart the run")
         return {k: np.array(state[k]) for k in STATE_KEYS}
 
     def _enter_phase(self, k):
@@ -301,7 +327,7 @@ class Simulation:
         kT = self.kT_eV
         fp[K.F_BETA] = 1.0 / kT
         fp[K.F_A] = self.a_m
-        fp[K.F_C] = coupling_V_per_m(p.ny, p.nz, self.a_m, p.eps_r) if ip[K.I_FIELD] else 0.0
+        fp[K.F_C] = self.c_V_per_m
         fp[K.F_HBQA] = 0.5 * self.a_m / kT          # q = +1: (q E a / 2kT) per V/m
         fp[K.F_THB] = self.theta_back if p.back == "bulk" else 0.0
         if p.back == "bulk":
@@ -314,6 +340,7 @@ class Simulation:
             fp[K.F_TSTOP] = self.t_end
             fp[K.F_THF] = 0.0
             fp[K.F_BRESF] = 1.0
+            fp[K.F_RBEAM] = 0.0
         else:
             ph = p.phases[k]
             ip[K.I_DRIVE] = DRIVES[ph.drive]
@@ -321,8 +348,17 @@ class Simulation:
             act = [s.name for s in p.species].index(ph.species) if on else -1
             ip[K.I_ACTIVE] = act
             ip[K.I_FRONTOPEN] = int(on)
-            fp[K.F_EBACK] = ph.back_field_V_per_m * p.field_scale if on else 0.0
             fp[K.F_U] = ph.voltage_V * p.field_scale if on else 0.0
+            # with space charge the applied field is carried by the front charge F0 (E_ext = 0);
+            # without, the applied field is uniform and there are no beam events
+            fp[K.F_EBACK] = 0.0
+            if not ip[K.I_FIELD]:
+                if ph.drive == "galvanostatic":
+                    fp[K.F_EBACK] = ph.back_field_V_per_m * p.field_scale
+                elif ph.drive == "potentiostatic":
+                    fp[K.F_EBACK] = (fp[K.F_U] / fp[K.F_A]) / (p.nx + 1)
+            fp[K.F_RBEAM] = (self.beam_rate_Hz(ph) if ip[K.I_FIELD] and ph.drive == "galvanostatic"
+                             else 0.0)
             fp[K.F_THF] = ph.theta_front if on else 0.0
             sa = p.species[act] if on else p.species[0]
             fp[K.F_BRESF] = np.exp((sa.mu_eV - sa.E_DC_eV) / kT)   # reservoir site energy = mu_k
@@ -332,15 +368,38 @@ class Simulation:
         self.rebuild()
 
     def _sync_S(self):
-        n_layer = self.state["cnt"].sum(axis=0)
-        self.S[: self.params.nx + 1] = cumulative_counts(n_layer)
-        self.S[self.params.nx + 1] = self.S[: self.params.nx + 1].sum()
+        """Front-referenced counts ``G`` from the layer counts and the front charge ``F0``."""
+        self.G[:] = front_counts(self.state["cnt"].sum(axis=0), self.state["ist"][K.S_F0])
+
+    def beam_rate_Hz(self, phase):
+        """Beam arrivals per second on the lattice's cross-section, ``j ny nz a^2 / e``."""
+        p = self.params
+        area = p.ny * p.nz * self.a_m ** 2
+        return phase.beam_current_A_per_m2 * p.field_scale * area / sc.e
+
+    def _front_charge_on_entry(self, k):
+        """Front surface charge ``F0`` [e] at the start of phase ``k`` (carried over otherwise).
+
+        * the first driven phase, if galvanostatic: ``round(E_back / c)`` -- the sample starts
+          carrying the ohmic field, as in the NPP solver;
+        * after a potentiostatic phase: ``round(E_0 / c)``, the front charge the electrode held.
+        """
+        p, c = self.params, self.c_V_per_m
+        F0 = int(self.state["ist"][K.S_F0])
+        if c <= 0.0:
+            return F0
+        ph = p.phases[k]
+        if k > 0 and p.phases[k - 1].drive == "potentiostatic" and ph.drive != "potentiostatic":
+            F0 = int(round(self.E[0] / c))
+        if ph.drive == "galvanostatic" and all(q.drive == "off" for q in p.phases[:k]):
+            F0 = int(round(ph.back_field_V_per_m * p.field_scale / c))
+        return F0
 
     def rebuild(self):
         """Full recompute of all rates, trees and fields from the state (O(N))."""
         st = self.state
         K.rebuild(st["occ"], self.bfac, self.nu, self.trees, self.ins, self.top, self.E, self.gf,
-                  self.gb, self.S, self.BG, self.ip, self.fp)
+                  self.gb, self.G, self.BG, self.ip, self.fp)
 
     # ------------------------------------------------------------------ running
     @property
@@ -361,7 +420,7 @@ class Simulation:
         return K.advance(
             st["occ"], st["site_ion"], self.bfac, self.nu, self.ebin, self.trees, self.ins,
             self.top, self.dirty, self.dlist, st["ion_sp"], st["ion_site"], st["ion_disp"],
-            st["free_ids"], self.S, self.BG, self.E, self.gf, self.gb, st["cnt"], st["coll"],
+            st["free_ids"], self.G, self.BG, self.E, self.gf, self.gb, st["cnt"], st["coll"],
             st["counters"], st["rng"], st["clock"], st["ist"], self.ip, self.fp,
             self.out_times if out_times is None else out_times,
             st["r_cnt"], st["r_E"], st["r_counters"], st["r_coll"], st["r_hist"], st["r_ion"],
@@ -379,6 +438,7 @@ class Simulation:
                 return self.done
             k = int(self.state["ist"][K.S_PHASE])
             if not self.periodic and k + 1 < len(self.params.phases):
+                self.state["ist"][K.S_F0] = self._front_charge_on_entry(k + 1)
                 self._enter_phase(k + 1)
         return True
 
@@ -420,13 +480,13 @@ class Simulation:
 
     def total_rate(self):
         """Sum of all event rates [1/s]."""
-        return float(K.total(self.top, 0, self.Pt, self.params.nx + 2, 0, self.ip[K.I_SEL]))
+        return float(K.total(self.top, 0, self.Pt, self.params.nx + 3, 0, self.ip[K.I_SEL]))
 
     def nbytes_per_site(self):
         """Bytes per site of everything the run keeps (state, landscape factors, trees),
         excluding the recorded-output buffers."""
         arrs = [v for k, v in self.state.items() if not k.startswith("r_")]
-        arrs += [self.bfac, self.ebin, self.trees, self.ins, self.top, self.S, self.BG, self.E,
+        arrs += [self.bfac, self.ebin, self.trees, self.ins, self.top, self.G, self.BG, self.E,
                  self.gf, self.gb]
         return sum(a.nbytes for a in arrs) / self.n_sites
 
@@ -475,6 +535,9 @@ class Simulation:
                                             st["r_coll"][:n_rec] * a_nm,
                                             {"units": "nm", "long_name": "sum of ion displacements"}),
                 "n_events": (("time",), st["r_nev"][:n_rec], {"units": "1", "long_name": "events so far"}),
+                "front_charge": (("time",), r_E[:, 0] / self.c_V_per_m if self.c_V_per_m > 0
+                                 else np.zeros(n_rec),
+                                 {"units": "e", "long_name": "net surface charge at the front (E_0 / c)"}),
                 "site_count": (("slab", "energy", "species"), self.site_hist,
                                {"units": "1", "long_name": "sites per slab and own-species energy bin"}),
             },
@@ -498,8 +561,12 @@ class Simulation:
                 "kT_eV": self.kT_eV, "qEa_over_kT": self.field_parameter(),
                 "field_scale": p.field_scale, "mu_back_eV": self.mu_back_eV,
                 "simulated_time_s": self.time_s,
+                "vacancy_fraction_effective": self.vacancy_fraction_effective,
+                "n_bg": self.n_bg, "coupling_V_per_m": self.c_V_per_m,
             },
         )
+        if p.phases:
+            ds.attrs["beam_rate_Hz"] = np.array([self.beam_rate_Hz(ph) for ph in p.phases])
         if p.record_histograms:
             ds["occupancy_count"] = (("time", "slab", "energy", "species"), st["r_hist"][:n_rec],
                                      {"units": "1", "long_name": "occupied sites per energy bin"})
