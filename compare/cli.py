@@ -15,7 +15,7 @@ import sys
 from compare.errors import CaitError
 
 # Sub-command modules, in the order `cait --help` lists them.
-COMMANDS = ("npp", "kmc", "sed", "compare", "fit", "dn", "mixing", "bench", "demo")
+COMMANDS = ("npp", "kmc", "sed", "compare", "double", "fit", "dn", "mixing", "bench", "demo")
 
 
 def _user_errors() -> tuple:
