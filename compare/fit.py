@@ -584,6 +584,11 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
         msgs.append(f"at a bound (uncertainty not meaningful): {', '.join(at_bound)}")
     if not np.all(np.isfinite(se_u)):
         msgs.append("some parameters have no effect on the profiles (infinite uncertainty)")
+    if has_err and chi2 / dof > 1.0 + 3.0 * math.sqrt(2.0 / dof):
+        # chi2/dof of a right model with right errors is 1 +- sqrt(2/dof)
+        msgs.append(f"reduced chi2 = {chi2 / dof:.3g} is more than 3 sigma above 1: not "
+                    f"converged, wrong model or underestimated errors; the standard errors "
+                    f"are then too small")
     if n_failed:
         msgs.append(f"{n_failed} forward evaluations failed and were penalised")
     log(f"fit: best start {best}, chi2 {chi2:.6g} ({dof} dof), {n_eval} evaluations, "

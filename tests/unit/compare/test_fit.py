@@ -278,3 +278,13 @@ def test_parallel_jacobian_columns_with_one_start(cfg, rng):
     par = fitmod.fit(c, meas, forward=toy_forward, workers=2, log=None)
     np.testing.assert_allclose(par["start_final"], serial["start_final"], rtol=1e-8)
     assert int(par["n_evaluations"]) == int(serial["n_evaluations"])
+
+
+def test_bad_fit_is_flagged(cfg, rng):
+    """Errors stated 4x too small: reduced chi2 ~ 16 must be reported as suspicious."""
+    meas = _measured(cfg, 0.02, rng)
+    small = MeasuredProfiles(meas.depth_nm, meas.species, meas.values, meas.errors / 4, "x")
+    ds = fitmod.fit(cfg, small, forward=toy_forward, log=None)
+    assert "more than 3 sigma above 1" in ds.attrs["fit_message"]
+    assert "sigma above" not in fitmod.fit(cfg, meas, forward=toy_forward,
+                                           log=None).attrs["fit_message"]
