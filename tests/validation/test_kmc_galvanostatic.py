@@ -200,3 +200,18 @@ def test_beam_current_reaches_the_back_and_sets_the_ohmic_field():
     assert se[0] < 0.03 * R
     assert abs(mean[1] - E_exact) < N_SE * se[1], (mean[1], se[1], E_exact)
     assert se[1] < 0.03 * E_exact
+
+
+def test_input_beam_current_is_the_npp_ohmic_current():
+    """`params_from_config`: j = e^2 n_bulk D_native E_back / kT (the current NPP carries with
+    its back field fixed); potentiostatic and off phases get no beam."""
+    from compare.config import load_config
+    from compare.run_kmc import params_from_config
+    cfg = load_config("inputs/li3b7o12_k_cait.toml")
+    ph, cph = params_from_config(cfg).phases[0], cfg.beam[0]
+    assert ph.drive == "galvanostatic"
+    j = (sc.e ** 2 * cfg.material.n_bulk_cm3 * 1e6 * cfg.native.D_cm2_s * 1e-4
+         * cph.back_field_V_per_m / (sc.k * cfg.material.temperature_K))
+    assert ph.beam_current_A_per_m2 == pytest.approx(j, rel=1e-12) and j > 0
+    pot = params_from_config(load_config("inputs/li3b7o12_kmc_k_cait.toml")).phases[0]
+    assert pot.drive == "potentiostatic" and pot.beam_current_A_per_m2 == 0.0
