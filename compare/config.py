@@ -127,7 +127,9 @@ PHASE_KEYS = [
         "drive (relaxation; the front is blocked for all species).",
         choices=("galvanostatic", "potentiostatic", "off")),
     Key("back_field_V_per_m", "float", float("nan"), "Galvanostatic drive: electric field at the "
-        "back x = L (the beam current density divided by the bulk conductivity).", "V/m", lo=0.0),
+        "back x = L, i.e. the beam current density j divided by the bulk conductivity "
+        "e^2 n_bulk D_native/kT (D_native: the native `D_cm2_s`). NPP fixes this field; KMC "
+        "fixes the beam current j and starts with this field (docs/kmc.md).", "V/m", lo=0.0),
     Key("voltage_V", "float", float("nan"), "Potentiostatic drive: phi(0) - phi(L).", "V"),
     Key("theta_front", "float", -1.0, "Occupancy of the front reservoir of attached foreign ions "
         "(surface density theta_front * N_s). Negative: 1 - vacancy_fraction.", "", hi=1.0),
