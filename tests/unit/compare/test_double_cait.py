@@ -243,3 +243,16 @@ def test_run_double_npp_recovers_the_constant_D(tmp_path):
         dc.run_double(inp, out_dir=tmp_path / "o", engines=("sims",), quiet=True)
     with pytest.raises(ConfigError, match="species 'K' is not in the input; legal: Li, Rb, Cs"):
         dc.run_double(inp, out_dir=tmp_path / "o", engines=("npp",), species="K", quiet=True)
+
+
+def test_replica_betas_one_value_per_replica():
+    times, x = np.linspace(0, 2.0, 41), np.linspace(0, 60, 601)
+    runs = [_erfc_dataset(D, times, x) for D in (50.0, 50.0)]
+    merged = xr.concat(runs, dim="replica", data_vars="all", coords="minimal", compat="override")
+    phases = [("all", 0.0, 2.0)]
+    b = dc.replica_betas(merged, "A", phases, KT, 0.1, min_force_frac=0.02, c_min=0.05)
+    single = dc.analyse(runs[0], "A", phases, KT, 0.1, min_force_frac=0.02, c_min=0.05)
+    assert b.shape == (2, 1)
+    np.testing.assert_allclose(b[:, 0], float(single.beta[0]), rtol=1e-12)
+    assert abs(b[0, 0]) < 0.05  # constant D: no slope
+    assert dc.replica_betas(runs[0], "A", phases, KT, 0.1).shape == (0, 1)
