@@ -118,6 +118,11 @@ class NPPProblem:
     dt_min_s: float = 1e-15  # Newton failure below this step raises SolverError [s]
     max_newton: int = 8  # Newton iterations per attempt
     newton_tol: float = 0.05  # Newton stops when the weighted update norm is below this
+    # Deterministic time grid: absolute step end times [s] (e.g. `step_times` of a reference
+    # solve), containing every phase end and output time. Steps then follow the grid instead of
+    # the error control, so the solution is a smooth function of the parameters (for fitting).
+    fixed_times_s: tuple | None = None
+    fixed_newton_tol: float = 1e-4  # Newton tolerance on a fixed grid (smoothness, see docs)
 
 
 # ------------------------------------------------------------------------------------ kernel
@@ -308,7 +313,8 @@ class _Setup:
         for key, val in (("n_bulk_m3", p.n_bulk_m3), ("thickness_m", p.thickness_m),
                          ("temperature_K", p.temperature_K), ("eps_r", p.eps_r),
                          ("rtol", p.rtol), ("atol", p.atol), ("dt_initial_s", p.dt_initial_s),
-                         ("dt_min_s", p.dt_min_s), ("newton_tol", p.newton_tol)):
+                         ("dt_min_s", p.dt_min_s), ("newton_tol", p.newton_tol),
+                         ("fixed_newton_tol", p.fixed_newton_tol)):
             if not (np.isfinite(val) and val > 0):
                 raise ProblemError(f"`{key}` must be > 0, got {val}")
         if not 0 <= p.f_vac < 1:
@@ -372,8 +378,29 @@ class _Setup:
             raise ProblemError(f"`output_times_s` must lie in [0, {t:g}] s (the beam schedule), "
                                f"got [{times[0]:g}, {times[-1]:g}]")
         self.times = np.minimum(times, t)
+        self.grid = None if p.fixed_times_s is None else self.check_grid(p.fixed_times_s)
         self.d_models = tuple(p.d_models)
         self.p = p
+
+    def check_grid(self, grid_s):
+        """`fixed_times_s` as an array, checked: increasing in (0, t_end], ending at t_end and
+        containing every phase end and output time > 0 (to a relative 1e-12)."""
+        grid = np.asarray(grid_s, dtype=float)
+        if grid.ndim != 1 or len(grid) < 1 or not np.all(np.isfinite(grid)) \
+                or grid[0] <= 0 or np.any(np.diff(grid) <= 0):
+            raise ProblemError("`fixed_times_s` must be a non-empty increasing 1D sequence of "
+                               "times > 0")
+        if not np.isclose(grid[-1], self.t_end, rtol=1e-12, atol=0):
+            raise ProblemError(f"`fixed_times_s` must end at the end of the beam schedule, "
+                               f"{self.t_end:g} s, got {grid[-1]:g} s")
+        marks = [ph["t1"] for ph in self.phases] + [t for t in self.times if t > 0]
+        for t in marks:
+            i = np.argmin(np.abs(grid - t))
+            if not np.isclose(grid[i], t, rtol=1e-12, atol=0):
+                raise ProblemError(f"`fixed_times_s` must contain every phase end and output "
+                                   f"time; {t:g} s is missing")
+            grid[i] = t  # exactly, so that phase ends and outputs are hit without round-off
+        return grid
 
     def zone_estimate(self, p):
         """Default depth [nm] of the fine mesh zone: 1.5 x the distance bulk native ions drift
@@ -419,6 +446,9 @@ class _Integrator:
         self.end_flux = np.zeros((k, 2))
         self.n_steps = self.n_newton = self.n_rejected = 0
         self.n_rejected_newton = self.n_rejected_negative = 0  # subsets of n_rejected
+        self.step_times = []  # end times of the accepted steps [s]
+        self.max_error = 0.0  # largest local error estimate (in tolerance units) of a step
+        self.newton_tol = s.p.newton_tol if s.grid is None else s.p.fixed_newton_tol
 
     def newton(self, ph, c0, psi0, a0h, hist_h):
         """Solve one implicit step from the guess (c0, psi0); returns (c, psi) or None."""
@@ -464,7 +494,7 @@ class _Integrator:
                 return None
             # the remaining error is ~ rate/(1-rate) * norm for a contracting iteration
             rate = norm / norm_old if norm_old is not None else 1.0
-            if lam == 1.0 and norm * min(1.0, rate / max(1.0 - rate, 1e-12)) < p.newton_tol:
+            if lam == 1.0 and norm * min(1.0, rate / max(1.0 - rate, 1e-12)) < self.newton_tol:
                 return c, psi
             if rate > 2.0:  # diverging
                 return None
@@ -535,20 +565,32 @@ class _Integrator:
         t_end = ph["t1"]
         hist = [(t, c, inv, Q)]  # accepted states of this phase, newest last (at most 3)
         h = min(p.dt_initial_s, t_end - t)
+        grid = s.grid
+        if grid is not None:
+            i_grid = int(np.searchsorted(grid, t, side="right"))  # next grid time
+            h_sub = None  # substep after a failure on the fixed grid, until the grid time
         self._last = (c, psi, inv, Q)
         while t < t_end:
-            # land exactly on the next output time / phase end without creating tiny steps
-            nxt = t_end
-            later = s.times[s.times > t * (1 + 1e-13) + 1e-300]
-            if len(later):
-                nxt = min(nxt, later[0])
-            if t + h >= nxt * (1 - 1e-12):
-                h = nxt - t
-                t_new = nxt  # exactly, so that outputs and phase ends are hit without round-off
+            if grid is not None:
+                # fixed grid: the next grid time, or a (deterministic) substep after a failure
+                nxt = grid[i_grid]
+                if h_sub is None or t + h_sub >= nxt * (1 - 1e-12):
+                    h, t_new = nxt - t, nxt
+                else:
+                    h, t_new = h_sub, t + h_sub
             else:
-                if t + 2 * h > nxt:
-                    h = 0.5 * (nxt - t)
-                t_new = t + h
+                # land exactly on the next output time / phase end without creating tiny steps
+                nxt = t_end
+                later = s.times[s.times > t * (1 + 1e-13) + 1e-300]
+                if len(later):
+                    nxt = min(nxt, later[0])
+                if t + h >= nxt * (1 - 1e-12):
+                    h = nxt - t
+                    t_new = nxt  # exactly, so that outputs and phase ends are hit without round-off
+                else:
+                    if t + 2 * h > nxt:
+                        h = 0.5 * (nxt - t)
+                    t_new = t + h
             order = 1 if len(hist) < 3 else 2
             if order == 1:
                 a0, a1, a2 = 1.0, -1.0, 0.0
@@ -570,6 +612,8 @@ class _Integrator:
             if sol is None:
                 self.n_rejected += 1
                 h *= 0.25
+                if grid is not None:
+                    h_sub = h
                 if h < p.dt_min_s:
                     raise SolverError(
                         f"Newton did not converge at the minimum step {p.dt_min_s:g} s; "
@@ -584,22 +628,31 @@ class _Integrator:
                 err = np.max(np.abs(lte) / (p.atol + p.rtol * np.abs(c_new)))
             else:
                 err = 0.0  # first step of a phase: no history to estimate from
-            if err > 1.0:
+            if err > 1.0 and grid is None:
                 self.n_rejected += 1
                 h *= max(0.2, 0.9 * err ** (-1.0 / (order + 1)))
                 continue
+            self.max_error = max(self.max_error, err)
             # accepted: boundary transfer follows the same BDF recurrence as the inventory
             F = self.boundary_fluxes(ph, c_new, psi_new, a0 / h, hist_c / h)
             hist_Q = a1 * hist[-1][3] + (a2 * hist[-2][3] if order == 2 else 0.0)
             Q = (h * F - hist_Q) / a0
             inv = (s.vol * c_new).sum(axis=1)
             self.n_steps += 1
+            self.step_times.append(t_new)
             bar.update(h)
             t, c, psi = t_new, c_new, psi_new
             self._last = (c, psi, inv, Q)
             hist.append((t, c, inv, Q))
             del hist[:-3]
             record(t, c, psi, inv, Q)
+            if grid is not None:
+                if t == nxt:
+                    i_grid += 1
+                    h_sub = None
+                else:
+                    h_sub *= 2.0
+                continue
             if pred is None:
                 fac = 2.0
             else:
@@ -679,6 +732,8 @@ class _Integrator:
                 n_steps=self.n_steps, n_newton=self.n_newton, n_rejected=self.n_rejected,
                 n_rejected_newton=self.n_rejected_newton,
                 n_rejected_negative=self.n_rejected_negative,
+                time_grid="adaptive" if s.grid is None else "fixed",
+                max_error_estimate=float(self.max_error),
                 native=p.native, back=p.back, debye_length_nm=s.debye_nm,
                 n_bulk_m3=p.n_bulk_m3, temperature_K=p.temperature_K, rtol=p.rtol, atol=p.atol,
                 n_cells=len(s.nodes) - 1,
@@ -687,14 +742,19 @@ class _Integrator:
         return ds
 
 
-def solve(problem, progress=False):
+def solve(problem, progress=False, return_steps=False):
     """Integrate the NPP equations through the beam schedule.
 
     Parameters
     ----------
     problem : NPPProblem
+        With ``fixed_times_s`` the steps follow that grid (no error control, Newton to
+        ``fixed_newton_tol``): deterministic, smooth in the parameters.
     progress : bool
         Show a tqdm bar of the simulated time.
+    return_steps : bool
+        Also return the end times of the accepted steps, ndarray of float64, shape (n_steps,)
+        [s]: a valid ``fixed_times_s`` for later solves on the same schedule.
 
     Returns
     -------
@@ -703,7 +763,9 @@ def solve(problem, progress=False):
         [V], ``field(time, depth_face)`` [V/m], ``inventory(species, time)`` and
         ``transferred(species, boundary, time)`` [nm, i.e. per n_bulk and area],
         ``diffusivity(species, fraction)`` [cm^2/s]; attrs ``engine="npp"``,
-        ``flux_convention``, ``n_steps``, ``n_newton``, ``n_rejected``, ``status``.
+        ``flux_convention``, ``n_steps``, ``n_newton``, ``n_rejected``, ``status``,
+        ``time_grid`` ("adaptive" | "fixed"), ``max_error_estimate`` (largest local error
+        estimate in tolerance units; <= 1 when adaptive, the accuracy check of a fixed grid).
 
     Raises
     ------
@@ -713,4 +775,8 @@ def solve(problem, progress=False):
         Newton failed at the minimum step; ``err.partial`` holds the result so far.
     """
     setup = _Setup(problem)
-    return _Integrator(setup).run(progress=progress)
+    integrator = _Integrator(setup)
+    ds = integrator.run(progress=progress)
+    if return_steps:
+        return ds, np.asarray(integrator.step_times, dtype=float)
+    return ds

@@ -196,3 +196,47 @@ def test_solver_error_carries_time_and_partial_result():
 def test_problem_errors(change, match):
     with pytest.raises(ProblemError, match=match):
         solve(dataclasses.replace(_problem(), **change))
+
+
+def test_fixed_grid_reproduces_the_adaptive_run_on_its_own_steps():
+    ds, steps = solve(_problem(), return_steps=True)
+    assert ds.attrs["time_grid"] == "adaptive" and len(steps) == ds.attrs["n_steps"]
+    assert 0 < ds.attrs["max_error_estimate"] <= 1.0
+    assert steps[-1] == 50.0 and 25.0 in steps  # phase end and output times are steps
+    fixed = solve(dataclasses.replace(_problem(), fixed_times_s=tuple(steps)))
+    assert fixed.attrs["time_grid"] == "fixed" and fixed.attrs["n_steps"] == len(steps)
+    assert fixed.attrs["n_rejected"] == 0
+    # same steps, Newton converged tighter: equal within the adaptive run's tolerance
+    rtol, atol = ds.attrs["rtol"], ds.attrs["atol"]
+    c_a, c_f = ds.concentration.values, fixed.concentration.values
+    assert np.max(np.abs(c_f - c_a) / (atol + rtol * np.abs(c_a))) < 1.0
+
+
+def test_fixed_grid_profiles_are_smooth_in_the_parameters():
+    """Central differences in D_K converge (error ~ h^2) on a frozen grid, to ~1e-6 relative."""
+    _, steps = solve(_problem(), return_steps=True)
+
+    def profile(d_k):
+        models = (ExpD(1.5e-17, 3.0), ConstantD(d_k), ExpD(2e-19, -1.0))
+        p = dataclasses.replace(_problem(), d_models=models, fixed_times_s=tuple(steps))
+        return solve(p).concentration.sel(species="K").isel(time=-1).values
+
+    def derivative(h):  # d c_K / d ln D_K
+        return (profile(1e-19 * np.exp(h)) - profile(1e-19 * np.exp(-h))) / (2 * h)
+
+    d1, d2, d3 = derivative(4e-2), derivative(2e-2), derivative(1e-2)
+    scale = np.max(np.abs(d3))
+    assert scale > 1e-3  # K at the front depends on D_K
+    e12, e23 = np.max(np.abs(d1 - d2)), np.max(np.abs(d2 - d3))
+    assert 3.0 < e12 / e23 < 5.0  # second order: a noisy map would not converge
+    assert e23 < 1e-2 * scale
+
+
+@pytest.mark.parametrize("grid, match", [
+    ((25.0, 10.0, 50.0), "increasing"),
+    ((25.0, 40.0), "must end at the end of the beam schedule, 50 s"),
+    ((10.0, 50.0), "25 s is missing"),
+])
+def test_fixed_grid_errors(grid, match):
+    with pytest.raises(ProblemError, match=match):
+        solve(dataclasses.replace(_problem(), fixed_times_s=grid))
