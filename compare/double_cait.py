@@ -45,6 +45,18 @@ def _var(ds, name):
     raise InputFileError(f"dataset has no variable {name!r} (engine {ds.attrs.get('engine')!r})")
 
 
+def _kmc_background(ds, f_vac):
+    """Ions per KMC layer that make the layer neutral (the concentration unit of ``kmc.nc``).
+
+    Since the integer-background engine the dataset carries it as ``n_bg`` (an integer,
+    ``round((1 - f_vac) ny nz)``); older datasets used the float ``(1 - f_vac) ny nz``.
+    """
+    if "n_bg" in ds.attrs:
+        return float(ds.attrs["n_bg"])
+    return (1.0 - float(ds.attrs.get("vacancy_fraction", f_vac))) * int(ds.attrs["ny"]) * \
+        int(ds.attrs["nz"])
+
+
 def face_profiles(ds, species, f_vac):
     """Face quantities of one species from an NPP or KMC dataset.
 
@@ -84,8 +96,7 @@ def face_profiles(ds, species, f_vac):
         dthetadx = (theta_nodes[:, g] - theta_nodes[:, g - 1]) / a
         cum = a * np.cumsum(c_nodes, axis=1)[:, g - 1]
         field = _var(ds, "field").transpose("time", "gap_depth").values[:, g]
-        n_bg = (1.0 - float(ds.attrs.get("vacancy_fraction", f_vac))) * int(ds.attrs["ny"]) * \
-            int(ds.attrs["nz"])
+        n_bg = _kmc_background(ds, f_vac)
         q_front = _var(ds, "front_net_in").sel(species=species).values * a / n_bg
     elif engine.startswith("npp"):
         x = ds.depth.values.astype(float)

@@ -95,10 +95,16 @@ def test_concentration_dependent_D_recovered():
     assert str(x.verdict.values) == "concentration dependent"
 
 
-def test_drift_only_kmc_layers():
-    """KMC-style layers: uniform c and field, steady drift; J from the front counter."""
-    a, nx, ny, nz, f_vac = 0.4, 12, 10, 10, 0.1
-    n_bg = (1 - f_vac) * ny * nz
+@pytest.mark.parametrize("ny, nz, integer_bg", [(10, 10, False), (5, 5, True)])
+def test_drift_only_kmc_layers(ny, nz, integer_bg):
+    """KMC-style layers: uniform c and field, steady drift; J from the front counter.
+
+    ``integer_bg``: the dataset carries the engine's integer background ``n_bg`` (5 x 5 at
+    f_vac 0.1: 22 ions per layer, not 22.5 -- the old formula would be 2 % off, far above the
+    counter rounding the assertion allows).
+    """
+    a, nx, f_vac = 0.4, 12, 0.1
+    n_bg = round((1 - f_vac) * ny * nz) if integer_bg else (1 - f_vac) * ny * nz
     c0, E = 0.6, 2.0e7  # fraction, V/m
     D_nm2_s = 30.0
     J = D_nm2_s * c0 * E * 1e-9 / KT  # n_bulk nm/s
@@ -114,6 +120,8 @@ def test_drift_only_kmc_layers():
         coords={"species": ["A", "B"], "time": times, "depth": (np.arange(nx) + 0.5) * a,
                 "gap_depth": np.arange(nx + 1) * a},
         attrs={"engine": "kmc", "a_nm": a, "ny": ny, "nz": nz, "vacancy_fraction": f_vac})
+    if integer_bg:
+        ds.attrs["n_bg"] = np.int64(n_bg)
     r = dc.analyse(ds, "A", [("p", 0.0, 1.0)], KT, f_vac)
     got = r.D.sel(phase="p").values
     got = got[np.isfinite(got)]
