@@ -1,8 +1,9 @@
 """The hot loop (numba): arrays and scalars only, every option resolved to integers beforehand.
 
 Event structure (PHYSICS.md §5, STYLE.md "events vs selection"):
-* per layer ``l`` an interleaved 3-class sum tree ``trees[l, node, c]`` over the layer's sites,
-  leaves = *site part* of the rate summed over vacant targets of class ``c``:
+* per layer ``l`` an interleaved 3-class blocked sum tree ``trees[l, node, c]`` (selectors.py:
+  ``ip[I_BS]`` sites per leaf) over the site rates ``sr[l, r, c]`` (r = y nz + z) = *site part* of
+  the rate summed over vacant targets of class ``c``:
   0 = forward (+x, crosses gap l+1), 1 = backward (-x, crosses gap l), 2 = lateral (4 bonds);
 * two insertion trees ``ins[0]`` (front reservoir -> vacant site of layer 0, gap 0) and
   ``ins[1]`` (back bulk reservoir -> vacant site of layer nx-1, gap nx);
@@ -22,12 +23,14 @@ from numba import njit
 
 from .rates import site_rate
 from .rng import next_double
-from .selectors import TREE, pick, total, walk_mask, walk_until, walk_up
+from .selectors import TREE, block_sum, pick, pick_blocked, total, walk_mask, walk_until, walk_up
 
 # ipar slots
 I_MODEL, I_SEL, I_PERIODIC, I_BACKKIND, I_DRIVE, I_ACTIVE, I_FRONTOPEN, I_NX, I_NY, I_NZ = range(10)
-I_P, I_PT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD = range(10, 18)
-N_IPAR = 18
+# I_P: leaves of the insertion trees (= ny nz); I_PB: blocks (leaves) of a layer tree
+# I_BS: sites per block (BLOCK if ny nz is a multiple of it, else 1 = the unblocked tree's order)
+I_P, I_PT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD, I_PB, I_BS = range(10, 20)
+N_IPAR = 20
 # fpar slots
 # F_EBACK: the external uniform field E_ext (electrostatics off; periodic); F_RBEAM: beam arrivals/s
 F_BETA, F_A, F_C, F_EBACK, F_U, F_THF, F_THB, F_BRESF, F_BRESB, F_HBQA, F_TSTOP, F_RBEAM = range(12)
@@ -127,7 +130,7 @@ def _mark(g, dirty, dlist, nd):
 
 
 @njit(cache=True)
-def _update(a, la, ya, za, b, lb, yb, zb, occ, bfac, nu, ip, fp, trees, ent, dirty, dlist, nd):
+def _update(a, la, ya, za, b, lb, yb, zb, occ, bfac, nu, ip, fp, trees, sr, ent, dirty, dlist, nd):
     """Layer-tree leaves changed by an event that changed the occupancy of sites a and b
     (-1: none), given with their coordinates (layer, y, z).
 
@@ -142,7 +145,8 @@ def _update(a, la, ya, za, b, lb, yb, zb, occ, bfac, nu, ip, fp, trees, ent, dir
     ny = ip[I_NY]
     nz = ip[I_NZ]
     m = ny * nz
-    P = ip[I_P]
+    PB = ip[I_PB]
+    bs = ip[I_BS]
     periodic = ip[I_PERIODIC]
     ne = 0
     for q in range(2):
@@ -203,11 +207,19 @@ def _update(a, la, ya, za, b, lb, yb, zb, occ, bfac, nu, ip, fp, trees, ent, dir
         y = ent[e, 2]
         z = ent[e, 3]
         mask = ent[e, 4]
-        node = P + y * nz + z
-        ent[e, 5] = node
+        r = y * nz + z
+        ent[e, 5] = PB + r // bs
         for c in range(3):
             if mask & (1 << c):
-                trees[l, node, c] = _leaf(i, l, y, z, c, occ, bfac, nu, ip, fp)
+                sr[l, r, c] = _leaf(i, l, y, z, c, occ, bfac, nu, ip, fp)
+    # block sums after all site rates of the event are in (entries may share a block)
+    for e in range(ne):
+        l = ent[e, 1]
+        mask = ent[e, 4]
+        node = ent[e, 5]
+        for c in range(3):
+            if mask & (1 << c):
+                trees[l, node, c] = block_sum(sr, l, node - PB, c, bs)
     tree = ip[I_SEL] == TREE
     # anchors: column 0 becomes -1 for an anchor, else the anchor's entry index
     for e in range(ne):
@@ -255,6 +267,7 @@ def _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd):
 def _group_weight(g, trees, ins, gf, gb, ip, fp):
     nx = ip[I_NX]
     P = ip[I_P]
+    PB = ip[I_PB]
     m = ip[I_NY] * ip[I_NZ]
     kind = ip[I_SEL]
     if g == 0:
@@ -264,8 +277,8 @@ def _group_weight(g, trees, ins, gf, gb, ip, fp):
     if g == nx + 2:
         return fp[F_RBEAM]
     l = g - 1
-    return (gf[l + 1] * total(trees, l, P, m, 0, kind) + gb[l] * total(trees, l, P, m, 1, kind)
-            + total(trees, l, P, m, 2, kind))
+    return (gf[l + 1] * total(trees, l, PB, PB, 0, kind) + gb[l] * total(trees, l, PB, PB, 1, kind)
+            + total(trees, l, PB, PB, 2, kind))
 
 
 @njit(cache=True)
@@ -311,12 +324,14 @@ def fields(E, gf, gb, G, BG, ip, fp):
 
 
 @njit(cache=True)
-def rebuild(occ, bfac, nu, trees, ins, top, E, gf, gb, G, BG, ip, fp):
+def rebuild(occ, bfac, nu, trees, sr, ins, top, E, gf, gb, G, BG, ip, fp):
     """Full recompute of every leaf, tree, field and group weight from the state."""
     nx = ip[I_NX]
     m = ip[I_NY] * ip[I_NZ]
     P = ip[I_P]
+    PB = ip[I_PB]
     trees[:] = 0.0
+    sr[:] = 0.0
     ins[:] = 0.0
     nz = ip[I_NZ]
     for l in range(nx):
@@ -324,9 +339,12 @@ def rebuild(occ, bfac, nu, trees, ins, top, E, gf, gb, G, BG, ip, fp):
             i = l * m + r
             y = r // nz
             for c in range(3):
-                trees[l, P + r, c] = _leaf(i, l, y, r - y * nz, c, occ, bfac, nu, ip, fp)
+                sr[l, r, c] = _leaf(i, l, y, r - y * nz, c, occ, bfac, nu, ip, fp)
+        for b in range(PB):
+            for c in range(3):
+                trees[l, PB + b, c] = block_sum(sr, l, b, c, ip[I_BS])
         if ip[I_SEL] == TREE:
-            for k in range(P - 1, 0, -1):
+            for k in range(PB - 1, 0, -1):
                 for c in range(3):
                     trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
     if not ip[I_PERIODIC]:
@@ -362,7 +380,7 @@ def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
 
 
 @njit(cache=True)
-def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
+def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
             ion_sp, ion_site, ion_disp, free_ids, G, BG, E, gf, gb, cnt, coll, counters,
             rng, clock, ist, ip, fp, out_times,
             r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev, ev_stop):
@@ -377,6 +395,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
     nz = ip[I_NZ]
     m = ny * nz
     P = ip[I_P]
+    PB = ip[I_PB]
     Pt = ip[I_PT]
     kind = ip[I_SEL]
     periodic = ip[I_PERIODIC]
@@ -468,13 +487,13 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
                 nd = _mark(gap, dirty, dlist, nd)
                 nd = _mark(gap + 1, dirty, dlist, nd)
             nd = _refresh_ins(j, lj, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            nd = _update(j, lj, yj, zj, -1, 0, 0, 0, occ, bfac, nu, ip, fp, trees, ent,
+            nd = _update(j, lj, yj, zj, -1, 0, 0, 0, occ, bfac, nu, ip, fp, trees, sr, ent,
                          dirty, dlist, nd)
         else:
             l = g - 1
-            F = total(trees, l, P, m, 0, kind)
-            B = total(trees, l, P, m, 1, kind)
-            L = total(trees, l, P, m, 2, kind)
+            F = total(trees, l, PB, PB, 0, kind)
+            B = total(trees, l, PB, PB, 1, kind)
+            L = total(trees, l, PB, PB, 2, kind)
             wf = gf[l + 1] * F
             wb = gb[l] * B
             if rem < wf:
@@ -493,7 +512,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
             if c == 0 and F <= 0.0:
                 c = 2
                 rem = 0.0
-            r, rem = pick(trees, l, P, m, c, rem, kind)
+            r, rem = pick_blocked(trees, sr, l, PB, c, rem, kind, ip[I_BS])
             i = l * m + r
             y = r // nz
             z = r - y * nz
@@ -601,7 +620,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, ins, top, dirty, dlist,
                 nd = _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
             if j >= 0 and (lj == 0 or lj == nx - 1):
                 nd = _refresh_ins(j, lj, yj * nz + zj, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            nd = _update(i, l, y, z, j, lj, yj, zj, occ, bfac, nu, ip, fp, trees, ent,
+            nd = _update(i, l, y, z, j, lj, yj, zj, occ, bfac, nu, ip, fp, trees, sr, ent,
                          dirty, dlist, nd)
         if pot and full:
             fields(E, gf, gb, G, BG, ip, fp)

@@ -21,7 +21,7 @@ from .errors import KMCConfigError, KMCStateError
 from .lattice import fill_layers, landscape, lattice_spacing_m
 from .rates import RATE_MODELS, b_factor
 from .rng import seed_state
-from .selectors import SELECTORS, tree_size
+from .selectors import BLOCK, SELECTORS, tree_size
 
 GEOMETRIES = ("open", "periodic")
 BACKS = {"bulk": K.BACK_BULK, "electrode": K.BACK_ELECTRODE}
@@ -231,8 +231,12 @@ class Simulation:
         del E
         # derived structures (never checkpointed: rebuilt bitwise-identically from the state)
         self.P = tree_size(m)
+        # blocks of bs sites = leaves of a layer tree; bs = 1 unless it keeps the unblocked order
+        self.bs = BLOCK if m % BLOCK == 0 else 1
+        self.PB = tree_size(m // self.bs)
         self.Pt = tree_size(nx + 3)
-        self.trees = np.zeros((nx, 2 * self.P, 3))
+        self.sr = np.zeros((nx, self.bs * self.PB, 3))   # site rates (site part) per class
+        self.trees = np.zeros((nx, 2 * self.PB, 3))
         self.ins = np.zeros((2, 2 * self.P, 1))
         self.top = np.zeros((1, 2 * self.Pt, 1))
         self.dirty = np.zeros(nx + 3, dtype=np.bool_)
@@ -317,7 +321,7 @@ class Simulation:
         ip[K.I_PERIODIC] = int(self.periodic)
         ip[K.I_BACKKIND] = BACKS[p.back]
         ip[K.I_NX], ip[K.I_NY], ip[K.I_NZ] = p.nx, p.ny, p.nz
-        ip[K.I_P], ip[K.I_PT] = self.P, self.Pt
+        ip[K.I_P], ip[K.I_PT], ip[K.I_PB], ip[K.I_BS] = self.P, self.Pt, self.PB, self.bs
         ip[K.I_HIST] = int(p.record_histograms)
         ip[K.I_IONS] = int(p.record_ions)
         ip[K.I_LPS] = self.layers_per_slab
@@ -398,7 +402,7 @@ class Simulation:
     def rebuild(self):
         """Full recompute of all rates, trees and fields from the state (O(N))."""
         st = self.state
-        K.rebuild(st["occ"], self.bfac, self.nu, self.trees, self.ins, self.top, self.E, self.gf,
+        K.rebuild(st["occ"], self.bfac, self.nu, self.trees, self.sr, self.ins, self.top, self.E, self.gf,
                   self.gb, self.G, self.BG, self.ip, self.fp)
 
     # ------------------------------------------------------------------ running
@@ -418,7 +422,7 @@ class Simulation:
     def _kernel(self, ev_stop, out_times=None):
         st = self.state
         return K.advance(
-            st["occ"], st["site_ion"], self.bfac, self.nu, self.ebin, self.trees, self.ins,
+            st["occ"], st["site_ion"], self.bfac, self.nu, self.ebin, self.trees, self.sr, self.ins,
             self.top, self.dirty, self.dlist, st["ion_sp"], st["ion_site"], st["ion_disp"],
             st["free_ids"], self.G, self.BG, self.E, self.gf, self.gb, st["cnt"], st["coll"],
             st["counters"], st["rng"], st["clock"], st["ist"], self.ip, self.fp,
@@ -486,7 +490,7 @@ class Simulation:
         """Bytes per site of everything the run keeps (state, landscape factors, trees),
         excluding the recorded-output buffers."""
         arrs = [v for k, v in self.state.items() if not k.startswith("r_")]
-        arrs += [self.bfac, self.ebin, self.trees, self.ins, self.top, self.G, self.BG, self.E,
+        arrs += [self.bfac, self.ebin, self.trees, self.sr, self.ins, self.top, self.G, self.BG, self.E,
                  self.gf, self.gb]
         return sum(a.nbytes for a in arrs) / self.n_sites
 
