@@ -141,12 +141,53 @@ def _kT_eV(cfg):
     return constants.k * float(cfg.material.temperature_K) / constants.e
 
 
+FOREIGN_FREE = 0.02  # galvanostatic bulk field: gaps whose two layers hold less foreign
+
+
+def _replicas(da):
+    """``da`` with a leading ``replica`` dim (length 1 for a single run)."""
+    return da if "replica" in da.dims else da.expand_dims(replica=[0])
+
+
+def bulk_field_kmc(kmc, cfg, foreign_free=FOREIGN_FREE):
+    """Time-averaged field [V/m] in the foreign-free bulk of a galvanostatic KMC run, per replica.
+
+    With a fixed beam current the KMC's bulk field is an output (``j / sigma_KMC``). The field
+    snapshots are quantised in units of ``c`` (field of one charge per layer) and fluctuate by
+    ~1 c per gap, so the mean runs over every snapshot after t = 0 and every interior gap whose
+    two neighbouring layers hold less than ``foreign_free`` foreign fraction (replica mean).
+
+    Returns
+    -------
+    ndarray of float, shape (n_replicas,)
+    """
+    native = cfg.native.name
+    conc = _replicas(kmc["concentration"]).transpose("replica", "species", "time", "depth")
+    foreign = conc.drop_sel(species=native).sum("species").mean("replica").values  # (t, l)
+    field = _replicas(kmc["field"]).transpose("replica", "time", "gap_depth").values
+    nx = foreign.shape[1]
+    g = np.arange(1, nx)
+    free = (foreign[:, g - 1] < foreign_free) & (foreign[:, g] < foreign_free)  # (t, g)
+    free[0] = False  # t = 0 is the imposed initial field, not a measurement
+    if not free.any():
+        raise ConfigError("`cait compare`: no foreign-free bulk left in the KMC lattice to "
+                          "measure the galvanostatic bulk field; shorten the run or use "
+                          "--d-bulk equilibrium")
+    return np.array([np.mean(f[:, g][free]) for f in field])
+
+
 def d_bulk_from_current(kmc, cfg):
     """Native bulk D_eff [cm^2/s] from the ohmic native current through the back of a KMC run.
 
-    Over the first recorded interval the replaced zone is thin, so the native flux through the
-    back is the bulk's ohmic response, ``J = n_bulk D e E / kT`` with the mean applied field
-    ``E`` (galvanostatic: ``E_back``; potentiostatic: ``U / ((nx + 1) a)``).
+    ``D = J kT / (n_bulk e E)``:
+
+    * potentiostatic: over the first recorded interval (the replaced zone is thin),
+      ``E = U / ((nx + 1) a)``;
+    * galvanostatic (fixed beam current): ``J`` = native current through the back over the
+      whole run after the first interval (steady state: the back current equals the beam
+      current), ``E`` = the KMC's own time-averaged field in the foreign-free bulk
+      (:func:`bulk_field_kmc`). Dividing by the input's ``back_field_V_per_m`` instead would
+      only return the input's ``D_cm2_s``, from which the beam current was made.
 
     Returns
     -------
@@ -160,19 +201,25 @@ def d_bulk_from_current(kmc, cfg):
                           "from the KMC current; use --d-bulk equilibrium")
     a_m = float(kmc.attrs["a_nm"]) * 1e-9
     nx, ny, nz = (int(kmc.attrs[k]) for k in ("nx", "ny", "nz"))
-    field = (float(phase.back_field_V_per_m) if phase.drive == "galvanostatic"
-             else float(phase.voltage_V) / ((nx + 1) * a_m))
     native = cfg.native.name
-    var = kmc["back_net_out"].sel(species=native)
+    var = _replicas(kmc["back_net_out"].sel(species=native))
     t = kmc["time"].values
-    k1 = 1 if t.size > 1 else 0
-    if k1 == 0 or t[1] <= t[0]:
+    if t.size < 2 or t[1] <= t[0]:
         raise ConfigError("`cait compare` needs at least two KMC output times")
-    n_out = var.isel(time=k1) - var.isel(time=0)
     area = ny * nz * a_m ** 2
     n_bulk = float(cfg.material.n_bulk_cm3) * 1e6
-    D = n_out / (area * (t[k1] - t[0])) * _kT_eV(cfg) / (n_bulk * field) / CM2_TO_M2
-    D = np.atleast_1d(D.values)
+    if phase.drive == "galvanostatic":
+        # the first driven phase only (later phases may carry another current)
+        t_end = float(phase.duration_s)
+        k2 = int(np.searchsorted(t, t_end * (1 + 1e-12), side="right")) - 1
+        k1 = 1 if k2 > 1 else 0
+        field = bulk_field_kmc(kmc.isel(time=slice(0, k2 + 1)), cfg)
+    else:
+        k1, k2 = 0, 1
+        field = np.full(var.sizes["replica"], float(phase.voltage_V) / ((nx + 1) * a_m))
+    n_out = (var.isel(time=k2) - var.isel(time=k1)).values
+    D = n_out / (area * (t[k2] - t[k1])) * _kT_eV(cfg) / (n_bulk * field) / CM2_TO_M2
+    D = np.atleast_1d(D)
     sem = float(np.std(D, ddof=1) / np.sqrt(D.size)) if D.size > 1 else math.nan
     return float(np.mean(D)), sem
 
@@ -255,8 +302,21 @@ NPP_D_SOURCES = {
 
 
 # =============================================================================== NPP
-def npp_problem(cfg, d_models, thickness_nm, times_s):
-    """The NPP problem of ``cfg`` on the KMC domain, with the given D models and output times."""
+def npp_field_scale(cfg, d_bulk_cm2_s):
+    """Factor on the NPP galvanostatic back fields so that NPP carries the KMC's beam current.
+
+    The KMC beam current is ``j = e^2 n_bulk D_input E_back / kT`` with the input's native
+    ``D_cm2_s`` (:func:`compare.run_kmc.params_from_config`); NPP runs with the KMC's measured
+    bulk D, so its ohmic back field must be ``E_back D_input / D_bulk`` for the same current.
+    """
+    return float(cfg.native.D_cm2_s) / float(d_bulk_cm2_s)
+
+
+def npp_problem(cfg, d_models, thickness_nm, times_s, field_scale=1.0):
+    """The NPP problem of ``cfg`` on the KMC domain, with the given D models and output times.
+
+    ``field_scale`` multiplies the galvanostatic back fields (:func:`npp_field_scale`).
+    """
     from continuum import npp
 
     try:
@@ -265,13 +325,16 @@ def npp_problem(cfg, d_models, thickness_nm, times_s):
         npp_problem_from_config = None
     if npp_problem_from_config is not None:
         base = npp_problem_from_config(cfg)
+        phases = tuple(dataclasses.replace(ph, back_field_V_per_m=ph.back_field_V_per_m
+                                           * field_scale) if ph.drive == "galvanostatic"
+                       else ph for ph in base.phases)
         return dataclasses.replace(base, d_models=tuple(d_models[s] for s in base.species),
-                                   thickness_m=thickness_nm * 1e-9,
+                                   thickness_m=thickness_nm * 1e-9, phases=phases,
                                    output_times_s=tuple(times_s))
     f_vac = float(cfg.material.vacancy_fraction)
     phases = tuple(npp.Phase(species=ph.species, duration_s=float(ph.duration_s), drive=ph.drive,
                              back_field_V_per_m=(0.0 if ph.drive != "galvanostatic"
-                                                 else float(ph.back_field_V_per_m)),
+                                                 else float(ph.back_field_V_per_m) * field_scale),
                              voltage_V=(float(ph.voltage_V) if ph.drive == "potentiostatic"
                                         else 0.0),
                              theta_front=float(ph.theta_front) if ph.theta_front > 0 else 1 - f_vac)
@@ -490,6 +553,10 @@ def report_markdown(cmp, cfg, timings, figures):
              f"+- {a['D_bulk_current_sem_cm2_s']:.2g} cm^2/s",
              f"  * equilibrium KMC (x = 1): {a['D_bulk_equilibrium_cm2_s']:.3g} "
              f"+- {a['D_bulk_equilibrium_sem_cm2_s']:.2g} cm^2/s",
+             f"* NPP galvanostatic back fields x {a.get('npp_field_scale', 1.0):.3g} (same "
+             f"current as the KMC beam); KMC bulk field "
+             f"{a.get('kmc_bulk_field_V_per_m', math.nan):.3g} "
+             f"+- {a.get('kmc_bulk_field_sem_V_per_m', math.nan):.2g} V/m (galvanostatic)",
              "* wall times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), "",
              "Front: " + METRICS["front_position"] + ". Plateau: " + METRICS["plateau"] + ".", "",
              "| time [s] | model | front [nm] | plateau | inventory [nm] | L2 (native, foreign) |"
@@ -592,10 +659,18 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
     for src in sources:
         t0 = time.monotonic()
         problem = npp_problem(cfg, npp_dmodels(cfg, src, D_b, eq), thickness,
-                              tuple(float(t) for t in kmc.time.values))
+                              tuple(float(t) for t in kmc.time.values),
+                              field_scale=npp_field_scale(cfg, D_b))
         npp_results[src] = solve_npp(cfg, problem)
         timings[f"npp {src}"] = time.monotonic() - t0
     cmp = compare_profiles(cfg, kmc, npp_results, scales)
+    cmp.attrs["npp_field_scale"] = npp_field_scale(cfg, D_b)
+    if cfg.beam[0].drive == "galvanostatic":
+        e_bulk = bulk_field_kmc(kmc, cfg)
+        cmp.attrs["kmc_bulk_field_V_per_m"] = float(np.mean(e_bulk))
+        cmp.attrs["kmc_bulk_field_sem_V_per_m"] = (float(np.std(e_bulk, ddof=1)
+                                                         / np.sqrt(e_bulk.size))
+                                                  if e_bulk.size > 1 else math.nan)
     figures = {"profiles": save_figure(profile_figure(cmp), out / "compare_profiles.png"),
                "metrics": save_figure(metrics_figure(cmp), out / "compare_metrics.png")}
     path = write_dataset(cmp, out / "compare.nc", cfg=cfg)

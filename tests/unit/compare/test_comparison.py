@@ -92,3 +92,66 @@ def test_d_bulk_from_equilibrium_needs_x_one():
 def test_unknown_source_names_are_errors():
     with pytest.raises(ConfigError, match="unknown NPP D source 'bogus'; legal: sed, kmc-table"):
         cm.npp_dmodels(None, "bogus", 1e-13)
+
+
+def _galv_kmc(D_cm2_s, E_V_per_m, n_rep=3, nx=10, ny=10, nz=10, a_nm=0.4, T=300.0,
+              n_bulk_cm3=1.4e22, seed=0):
+    """Synthetic galvanostatic KMC ensemble: foreign zone in layers 0..2 (growing), uniform
+    bulk field E with +-1 c noise per gap and snapshot, native back current of an ohmic bulk."""
+    from scipy import constants as sc
+
+    rng = np.random.default_rng(seed)
+    times = np.arange(6.0)
+    area = ny * nz * (a_nm * 1e-9) ** 2
+    J = D_cm2_s * 1e-4 * n_bulk_cm3 * 1e6 * sc.e * E_V_per_m / (sc.k * T)  # ions / m^2 / s
+    back = np.round(J * area * times).astype(np.int64)
+    conc = np.zeros((n_rep, 2, times.size, nx))
+    conc[:, 0] = 1.0
+    for k in range(1, times.size):
+        conc[:, 1, k, :min(k, 3)] = 0.5   # foreign: gaps 1..3 are not foreign-free
+        conc[:, 0, k, :min(k, 3)] = 0.5
+    field = E_V_per_m + 1.4e7 * rng.choice([-1.0, 0.0, 1.0], size=(n_rep, times.size, nx + 1))
+    for k in range(1, times.size):
+        field[:, k, :min(k, 3) + 1] = 1e9  # replaced zone: large field, not in the bulk average
+    bno = np.zeros((n_rep, times.size, 2), np.int64)
+    bno[:, :, 0] = back
+    return xr.Dataset(
+        {"concentration": (("replica", "species", "time", "depth"), conc),
+         "field": (("replica", "time", "gap_depth"), field),
+         "back_net_out": (("replica", "time", "species"), bno)},
+        coords={"species": ["Li", "K"], "time": times, "depth": (np.arange(nx) + 0.5) * a_nm,
+                "gap_depth": np.arange(nx + 1) * a_nm},
+        attrs={"a_nm": a_nm, "nx": nx, "ny": ny, "nz": nz})
+
+
+def _galv_cfg(D_input=2e-14, E_back=3.2e6):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        native=SimpleNamespace(name="Li", D_cm2_s=D_input),
+        material=SimpleNamespace(temperature_K=300.0, n_bulk_cm3=1.4e22),
+        beam=(SimpleNamespace(drive="galvanostatic", duration_s=5.0, back_field_V_per_m=E_back,
+                              voltage_V=math.nan),))
+
+
+def test_galvanostatic_d_bulk_uses_the_realised_bulk_field():
+    """Fixed beam current: D from the KMC's own bulk field, not from the input's E_back."""
+    cfg = _galv_cfg()
+    D_true, E_true = 0.8e-14, 2.0e7
+    kmc = _galv_kmc(D_true, E_true)
+    e = cm.bulk_field_kmc(kmc, cfg)
+    # per replica >= 30 (snapshot, foreign-free gap) samples of std sqrt(2/3) c: 5 SE
+    assert np.all(np.abs(e - E_true) < 5 * 1.4e7 * np.sqrt(2 / 3) / np.sqrt(30)), e
+    D, sem = cm.d_bulk_from_current(kmc, cfg)
+    # exact: D_true E_true / mean field of each replica (counter rounding < 1e-3)
+    np.testing.assert_allclose(D, np.mean(D_true * E_true / e), rtol=2e-3)
+    assert sem > 0
+    assert cm.npp_field_scale(cfg, D) == pytest.approx(2e-14 / D)
+
+
+def test_galvanostatic_d_bulk_needs_a_foreign_free_bulk():
+    cfg = _galv_cfg()
+    kmc = _galv_kmc(1e-14, 2e7)
+    kmc["concentration"][:, 1, 1:, :] = 0.5
+    with pytest.raises(ConfigError, match="no foreign-free bulk"):
+        cm.d_bulk_from_current(kmc, cfg)
