@@ -541,8 +541,29 @@ def metrics_figure(cmp):
     return fig
 
 
+MAX_SHOWN_TIMES = 8  # profiles drawn / report rows when the input gives no plot_times_s
+
+
+def shown_times(cmp, cfg=None):
+    """Output times drawn in the profile figure and listed in the report.
+
+    The input's explicit ``[output] plot_times_s`` (nearest recorded time) when given, else
+    every recorded time after 0, thinned to at most :data:`MAX_SHOWN_TIMES` (the KMC records
+    many snapshots for the bulk-field average of a galvanostatic run).
+    """
+    t = cmp.time.values
+    want = tuple(cfg.output.plot_times_s) if cfg is not None else ()
+    if want:
+        idx = sorted({int(np.argmin(np.abs(t - w))) for w in want})
+        return [float(t[i]) for i in idx]
+    t = t[1:]
+    step = max(1, math.ceil(t.size / MAX_SHOWN_TIMES))
+    keep = t[::-1][::step][::-1]  # always keep the last time
+    return [float(x) for x in keep]
+
+
 def report_markdown(cmp, cfg, timings, figures):
-    """Short Markdown report: set-up, D scales, metrics table at every time, figures."""
+    """Short Markdown report: set-up, D scales, metrics table at the shown times, figures."""
     a = cmp.attrs
     lines = [f"# KMC vs NPP: {cfg.path.name if cfg.path else cfg.material.name}", "",
              f"* KMC: {a['kmc_replicas']} replica(s), depth {a['kmc_thickness_nm']:.2f} nm, "
@@ -562,7 +583,7 @@ def report_markdown(cmp, cfg, timings, figures):
              "| time [s] | model | front [nm] | plateau | inventory [nm] | L2 (native, foreign) |"
              " L2 / SEM |", "|---|---|---|---|---|---|---|"]
     names = list(cmp.species.values)
-    for t in cmp.time.values[1:]:
+    for t in shown_times(cmp, cfg):
         for m in cmp.model.values:
             f = float(cmp.front_position.sel(model=m, time=t))
             p = float(cmp.plateau.sel(model=m, time=t))
@@ -671,7 +692,8 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
         cmp.attrs["kmc_bulk_field_sem_V_per_m"] = (float(np.std(e_bulk, ddof=1)
                                                          / np.sqrt(e_bulk.size))
                                                   if e_bulk.size > 1 else math.nan)
-    figures = {"profiles": save_figure(profile_figure(cmp), out / "compare_profiles.png"),
+    figures = {"profiles": save_figure(profile_figure(cmp, shown_times(cmp, cfg)),
+                                       out / "compare_profiles.png"),
                "metrics": save_figure(metrics_figure(cmp), out / "compare_metrics.png")}
     path = write_dataset(cmp, out / "compare.nc", cfg=cfg)
     (out / "compare.md").write_text(report_markdown(cmp, cfg, timings, figures))

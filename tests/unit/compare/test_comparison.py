@@ -155,3 +155,14 @@ def test_galvanostatic_d_bulk_needs_a_foreign_free_bulk():
     kmc["concentration"][:, 1, 1:, :] = 0.5
     with pytest.raises(ConfigError, match="no foreign-free bulk"):
         cm.d_bulk_from_current(kmc, cfg)
+
+
+def test_shown_times_thin_and_follow_plot_times():
+    from types import SimpleNamespace
+
+    cmp = xr.Dataset(coords={"time": np.arange(33) * 0.25})
+    t = cm.shown_times(cmp)
+    assert len(t) <= cm.MAX_SHOWN_TIMES and t[-1] == 8.0 and 0.0 not in t
+    cfg = SimpleNamespace(output=SimpleNamespace(plot_times_s=(2.0, 4.1, 8.0)))
+    assert cm.shown_times(cmp, cfg) == [2.0, 4.0, 8.0]
+    assert cm.shown_times(xr.Dataset(coords={"time": np.arange(4.0)})) == [1.0, 2.0, 3.0]
