@@ -205,13 +205,16 @@ def test_beam_current_reaches_the_back_and_sets_the_ohmic_field():
 def test_input_beam_current_is_the_npp_ohmic_current():
     """`params_from_config`: j = e^2 n_bulk D_native E_back / kT (the current NPP carries with
     its back field fixed); potentiostatic and off phases get no beam."""
-    from compare.config import load_config
+    from compare.config import load_config, parse_text
     from compare.run_kmc import params_from_config
-    cfg = load_config("inputs/li3b7o12_k_cait.toml")
+    from tests.conftest import INPUTS
+    cfg = load_config(INPUTS / "li3b7o12_k_cait.toml")
     ph, cph = params_from_config(cfg).phases[0], cfg.beam[0]
     assert ph.drive == "galvanostatic"
     j = (sc.e ** 2 * cfg.material.n_bulk_cm3 * 1e6 * cfg.native.D_cm2_s * 1e-4
          * cph.back_field_V_per_m / (sc.k * cfg.material.temperature_K))
     assert ph.beam_current_A_per_m2 == pytest.approx(j, rel=1e-12) and j > 0
-    pot = params_from_config(load_config("inputs/li3b7o12_kmc_k_cait.toml")).phases[0]
+    text = cfg.text.replace('drive = "galvanostatic"', 'drive = "potentiostatic"').replace(
+        "back_field_V_per_m = 9882.0", "voltage_V = 3.0")
+    pot = params_from_config(parse_text(text, base_dir=INPUTS)).phases[0]
     assert pot.drive == "potentiostatic" and pot.beam_current_A_per_m2 == 0.0
