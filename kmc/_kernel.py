@@ -21,7 +21,7 @@ gap g); all groups after a uniform shift (potentiostatic hop, beam arrival).
 import numpy as np
 from numba import njit
 
-from .rates import site_rate
+from .rates import TRAP, site_rate
 from .rng import next_double
 from .selectors import TREE, block_sum, pick, pick_blocked, total, walk_mask, walk_until, walk_up
 
@@ -48,61 +48,100 @@ BACK_ELECTRODE = 1
 
 
 @njit(cache=True, inline="always")
-def _leaf(i, l, y, z, c, occ, bfac, nu, ip, fp):
-    """Site part of the summed rate of class c out of site i = (l ny + y) nz + z (0 if vacant).
-
-    Coordinates are passed along instead of recomputed: integer divisions by the runtime sizes
-    were a large part of the hot loop.
-    """
-    sp = occ[i]
-    if sp < 0:
-        return 0.0
+def _nbrs(i, l, y, z, ip):
+    """Targets of site i = (l ny + y) nz + z: forward, backward (-1 where a non-periodic
+    boundary is crossed) and the lateral ones in the order +y, -y, +z, -z (the lateral pick)."""
     nx = ip[I_NX]
     ny = ip[I_NY]
     nz = ip[I_NZ]
     m = ny * nz
-    model = ip[I_MODEL]
-    bi = np.float64(bfac[sp, i])
+    if l < nx - 1:
+        jf = i + m
+    elif ip[I_PERIODIC]:
+        jf = i - (nx - 1) * m
+    else:
+        jf = -1
+    if l > 0:
+        jb = i - m
+    elif ip[I_PERIODIC]:
+        jb = i + (nx - 1) * m
+    else:
+        jb = -1
+    j0 = i - (ny - 1) * nz if y == ny - 1 else i + nz
+    j1 = i + (ny - 1) * nz if y == 0 else i - nz
+    j2 = i - (nz - 1) if z == nz - 1 else i + 1
+    j3 = i + (nz - 1) if z == 0 else i - 1
+    return jf, jb, j0, j1, j2, j3
+
+
+@njit(cache=True, inline="always")
+def _leaf3(i, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
+    """Site part of the summed rate of the classes in ``mask`` (bit c: 0 forward, 1 backward,
+    2 lateral) out of site i = (l ny + y) nz + z (0 if vacant), written to ``sr[l, r, c]``.
+
+    One pass over the neighbours for all classes. Trap model (rate depends on the origin only):
+    every class is the site factor ``nu_s b_s(i)`` times its number of vacant targets (0/1 from
+    ``occ < 0``, no per-target rate or branch). Metropolis: per-target ``site_rate``. Full
+    rebuild and incremental update both go through here, so they agree bitwise.
+    """
+    sp = occ[i]
+    if sp < 0:
+        for c in range(3):
+            if mask & (1 << c):
+                sr[l, r, c] = 0.0
+        return
+    jf, jb, j0, j1, j2, j3 = _nbrs(i, l, y, z, ip)
     nus = nu[sp]
-    if c == 0:
-        if l < nx - 1:
-            j = i + m
-        elif ip[I_PERIODIC]:
-            j = i - (nx - 1) * m
-        else:
-            if sp == 0 and ip[I_BACKOPEN]:
-                return (1.0 - fp[F_THB]) * site_rate(model, nus, bi, fp[F_BRESB])
-            return 0.0
-        if occ[j] < 0:
-            return site_rate(model, nus, bi, np.float64(bfac[sp, j]))
-        return 0.0
-    if c == 1:
-        if l > 0:
-            j = i - m
-        elif ip[I_PERIODIC]:
-            j = i + (nx - 1) * m
-        else:
-            if sp == ip[I_ACTIVE] and ip[I_FRONTOPEN]:
-                return (1.0 - fp[F_THF]) * site_rate(model, nus, bi, fp[F_BRESF])
-            return 0.0
-        if occ[j] < 0:
-            return site_rate(model, nus, bi, np.float64(bfac[sp, j]))
-        return 0.0
-    # lateral, in the order +y, -y, +z, -z (the order of the lateral pick)
-    s = 0.0
-    j = i - (ny - 1) * nz if y == ny - 1 else i + nz
-    if occ[j] < 0:
-        s += site_rate(model, nus, bi, np.float64(bfac[sp, j]))
-    j = i + (ny - 1) * nz if y == 0 else i - nz
-    if occ[j] < 0:
-        s += site_rate(model, nus, bi, np.float64(bfac[sp, j]))
-    j = i - (nz - 1) if z == nz - 1 else i + 1
-    if occ[j] < 0:
-        s += site_rate(model, nus, bi, np.float64(bfac[sp, j]))
-    j = i + (nz - 1) if z == 0 else i - 1
-    if occ[j] < 0:
-        s += site_rate(model, nus, bi, np.float64(bfac[sp, j]))
-    return s
+    bi = np.float64(bfac[sp, i])
+    if ip[I_MODEL] == TRAP:
+        sf = nus * bi
+        if mask & 1:
+            if jf >= 0:
+                sr[l, r, 0] = sf * np.float64(occ[jf] < 0)
+            elif sp == 0 and ip[I_BACKOPEN]:
+                sr[l, r, 0] = (1.0 - fp[F_THB]) * sf
+            else:
+                sr[l, r, 0] = 0.0
+        if mask & 2:
+            if jb >= 0:
+                sr[l, r, 1] = sf * np.float64(occ[jb] < 0)
+            elif sp == ip[I_ACTIVE] and ip[I_FRONTOPEN]:
+                sr[l, r, 1] = (1.0 - fp[F_THF]) * sf
+            else:
+                sr[l, r, 1] = 0.0
+        if mask & 4:
+            nv = (np.int64(occ[j0] < 0) + np.int64(occ[j1] < 0) + np.int64(occ[j2] < 0)
+                  + np.int64(occ[j3] < 0))
+            sr[l, r, 2] = sf * np.float64(nv)
+        return
+    model = ip[I_MODEL]
+    if mask & 1:
+        w = 0.0
+        if jf >= 0:
+            if occ[jf] < 0:
+                w = site_rate(model, nus, bi, np.float64(bfac[sp, jf]))
+        elif sp == 0 and ip[I_BACKOPEN]:
+            w = (1.0 - fp[F_THB]) * site_rate(model, nus, bi, fp[F_BRESB])
+        sr[l, r, 0] = w
+    if mask & 2:
+        w = 0.0
+        if jb >= 0:
+            if occ[jb] < 0:
+                w = site_rate(model, nus, bi, np.float64(bfac[sp, jb]))
+        elif sp == ip[I_ACTIVE] and ip[I_FRONTOPEN]:
+            w = (1.0 - fp[F_THF]) * site_rate(model, nus, bi, fp[F_BRESF])
+        sr[l, r, 1] = w
+    if mask & 4:
+        s = 0.0
+        if occ[j0] < 0:
+            s += site_rate(model, nus, bi, np.float64(bfac[sp, j0]))
+        if occ[j1] < 0:
+            s += site_rate(model, nus, bi, np.float64(bfac[sp, j1]))
+        if occ[j2] < 0:
+            s += site_rate(model, nus, bi, np.float64(bfac[sp, j2]))
+        if occ[j3] < 0:
+            s += site_rate(model, nus, bi, np.float64(bfac[sp, j3]))
+        sr[l, r, 2] = s
 
 
 @njit(cache=True)
@@ -148,6 +187,12 @@ def _update(a, la, ya, za, b, lb, yb, zb, occ, bfac, nu, ip, fp, trees, sr, ent,
     PB = ip[I_PB]
     bs = ip[I_BS]
     periodic = ip[I_PERIODIC]
+    trap = ip[I_MODEL] == TRAP
+    backopen = ip[I_BACKOPEN]
+    frontopen = ip[I_FRONTOPEN]
+    active = ip[I_ACTIVE]
+    thb = fp[F_THB]
+    thf = fp[F_THF]
     ne = 0
     for q in range(2):
         if q == 0:
@@ -209,17 +254,68 @@ def _update(a, la, ya, za, b, lb, yb, zb, occ, bfac, nu, ip, fp, trees, sr, ent,
         mask = ent[e, 4]
         r = y * nz + z
         ent[e, 5] = PB + r // bs
-        for c in range(3):
-            if mask & (1 << c):
-                sr[l, r, c] = _leaf(i, l, y, z, c, occ, bfac, nu, ip, fp)
-    # block sums after all site rates of the event are in (entries may share a block)
+        # _leaf3 written out (same expressions, so bitwise equal to rebuild): a call, even an
+        # inline="always" one, increfs/decrefs each array argument (atomics dominated the event)
+        sp = occ[i]
+        if sp < 0:
+            for c in range(3):
+                if mask & (1 << c):
+                    sr[l, r, c] = 0.0
+            continue
+        if l < nx - 1:
+            jf = i + m
+        elif periodic:
+            jf = i - (nx - 1) * m
+        else:
+            jf = -1
+        if l > 0:
+            jb = i - m
+        elif periodic:
+            jb = i + (nx - 1) * m
+        else:
+            jb = -1
+        j0 = i - (ny - 1) * nz if y == ny - 1 else i + nz
+        j1 = i + (ny - 1) * nz if y == 0 else i - nz
+        j2 = i - (nz - 1) if z == nz - 1 else i + 1
+        j3 = i + (nz - 1) if z == 0 else i - 1
+        nus = nu[sp]
+        bi = np.float64(bfac[sp, i])
+        if trap:
+            sf = nus * bi
+            if mask & 1:
+                if jf >= 0:
+                    sr[l, r, 0] = sf * np.float64(occ[jf] < 0)
+                elif sp == 0 and backopen:
+                    sr[l, r, 0] = (1.0 - thb) * sf
+                else:
+                    sr[l, r, 0] = 0.0
+            if mask & 2:
+                if jb >= 0:
+                    sr[l, r, 1] = sf * np.float64(occ[jb] < 0)
+                elif sp == active and frontopen:
+                    sr[l, r, 1] = (1.0 - thf) * sf
+                else:
+                    sr[l, r, 1] = 0.0
+            if mask & 4:
+                nv = (np.int64(occ[j0] < 0) + np.int64(occ[j1] < 0) + np.int64(occ[j2] < 0)
+                      + np.int64(occ[j3] < 0))
+                sr[l, r, 2] = sf * np.float64(nv)
+        else:
+            _leaf3(i, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask)
+    # block sums after all site rates of the event are in (entries may share a block); the
+    # selectors' block_sum / walk_until / walk_mask are written out here (same operations and
+    # order, so the trees stay bitwise equal to a rebuild): see the note on calls above
     for e in range(ne):
         l = ent[e, 1]
         mask = ent[e, 4]
         node = ent[e, 5]
+        base = (node - PB) * bs
         for c in range(3):
             if mask & (1 << c):
-                trees[l, node, c] = block_sum(sr, l, node - PB, c, bs)
+                sb = 0.0
+                for q in range(bs):
+                    sb += sr[l, base + q, c]
+                trees[l, node, c] = sb
     tree = ip[I_SEL] == TREE
     # anchors: column 0 becomes -1 for an anchor, else the anchor's entry index
     for e in range(ne):
@@ -233,12 +329,33 @@ def _update(a, la, ya, za, b, lb, yb, zb, occ, bfac, nu, ip, fp, trees, sr, ent,
         if an >= 0:
             ent[an, 4] |= ent[e, 4]
             if tree:
-                walk_until(trees, l, ent[e, 5], ent[an, 5], ent[e, 4])
+                mask = ent[e, 4]
+                k = ent[e, 5] >> 1
+                a = ent[an, 5]
+                while k != a:
+                    if k > a:
+                        for c in range(3):
+                            if mask & (1 << c):
+                                trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
+                        k >>= 1
+                    else:
+                        a >>= 1
     for e in range(ne):
         if ent[e, 0] < 0:
+            l = ent[e, 1]
             if tree:
-                walk_mask(trees, ent[e, 1], ent[e, 5], ent[e, 4])
-            nd = _mark(ent[e, 1] + 1, dirty, dlist, nd)
+                mask = ent[e, 4]
+                k = ent[e, 5] >> 1
+                while k >= 1:
+                    for c in range(3):
+                        if mask & (1 << c):
+                            trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
+                    k >>= 1
+            g = l + 1
+            if not dirty[g]:
+                dirty[g] = True
+                dlist[nd] = g
+                nd += 1
     return nd
 
 
@@ -338,8 +455,7 @@ def rebuild(occ, bfac, nu, trees, sr, ins, top, E, gf, gb, G, BG, ip, fp):
         for r in range(m):
             i = l * m + r
             y = r // nz
-            for c in range(3):
-                sr[l, r, c] = _leaf(i, l, y, r - y * nz, c, occ, bfac, nu, ip, fp)
+            _leaf3(i, l, y, r - y * nz, occ, bfac, nu, ip, fp, sr, r, 7)
         for b in range(PB):
             for c in range(3):
                 trees[l, PB + b, c] = block_sum(sr, l, b, c, ip[I_BS])
@@ -385,7 +501,8 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
             rng, clock, ist, ip, fp, out_times,
             r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev, ev_stop):
     """Run events until ``ist[S_NEV] == ev_stop`` (return 0), the phase end ``fp[F_TSTOP]``
-    (return 1) or until no event is possible (time jumps to the phase end, return 2).
+    (return 1), until no event is possible (time jumps to the phase end, return 2) or until the
+    total rate or the clock is not finite (return 3, state left as before that event).
 
     Returning never discards random numbers except at a phase end, which every run shares, so
     chunking does not change the trajectory (exact resume).
@@ -407,6 +524,9 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
     while ist[S_NEV] < ev_stop:
         tot = total(top, 0, Pt, nx + 3, 0, kind)
         t = clock[0]
+        if not np.isfinite(tot):
+            # overflowing gap factors (field runaway): stop before drawing, the engine raises
+            return 3
         if tot <= 0.0:
             while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] <= t_stop:
                 _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
@@ -417,6 +537,8 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
         u1 = next_double(rng)
         u2 = next_double(rng)
         tn = t - np.log(1.0 - u2) / tot
+        if not np.isfinite(tn):
+            return 3
         if tn >= t_stop:
             while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] <= t_stop:
                 _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
@@ -491,9 +613,14 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                          dirty, dlist, nd)
         else:
             l = g - 1
-            F = total(trees, l, PB, PB, 0, kind)
-            B = total(trees, l, PB, PB, 1, kind)
-            L = total(trees, l, PB, PB, 2, kind)
+            if kind == TREE:
+                F = trees[l, 1, 0]
+                B = trees[l, 1, 1]
+                L = trees[l, 1, 2]
+            else:
+                F = total(trees, l, PB, PB, 0, kind)
+                B = total(trees, l, PB, PB, 1, kind)
+                L = total(trees, l, PB, PB, 2, kind)
             wf = gf[l + 1] * F
             wb = gb[l] * B
             if rem < wf:
@@ -633,9 +760,26 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
             for q in range(nd):
                 gg = dlist[q]
                 dirty[gg] = False
-                top[0, Pt + gg, 0] = _group_weight(gg, trees, ins, gf, gb, ip, fp)
                 if kind == TREE:
-                    walk_up(top, 0, Pt, gg, 0)
+                    # _group_weight and walk_up written out for the tree (same arithmetic):
+                    # inlined array-argument calls cost atomic reference counting per call
+                    if gg == 0:
+                        w = gf[0] * ins[0, 1, 0]
+                    elif gg == nx + 1:
+                        w = gb[nx] * ins[1, 1, 0]
+                    elif gg == nx + 2:
+                        w = fp[F_RBEAM]
+                    else:
+                        lg = gg - 1
+                        w = (gf[lg + 1] * trees[lg, 1, 0] + gb[lg] * trees[lg, 1, 1]
+                             + trees[lg, 1, 2])
+                    top[0, Pt + gg, 0] = w
+                    k = (Pt + gg) >> 1
+                    while k >= 1:
+                        top[0, k, 0] = top[0, 2 * k, 0] + top[0, 2 * k + 1, 0]
+                        k >>= 1
+                else:
+                    top[0, Pt + gg, 0] = _group_weight(gg, trees, ins, gf, gb, ip, fp)
         ist[S_NEV] += 1
     return 0
 

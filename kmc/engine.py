@@ -17,7 +17,7 @@ import xarray as xr
 from . import _kernel as K
 from .electrostatics import (DRIVES, background_per_layer, coupling_V_per_m, front_counts,
                              potential_from_fields)
-from .errors import KMCConfigError, KMCStateError
+from .errors import KMCConfigError, KMCError, KMCStateError
 from .lattice import fill_layers, landscape, lattice_spacing_m
 from .rates import RATE_MODELS, b_factor
 from .rng import seed_state
@@ -430,6 +430,15 @@ class Simulation:
             st["r_cnt"], st["r_E"], st["r_counters"], st["r_coll"], st["r_hist"], st["r_ion"],
             st["r_nev"], ev_stop)
 
+    def _check_status(self, status):
+        """Raise KMCError for the kernel's non-finite stop (status 3)."""
+        if status == 3:
+            raise KMCError(
+                f"total event rate or clock became non-finite at t = {self.time_s:.6g} s after "
+                f"{self.n_events} events (gap fields |E| up to {np.max(np.abs(self.E)):.3g} V/m): "
+                "the gap factors overflowed; likely cause: beam current larger than the lattice "
+                "can carry (field runaway) or applied field / voltage too large")
+
     def advance(self, max_events=1_000_000):
         """Run at most ``max_events`` events (crossing phase ends as needed).
 
@@ -440,6 +449,7 @@ class Simulation:
             status = self._kernel(ev_stop)
             if status == 0:
                 return self.done
+            self._check_status(status)
             k = int(self.state["ist"][K.S_PHASE])
             if not self.periodic and k + 1 < len(self.params.phases):
                 self.state["ist"][K.S_F0] = self._front_charge_on_entry(k + 1)
@@ -460,8 +470,9 @@ class Simulation:
         st = self.state
         t_stop = self.fp[K.F_TSTOP]
         self.fp[K.F_TSTOP] = np.inf
-        self._kernel(self.n_events + int(n_events), out_times=np.zeros(0))
+        status = self._kernel(self.n_events + int(n_events), out_times=np.zeros(0))
         self.fp[K.F_TSTOP] = t_stop
+        self._check_status(status)
         st["clock"][0] = 0.0
         st["ion_disp"][:] = 0
         st["coll"][:] = 0
