@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kmc.engine import KMCParams, Phase, Simulation, Species
-from kmc.errors import KMCConfigError, KMCStateError
+from kmc.errors import KMCConfigError, KMCError, KMCStateError
 from kmc.lattice import Gaussian
 
 SPECIES = (Species("Li", E_DC_eV=0.45), Species("K", role="foreign", E_DC_eV=0.4, mu_eV=0.05,
@@ -129,3 +129,15 @@ def test_config_errors_name_key_and_legal_values():
         Simulation(_params(species=SPECIES[::-1]), 0)
     with pytest.raises(KMCStateError, match="checkpoint has 128 sites"):
         Simulation(_params(nx=4), 0, state=Simulation(_params(), 0).checkpoint())
+
+
+def test_field_runaway_stops_with_clear_error():
+    # beam current far above what a 4x3x3 lattice carries: the front charge grows by ~1 per
+    # arrival until the gap factors exp(q E a / 2kT) overflow; the engine must stop, not run on nan
+    p = _params(nx=4, ny=3, nz=3, species=SPECIES[:2], output_times_s=(0.0,), record_ions=False,
+                phases=(Phase("K", 1.0, back_field_V_per_m=1e7, theta_front=0.5,
+                              beam_current_A_per_m2=1e9),))
+    sim = Simulation(p, seed=1)
+    with pytest.raises(KMCError, match="non-finite.*beam current"):
+        sim.advance(2_000_000)
+    assert np.isfinite(sim.time_s)
