@@ -32,12 +32,27 @@ import xarray as xr
 from compare import config as config_mod
 from compare.errors import CaitError, ConfigError, InputFileError
 
-FD_STEP = 2e-3  # forward-difference step in the normalised box during the iterations
-FD_STEP_COVARIANCE = 1e-2  # central-difference step of the final Jacobian (see _jacobian)
-# Termination in the normalised box: parameters to 1e-4 of their range, chi2 to 1e-4 relative
-# (0.01 for chi2 ~ 100, well below 1 sigma), which saves iterations of an expensive forward model.
-XTOL = 1e-4
-FTOL = 1e-4
+# Search settings by the kind of forward model (its `smooth` attribute). "noisy" (adaptive time
+# steps, noise at the tolerance level): forward differences in the normalised box with a step
+# 2e-3 above the noise, central differences with 1e-2 for the covariance, and xtol = 1e-4 as the
+# trust region collapses on the noise. "smooth" (frozen time grid, FrozenGridNPP): derivatives
+# converge down to steps of ~1e-5 (docs/fitting.md), so steps 1e-4 / 1e-3 resolve the narrow
+# curved valleys of correlated parameters, and xtol is only a safeguard: xtol = 1e-4 stopped the
+# search in such a valley. ftol: chi2 to 1e-4 relative (0.01 for chi2 ~ 100, well below 1 sigma).
+SEARCH_SETTINGS = {
+    "noisy": dict(fd_step=2e-3, fd_step_covariance=1e-2, xtol=1e-4, ftol=1e-4, method="trf"),
+    "smooth": dict(fd_step=1e-4, fd_step_covariance=2e-4, xtol=1e-10, ftol=1e-5,
+                   method="dogbox"),
+}
+# Frozen time grid (FrozenGridNPP): re-freeze at the optimum at most this often, polishing the
+# optimum on the new grid while the profiles move by more than REFREEZE_TOL measurement errors
+# (0.3: about the time-discretisation error of the default rtol 1e-3 on the bundled example, so
+# a further polish would only chase the discretisation).
+MAX_REFREEZE = 3
+REFREEZE_TOL = 0.3
+# During the search, re-freeze at an iterate whose fixed-grid solve has a local error estimate
+# above this many times the tolerance (the grid was made for parameters far from here).
+REFREEZE_ERROR = 3.0
 FAILED_RESIDUAL = 1e3  # weighted residual of every point when the forward model fails
 PARAMETER_KEYS = ("name", "lower", "upper", "start", "log_scale")
 
@@ -221,10 +236,52 @@ def truncate_schedule(cfg, t_end_s: float):
 # Forward models: (cfg) -> xr.Dataset with concentration(species, time, depth)
 # ---------------------------------------------------------------------------------------------
 def _forward_npp(cfg):
+    """Full NPP with adaptive time steps (noisy in the parameters at the tolerance level)."""
     from compare.run_npp import npp_problem_from_config
     from continuum.npp import solve
 
     return solve(npp_problem_from_config(cfg))
+
+
+class FrozenGridNPP:
+    """Full NPP on a time grid frozen from an adaptive reference solve: smooth in the parameters.
+
+    The adaptive step sequence changes discontinuously with the parameters (accepted/rejected
+    steps, Newton iteration counts), which puts noise of the order of the time tolerance into
+    the profiles and their finite-difference derivatives. The first call (or :meth:`freeze`)
+    solves adaptively and keeps its step times; later calls reuse them
+    (``NPPProblem.fixed_times_s``, Newton converged tightly), so the profile is a smooth,
+    deterministic function of the parameters. ``last_max_error`` holds the local error
+    estimate of the last fixed-grid solve (in units of the time tolerance): values well above
+    1 mean the frozen grid no longer resolves the solution and should be re-frozen.
+    """
+
+    smooth = True  # profiles are smooth functions of the parameters (FitProblem's settings)
+
+    def __init__(self):
+        self.grid = None  # tuple of float: step end times [s] of the reference solve
+        self.last_max_error = math.nan
+
+    def freeze(self, cfg):
+        """Adaptive solve of `cfg`; its step times become the grid. Returns its dataset."""
+        from compare.run_npp import npp_problem_from_config
+        from continuum.npp import solve
+
+        ds, steps = solve(npp_problem_from_config(cfg), return_steps=True)
+        self.grid = tuple(float(t) for t in steps)
+        self.last_max_error = float(ds.attrs["max_error_estimate"])
+        return ds
+
+    def __call__(self, cfg):
+        if self.grid is None:
+            return self.freeze(cfg)
+        from compare.run_npp import npp_problem_from_config
+        from continuum.npp import solve
+
+        problem = dataclasses.replace(npp_problem_from_config(cfg), fixed_times_s=self.grid)
+        ds = solve(problem)
+        self.last_max_error = float(ds.attrs["max_error_estimate"])
+        return ds
 
 
 def _forward_electroneutral(cfg):
@@ -234,9 +291,11 @@ def _forward_electroneutral(cfg):
     return solve_electroneutral(npp_problem_from_config(cfg))
 
 
+# name -> factory of a forward model ``forward(cfg) -> xr.Dataset``; a factory call gives a fresh
+# (possibly stateful) model for one fit
 FORWARD_MODELS: dict[str, Callable] = {
-    "full": _forward_npp,
-    "electroneutral": _forward_electroneutral,
+    "full": FrozenGridNPP,
+    "electroneutral": lambda: _forward_electroneutral,
 }
 
 
@@ -252,11 +311,11 @@ def _engine_errors() -> tuple:
 
 
 def forward_model(cfg) -> Callable:
-    """The forward model selected by ``fit.solver`` (or ``npp.solver``)."""
+    """A new forward model of the kind selected by ``fit.solver`` (or ``npp.solver``)."""
     solver = cfg.fit.solver or cfg.npp.solver
     if solver not in FORWARD_MODELS:
         raise ConfigError(f"unknown forward model {solver!r}; legal: {', '.join(FORWARD_MODELS)}")
-    return FORWARD_MODELS[solver]
+    return FORWARD_MODELS[solver]()
 
 
 def synthesize_profiles(cfg, depth_nm, sigma, rng=None, time_s=None, species=None,
@@ -325,6 +384,7 @@ class FitProblem:
                         else np.ones_like(measured.values))
         self.n_evaluations = 0
         self.n_failed = 0
+        self.search = SEARCH_SETTINGS["smooth" if getattr(forward, "smooth", False) else "noisy"]
         self._recent = {}  # z bytes -> simulated concentration (insertion ordered)
         self._errors = _engine_errors()
         thickness = cfg.sample.thickness_nm
@@ -353,15 +413,60 @@ class FitProblem:
         ds = self.forward(cfg)
         conc = ds["concentration"].isel(time=-1)
         conc = conc.sel(species=list(self.measured.species)).transpose("species", "depth")
+        self._remember(z, conc)
+        return conc
+
+    def _remember(self, z, conc):
         key = np.asarray(z, dtype=float).tobytes()
-        self._recent[key] = conc
+        self._recent[key] = (conc, getattr(self.forward, "last_max_error", None))
         while len(self._recent) > 16:  # the optimiser's final point is among the last calls
             self._recent.pop(next(iter(self._recent)))
-        return conc
+
+    @property
+    def grid(self):
+        """The forward model's frozen time grid (tuple of float [s]) or None."""
+        return getattr(self.forward, "grid", None)
+
+    def use_grid(self, grid):
+        """Adopt the parent's frozen time grid (in a worker); forget profiles of another grid."""
+        if grid is not None and self.forward.grid != grid:
+            self.forward.grid = grid
+            self._recent.clear()
+
+    def error_estimate(self, z):
+        """Largest local time-error estimate (tolerance units) of the solve at `z` on the frozen
+        grid, if `z` was among the recent evaluations; else None."""
+        hit = self._recent.get(np.asarray(z, dtype=float).tobytes())
+        return None if hit is None else hit[1]
+
+    def refreeze(self, z, conc_old=None) -> float:
+        """Re-freeze the forward model's time grid at `z` (adaptive solve there).
+
+        Forgets the cached profiles (they belong to the old grid). Returns the largest change of
+        the modelled profiles at the measured points, old grid -> new, in units of the
+        measurement errors (of the data's spread without errors); nan when the old profile at
+        `z` is neither given nor cached.
+        """
+        if conc_old is None:
+            conc_old = self.recent(z)
+        cfg = apply_parameters(self.cfg, self.params, self.z_to_values(z))
+        self.n_evaluations += 1
+        ds = self.forward.freeze(cfg)
+        conc = ds["concentration"].isel(time=-1)
+        conc = conc.sel(species=list(self.measured.species)).transpose("species", "depth")
+        self._recent.clear()
+        self._remember(z, conc)
+        if conc_old is None:
+            return math.nan
+        change = self.model_at_measured(conc) - self.model_at_measured(conc_old)
+        scale = self.weights if self.measured.errors is not None else \
+            1.0 / max(float(np.std(self.measured.values)), 1e-300)
+        return float(np.max(np.abs(change * scale)))
 
     def recent(self, z):
         """The simulated profile at `z` if it was among the last evaluations, else None."""
-        return self._recent.get(np.asarray(z, dtype=float).tobytes())
+        hit = self._recent.get(np.asarray(z, dtype=float).tobytes())
+        return None if hit is None else hit[0]
 
     def model_at_measured(self, conc: xr.DataArray) -> np.ndarray:
         depth = np.asarray(conc["depth"].values, dtype=float)
@@ -396,9 +501,10 @@ _PROBLEM: FitProblem | None = None
 def _run_start(z0, pool=None):
     """One least-squares run from `z0` on `_PROBLEM`.
 
-    Forward differences with an absolute step FD_STEP in the box (scipy's `diff_step` is
-    relative to |z| and collapses near z = 0, below the solver's time-stepping noise). With
-    `pool` (more workers than starts) the Jacobian's columns are evaluated in parallel.
+    Forward differences with an absolute step (`SEARCH_SETTINGS`) in the box (scipy's
+    `diff_step` is relative to |z| and collapses near z = 0, below the solver's time-stepping
+    noise). With `pool` (more workers than starts) the Jacobian's columns are evaluated in
+    parallel.
     """
     from scipy.optimize import least_squares
 
@@ -407,10 +513,20 @@ def _run_start(z0, pool=None):
     t0, c0 = time.perf_counter(), time.process_time()
     extra = [0, 0]  # evaluations and failures in other processes
 
+    fd = prob.search["fd_step"]
+    n_refreeze = [0]
+
     def jac(z):
-        h = np.where(z + FD_STEP <= 1.0, FD_STEP, -FD_STEP)  # step back from the upper bound
+        # A frozen grid made far from here no longer resolves the solution: make a new one at
+        # this iterate (before its Jacobian; the optimiser's cost at z changes by the
+        # discretisation difference, negligible while far from the optimum).
+        err = prob.error_estimate(z)
+        if err is not None and err > REFREEZE_ERROR:
+            prob.refreeze(z)
+            n_refreeze[0] += 1
+        h = np.where(z + fd <= 1.0, fd, -fd)  # step back from the upper bound
         points = [z + h[j] * np.eye(len(z))[j] for j in range(len(z))]
-        out = _map(pool, _residuals_task, points)
+        out = _map(pool, _residuals_task, [(q, prob.grid) for q in points])
         if pool is not None:
             extra[0] += sum(o[1] for o in out)
             extra[1] += sum(o[2] for o in out)
@@ -419,23 +535,29 @@ def _run_start(z0, pool=None):
         return np.stack([(o[0] - r0) / d for o, d in zip(out, dz)], axis=1)
 
     res = least_squares(prob.residuals, np.asarray(z0, dtype=float), bounds=(0.0, 1.0), jac=jac,
-                        method="trf", x_scale=1.0, xtol=XTOL, ftol=FTOL,
-                        max_nfev=prob.cfg.fit.max_evaluations)
+                        method=prob.search["method"], x_scale=1.0, xtol=prob.search["xtol"],
+                        ftol=prob.search["ftol"], max_nfev=prob.cfg.fit.max_evaluations)
     return {"z": res.x, "cost": float(res.cost),
             "nfev": int(prob.n_evaluations - n0 + extra[0]),
             "n_failed": int(prob.n_failed - f0 + extra[1]), "status": int(res.status),
+            "n_refreeze": n_refreeze[0], "grid": prob.grid,
             "message": str(res.message), "seconds": time.perf_counter() - t0,
             "cpu_seconds": time.process_time() - c0, "model": prob.recent(res.x)}
 
 
-def _residuals_task(z):
+def _residuals_task(args):
+    """(z, time grid or None) -> (residuals, evaluations, failures), in a worker."""
+    z, grid = args
     prob = _PROBLEM
+    prob.use_grid(grid)
     n0, f0 = prob.n_evaluations, prob.n_failed
     r = prob.residuals(z)
     return r, prob.n_evaluations - n0, prob.n_failed - f0
 
 
-def _simulate_task(z):
+def _simulate_task(args):
+    z, grid = args
+    _PROBLEM.use_grid(grid)
     return _PROBLEM.simulate(z)
 
 
@@ -510,6 +632,9 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
     global _PROBLEM
     log = log or (lambda *a, **k: None)
     t_start = time.perf_counter()
+    times_now = os.times()  # children: the worker processes, once they are joined
+    cpu_start = (times_now.user + times_now.system + times_now.children_user
+                 + times_now.children_system)
     params = fit_parameters(cfg)
     for s in measured.species:
         cfg.species_by_name(s)
@@ -545,17 +670,37 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
 
     _PROBLEM = prob
     pool = _pool(workers)
+    n_parent, refreeze_shifts, corrections = 1, [], []
     try:
         if pool is not None and len(starts) < workers:
             results = [_run_start(z0, pool) for z0 in starts]  # parallel Jacobian columns
         else:
             results = _map(pool, _run_start, list(starts))  # parallel starts
         for i, r in enumerate(results):
-            vals = prob.z_to_values(r["z"])
-            values_text = ", ".join(f"{q.name} = {v:.4g}" for q, v in zip(params, vals))
-            log(f"  start {i}: cost {r['cost']:.6g}, {r['nfev']} evaluations, "
-                f"{r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU), {values_text}")
+            _log_start(log, prob, i, r)
         best = min(range(len(results)), key=lambda i: results[i]["cost"])
+        # The time grid was frozen at the first start: re-freeze it at the optimum and, when the
+        # profiles moved visibly, polish the optimum on the new grid (a least-squares run from
+        # there; one Gauss-Newton step is not enough along a curved valley).
+        if hasattr(forward, "freeze"):
+            prob.use_grid(results[best]["grid"])  # the grid that start ended on (maybe a worker's)
+        for _ in range(MAX_REFREEZE if hasattr(forward, "freeze") else 0):
+            r = results[best]
+            z_best = r["z"]
+            shift = prob.refreeze(z_best, r["model"])
+            n_parent += 1
+            refreeze_shifts.append(shift)
+            log(f"  time grid re-frozen at the optimum: profiles moved by {shift:.3g} sigma "
+                f"(max), {len(forward.grid)} steps")
+            if shift <= REFREEZE_TOL:
+                r["model"] = prob.recent(z_best)
+                break
+            r = _run_start(z_best, pool)  # one start: the Jacobian's columns in parallel
+            corrections.append(f"start {len(results)} polishes start {best}")
+            starts = np.vstack([starts, z_best[None, :]])
+            results.append(r)
+            _log_start(log, prob, len(results) - 1, r, f"polish of start {best}")
+            best = len(results) - 1
         z_best = results[best]["z"]
         jac_z, n_jac, model_conc = _jacobian(prob, pool, z_best, results[best]["model"])
     finally:
@@ -563,7 +708,7 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
             pool.shutdown()
         _PROBLEM = None
 
-    n_eval = 1 + sum(r["nfev"] for r in results) + n_jac
+    n_eval = n_parent + sum(r["nfev"] for r in results) + n_jac
     n_failed = prob.n_failed + sum(r["n_failed"] for r in results)
     fitted = prob.model_at_measured(model_conc)
     resid = (fitted - measured.values) * prob.weights
@@ -574,6 +719,9 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
     jac_u = jac_z / (prob.hi_u - prob.lo_u)
     cov, cond = _covariance(jac_u, s2)
     seconds = time.perf_counter() - t_start
+    times_now = os.times()
+    cpu_seconds = (times_now.user + times_now.system + times_now.children_user
+                   + times_now.children_system) - cpu_start
 
     u_best = prob.lo_u + z_best * (prob.hi_u - prob.lo_u)
     se_u = np.sqrt(np.diag(cov))
@@ -592,10 +740,25 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
     if n_failed:
         msgs.append(f"{n_failed} forward evaluations failed and were penalised")
     log(f"fit: best start {best}, chi2 {chi2:.6g} ({dof} dof), {n_eval} evaluations, "
-        f"{seconds:.1f} s" + ("; " + "; ".join(msgs) if msgs else ""))
-    return _result_dataset(prob, params, results, best, values, u_best, se_u, cov, cond, fitted,
-                           resid, chi2, dof, has_err, n_eval, n_failed, seconds, model_conc,
-                           solver, t_fit, starts, "; ".join(msgs))
+        f"{seconds:.1f} s wall, {cpu_seconds:.1f} s CPU" + ("; " + "; ".join(msgs) if msgs
+                                                          else ""))
+    ds = _result_dataset(prob, params, results, best, values, u_best, se_u, cov, cond, fitted,
+                         resid, chi2, dof, has_err, n_eval, n_failed, seconds, model_conc,
+                         solver, t_fit, starts, "; ".join(msgs))
+    ds["cpu_time"] = ((), cpu_seconds, {"units": "s", "long_name": "CPU time of the fit, all "
+                                        "processes"})
+    ds.attrs["time_grid"] = "frozen" if hasattr(forward, "freeze") else "solver default"
+    ds.attrs["n_refreeze"] = len(refreeze_shifts)
+    ds.attrs["refreeze_shift_sigma"] = ", ".join(f"{x:.3g}" for x in refreeze_shifts)
+    ds.attrs["refreeze_corrections"] = ", ".join(corrections)
+    return ds
+
+
+def _log_start(log, prob, i, r, what=""):
+    vals = prob.z_to_values(r["z"])
+    values_text = ", ".join(f"{q.name} = {v:.4g}" for q, v in zip(prob.params, vals))
+    log(f"  start {i}{' (' + what + ')' if what else ''}: cost {r['cost']:.6g}, {r['nfev']} "
+        f"evaluations, {r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU), {values_text}")
 
 
 def _jacobian(prob, pool, z, model=None):
@@ -608,16 +771,16 @@ def _jacobian(prob, pool, z, model=None):
     p = len(z)
     points, steps = [], []
     for j in range(p):
-        h = FD_STEP_COVARIANCE
+        h = prob.search["fd_step_covariance"]
         zp, zm = z.copy(), z.copy()
         zp[j] = min(z[j] + h, 1.0)
         zm[j] = max(z[j] - h, 0.0)
         points += [zp, zm]
         steps.append(zp[j] - zm[j])
-    out = _map(pool, _residuals_task, points)
+    out = _map(pool, _residuals_task, [(q, prob.grid) for q in points])
     n_eval = sum(o[1] for o in out)
     if model is None:
-        model = _map(pool, _simulate_task, [z])[0]
+        model = _map(pool, _simulate_task, [(z, prob.grid)])[0]
         n_eval += 1
     jac = np.empty((prob.n_points, p))
     for j in range(p):

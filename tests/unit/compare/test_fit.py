@@ -253,7 +253,7 @@ def test_fit_input_errors(cfg, rng):
 
 
 def test_cli_writes_dataset_and_figure(cfg, rng, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(fitmod.FORWARD_MODELS, "full", toy_forward)
+    monkeypatch.setitem(fitmod.FORWARD_MODELS, "full", lambda: toy_forward)
     meas = _measured(cfg, 0.02, rng)
     csv = tmp_path / "prof.csv"
     rows = ["depth_nm,Li,K,Li_err,K_err"] + [
@@ -288,3 +288,54 @@ def test_bad_fit_is_flagged(cfg, rng):
     assert "more than 3 sigma above 1" in ds.attrs["fit_message"]
     assert "sigma above" not in fitmod.fit(cfg, meas, forward=toy_forward,
                                            log=None).attrs["fit_message"]
+
+
+class GridToy:
+    """A stateful forward model like fit.FrozenGridNPP: `freeze` gives the exact toy profile
+    and keeps a "grid" (here the D_K it was made at); solves on a grid made elsewhere are biased
+    (the K front shifts by 3 nm per decade^2 of distance) and report a local error estimate
+    that grows with the distance, as a frozen time grid does."""
+
+    smooth = True
+
+    def __init__(self):
+        self.grid = None
+        self.last_max_error = float("nan")
+        self.n_freeze = 0
+
+    def freeze(self, cfg):
+        self.grid = (float(np.log10(cfg.species_by_name("K").D_cm2_s)),)
+        self.last_max_error = 0.5
+        self.n_freeze += 1
+        return toy_forward(cfg)
+
+    def __call__(self, cfg):
+        if self.grid is None:
+            return self.freeze(cfg)
+        dist = float(np.log10(cfg.species_by_name("K").D_cm2_s)) - self.grid[0]
+        self.last_max_error = 0.5 + 20.0 * abs(dist)
+        ds = toy_forward(cfg)
+        return ds.assign_coords(depth=ds["depth"].values - 3.0 * dist ** 2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_frozen_grid_is_refrozen_during_the_search_and_at_the_optimum(cfg, workers):
+    """Noise-free data, starts 1-1.5 decades off in D_K: the first grid is far from the truth,
+    so the search must re-freeze (error estimate > REFREEZE_ERROR) and the final check must
+    find the profiles at the optimum unchanged by a new grid; then the optimum is the truth."""
+    c = parse_text(BASE.replace("n_starts = 3", "n_starts = 1").replace(
+        '{name = "species.K.D_cm2_s", lower = 1e-17, upper = 1e-15}',
+        '{name = "species.K.D_cm2_s", lower = 1e-17, upper = 1e-15, start = 1e-15}'))
+    meas = _measured(c, 0.0)
+    meas = MeasuredProfiles(meas.depth_nm, meas.species, meas.values,
+                            np.full_like(meas.values, 0.02), "synthetic")
+    toy = GridToy()
+    ds = fitmod.fit(c, meas, forward=toy, workers=workers, log=None)
+    assert ds.attrs["time_grid"] == "frozen" and ds.attrs["n_refreeze"] >= 1
+    shifts = [float(x) for x in ds.attrs["refreeze_shift_sigma"].split(",")]
+    assert shifts[-1] <= fitmod.REFREEZE_TOL
+    assert toy.n_freeze > 1 + len(shifts)  # re-frozen inside the search too (parent process)
+    truth = np.array(list(TRUTH.values()))
+    e = np.abs(ds["best"].values - truth) / (1e-4 * truth)
+    assert np.all(e < 5), e
+    assert float(ds["chi2"]) < 1e-3
