@@ -23,7 +23,7 @@ from numba import njit
 
 from .rates import TRAP, site_rate
 from .rng import next_double
-from .selectors import TREE, block_sum, pick, pick_blocked, total, walk_mask, walk_until, walk_up
+from .selectors import TREE, block_sum, pick, pick_blocked, total, walk_up
 
 # ipar slots
 I_MODEL, I_SEL, I_PERIODIC, I_BACKKIND, I_DRIVE, I_ACTIVE, I_FRONTOPEN, I_NX, I_NY, I_NZ = range(10)
@@ -165,197 +165,6 @@ def _mark(g, dirty, dlist, nd):
         dirty[g] = True
         dlist[nd] = g
         return nd + 1
-    return nd
-
-
-@njit(cache=True)
-def _update(a, la, ya, za, b, lb, yb, zb, occ, bfac, nu, ip, fp, trees, sr, ent, dirty, dlist, nd):
-    """Layer-tree leaves changed by an event that changed the occupancy of sites a and b
-    (-1: none), given with their coordinates (layer, y, z).
-
-    Queued in ``ent`` (int64, (16, 6): site, layer, y, z, class mask, node): the centres with
-    all classes, their occupied neighbours with the class of the bond to the centre. Then the
-    batched walk: the first queued leaf of a layer is its anchor, the others stop below their
-    lowest common ancestor with it, and the anchor walks to the root with the union of the
-    classes (each stale node recomputed once per class, after its children). One call per event:
-    every extra numba call level costs reference counting of its array arguments.
-    """
-    nx = ip[I_NX]
-    ny = ip[I_NY]
-    nz = ip[I_NZ]
-    m = ny * nz
-    PB = ip[I_PB]
-    bs = ip[I_BS]
-    periodic = ip[I_PERIODIC]
-    trap = ip[I_MODEL] == TRAP
-    backopen = ip[I_BACKOPEN]
-    frontopen = ip[I_FRONTOPEN]
-    active = ip[I_ACTIVE]
-    thb = fp[F_THB]
-    thf = fp[F_THF]
-    ne = 0
-    for q in range(2):
-        if q == 0:
-            i, l, y, z, skip = a, la, ya, za, b
-        else:
-            i, l, y, z, skip = b, lb, yb, zb, a
-        if i < 0:
-            continue
-        ent[ne, 0] = i
-        ent[ne, 1] = l
-        ent[ne, 2] = y
-        ent[ne, 3] = z
-        ent[ne, 4] = 7
-        ne += 1
-        for d in range(6):
-            lk = l
-            yk = y
-            zk = z
-            if d == 0:      # +x neighbour hops backward to i
-                mask = 2
-                if l < nx - 1:
-                    lk = l + 1
-                elif periodic:
-                    lk = 0
-                else:
-                    continue
-            elif d == 1:    # -x neighbour hops forward to i
-                mask = 1
-                if l > 0:
-                    lk = l - 1
-                elif periodic:
-                    lk = nx - 1
-                else:
-                    continue
-            else:
-                mask = 4
-                if d == 2:
-                    yk = 0 if y == ny - 1 else y + 1
-                elif d == 3:
-                    yk = ny - 1 if y == 0 else y - 1
-                elif d == 4:
-                    zk = 0 if z == nz - 1 else z + 1
-                else:
-                    zk = nz - 1 if z == 0 else z - 1
-            k = i + (lk - l) * m + (yk - y) * nz + (zk - z)
-            if k == skip or occ[k] < 0:
-                continue
-            ent[ne, 0] = k
-            ent[ne, 1] = lk
-            ent[ne, 2] = yk
-            ent[ne, 3] = zk
-            ent[ne, 4] = mask
-            ne += 1
-    for e in range(ne):
-        i = ent[e, 0]
-        l = ent[e, 1]
-        y = ent[e, 2]
-        z = ent[e, 3]
-        mask = ent[e, 4]
-        r = y * nz + z
-        ent[e, 5] = PB + r // bs
-        # _leaf3 written out (same expressions, so bitwise equal to rebuild): a call, even an
-        # inline="always" one, increfs/decrefs each array argument (atomics dominated the event)
-        sp = occ[i]
-        if sp < 0:
-            for c in range(3):
-                if mask & (1 << c):
-                    sr[l, r, c] = 0.0
-            continue
-        if l < nx - 1:
-            jf = i + m
-        elif periodic:
-            jf = i - (nx - 1) * m
-        else:
-            jf = -1
-        if l > 0:
-            jb = i - m
-        elif periodic:
-            jb = i + (nx - 1) * m
-        else:
-            jb = -1
-        j0 = i - (ny - 1) * nz if y == ny - 1 else i + nz
-        j1 = i + (ny - 1) * nz if y == 0 else i - nz
-        j2 = i - (nz - 1) if z == nz - 1 else i + 1
-        j3 = i + (nz - 1) if z == 0 else i - 1
-        nus = nu[sp]
-        bi = np.float64(bfac[sp, i])
-        if trap:
-            sf = nus * bi
-            if mask & 1:
-                if jf >= 0:
-                    sr[l, r, 0] = sf * np.float64(occ[jf] < 0)
-                elif sp == 0 and backopen:
-                    sr[l, r, 0] = (1.0 - thb) * sf
-                else:
-                    sr[l, r, 0] = 0.0
-            if mask & 2:
-                if jb >= 0:
-                    sr[l, r, 1] = sf * np.float64(occ[jb] < 0)
-                elif sp == active and frontopen:
-                    sr[l, r, 1] = (1.0 - thf) * sf
-                else:
-                    sr[l, r, 1] = 0.0
-            if mask & 4:
-                nv = (np.int64(occ[j0] < 0) + np.int64(occ[j1] < 0) + np.int64(occ[j2] < 0)
-                      + np.int64(occ[j3] < 0))
-                sr[l, r, 2] = sf * np.float64(nv)
-        else:
-            _leaf3(i, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask)
-    # block sums after all site rates of the event are in (entries may share a block); the
-    # selectors' block_sum / walk_until / walk_mask are written out here (same operations and
-    # order, so the trees stay bitwise equal to a rebuild): see the note on calls above
-    for e in range(ne):
-        l = ent[e, 1]
-        mask = ent[e, 4]
-        node = ent[e, 5]
-        base = (node - PB) * bs
-        for c in range(3):
-            if mask & (1 << c):
-                sb = 0.0
-                for q in range(bs):
-                    sb += sr[l, base + q, c]
-                trees[l, node, c] = sb
-    tree = ip[I_SEL] == TREE
-    # anchors: column 0 becomes -1 for an anchor, else the anchor's entry index
-    for e in range(ne):
-        l = ent[e, 1]
-        an = -1
-        for q in range(e):
-            if ent[q, 1] == l and ent[q, 0] < 0:
-                an = q
-                break
-        ent[e, 0] = an
-        if an >= 0:
-            ent[an, 4] |= ent[e, 4]
-            if tree:
-                mask = ent[e, 4]
-                k = ent[e, 5] >> 1
-                a = ent[an, 5]
-                while k != a:
-                    if k > a:
-                        for c in range(3):
-                            if mask & (1 << c):
-                                trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
-                        k >>= 1
-                    else:
-                        a >>= 1
-    for e in range(ne):
-        if ent[e, 0] < 0:
-            l = ent[e, 1]
-            if tree:
-                mask = ent[e, 4]
-                k = ent[e, 5] >> 1
-                while k >= 1:
-                    for c in range(3):
-                        if mask & (1 << c):
-                            trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
-                    k >>= 1
-            g = l + 1
-            if not dirty[g]:
-                dirty[g] = True
-                dlist[nd] = g
-                nd += 1
     return nd
 
 
@@ -556,6 +365,8 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
         g, rem = pick(top, 0, Pt, nx + 3, 0, u1 * tot, kind)
         nd = 0
         full = False
+        do_upd = False
+        ua = ula = uya = uza = ub = ulb = uyb = uzb = -1
         if g == nx + 2:
             # beam arrival: one more charge on the front surface shifts every gap by +c
             for q in range(nx + 1):
@@ -609,8 +420,8 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                 nd = _mark(gap, dirty, dlist, nd)
                 nd = _mark(gap + 1, dirty, dlist, nd)
             nd = _refresh_ins(j, lj, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            nd = _update(j, lj, yj, zj, -1, 0, 0, 0, occ, bfac, nu, ip, fp, trees, sr, ent,
-                         dirty, dlist, nd)
+            ua, ula, uya, uza, ub, ulb, uyb, uzb = j, lj, yj, zj, -1, 0, 0, 0
+            do_upd = True
         else:
             l = g - 1
             if kind == TREE:
@@ -747,8 +558,194 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                 nd = _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
             if j >= 0 and (lj == 0 or lj == nx - 1):
                 nd = _refresh_ins(j, lj, yj * nz + zj, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            nd = _update(i, l, y, z, j, lj, yj, zj, occ, bfac, nu, ip, fp, trees, sr, ent,
-                         dirty, dlist, nd)
+            ua, ula, uya, uza, ub, ulb, uyb, uzb = i, l, y, z, j, lj, yj, zj
+            do_upd = True
+        if do_upd:
+            # Layer-tree leaves changed by the event (sites ua, ub; -1: none), written out here,
+            # not called: a call (inline or not) costs atomic refcounts of its array arguments.
+            # Queued in ``ent`` (int64, (16, 6): site, layer, y, z, class mask, node): the
+            # centres with all classes, their occupied neighbours with the class of the bond to
+            # the centre. Then the batched walk: the first queued leaf of a layer is its anchor,
+            # the others stop below their lowest common ancestor with it, and the anchor walks
+            # to the root with the union of the classes (each stale node recomputed once per
+            # class, after its children).
+            nx = ip[I_NX]
+            ny = ip[I_NY]
+            nz = ip[I_NZ]
+            m = ny * nz
+            PB = ip[I_PB]
+            bs = ip[I_BS]
+            periodic = ip[I_PERIODIC]
+            trap = ip[I_MODEL] == TRAP
+            backopen = ip[I_BACKOPEN]
+            frontopen = ip[I_FRONTOPEN]
+            active = ip[I_ACTIVE]
+            thb = fp[F_THB]
+            thf = fp[F_THF]
+            ne = 0
+            for q in range(2):
+                if q == 0:
+                    i, l, y, z, skip = ua, ula, uya, uza, ub
+                else:
+                    i, l, y, z, skip = ub, ulb, uyb, uzb, ua
+                if i < 0:
+                    continue
+                ent[ne, 0] = i
+                ent[ne, 1] = l
+                ent[ne, 2] = y
+                ent[ne, 3] = z
+                ent[ne, 4] = 7
+                ne += 1
+                for d in range(6):
+                    lk = l
+                    yk = y
+                    zk = z
+                    if d == 0:      # +x neighbour hops backward to i
+                        mask = 2
+                        if l < nx - 1:
+                            lk = l + 1
+                        elif periodic:
+                            lk = 0
+                        else:
+                            continue
+                    elif d == 1:    # -x neighbour hops forward to i
+                        mask = 1
+                        if l > 0:
+                            lk = l - 1
+                        elif periodic:
+                            lk = nx - 1
+                        else:
+                            continue
+                    else:
+                        mask = 4
+                        if d == 2:
+                            yk = 0 if y == ny - 1 else y + 1
+                        elif d == 3:
+                            yk = ny - 1 if y == 0 else y - 1
+                        elif d == 4:
+                            zk = 0 if z == nz - 1 else z + 1
+                        else:
+                            zk = nz - 1 if z == 0 else z - 1
+                    k = i + (lk - l) * m + (yk - y) * nz + (zk - z)
+                    if k == skip or occ[k] < 0:
+                        continue
+                    ent[ne, 0] = k
+                    ent[ne, 1] = lk
+                    ent[ne, 2] = yk
+                    ent[ne, 3] = zk
+                    ent[ne, 4] = mask
+                    ne += 1
+            for e in range(ne):
+                i = ent[e, 0]
+                l = ent[e, 1]
+                y = ent[e, 2]
+                z = ent[e, 3]
+                mask = ent[e, 4]
+                r = y * nz + z
+                ent[e, 5] = PB + r // bs
+                # _leaf3 written out (same expressions, so bitwise equal to rebuild): a call,
+                # even an inline="always" one, increfs/decrefs each array argument (atomics
+                # dominated the event)
+                sp = occ[i]
+                if sp < 0:
+                    for c in range(3):
+                        if mask & (1 << c):
+                            sr[l, r, c] = 0.0
+                    continue
+                if l < nx - 1:
+                    jf = i + m
+                elif periodic:
+                    jf = i - (nx - 1) * m
+                else:
+                    jf = -1
+                if l > 0:
+                    jb = i - m
+                elif periodic:
+                    jb = i + (nx - 1) * m
+                else:
+                    jb = -1
+                j0 = i - (ny - 1) * nz if y == ny - 1 else i + nz
+                j1 = i + (ny - 1) * nz if y == 0 else i - nz
+                j2 = i - (nz - 1) if z == nz - 1 else i + 1
+                j3 = i + (nz - 1) if z == 0 else i - 1
+                nus = nu[sp]
+                bi = np.float64(bfac[sp, i])
+                if trap:
+                    sf = nus * bi
+                    if mask & 1:
+                        if jf >= 0:
+                            sr[l, r, 0] = sf * np.float64(occ[jf] < 0)
+                        elif sp == 0 and backopen:
+                            sr[l, r, 0] = (1.0 - thb) * sf
+                        else:
+                            sr[l, r, 0] = 0.0
+                    if mask & 2:
+                        if jb >= 0:
+                            sr[l, r, 1] = sf * np.float64(occ[jb] < 0)
+                        elif sp == active and frontopen:
+                            sr[l, r, 1] = (1.0 - thf) * sf
+                        else:
+                            sr[l, r, 1] = 0.0
+                    if mask & 4:
+                        nv = (np.int64(occ[j0] < 0) + np.int64(occ[j1] < 0) + np.int64(occ[j2] < 0)
+                              + np.int64(occ[j3] < 0))
+                        sr[l, r, 2] = sf * np.float64(nv)
+                else:
+                    _leaf3(i, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask)
+            # block sums after all site rates of the event are in (entries may share a
+            # block); the selectors' block_sum / walk_until / walk_mask are written out here
+            # (same operations and order, so the trees stay bitwise equal to a rebuild)
+            for e in range(ne):
+                l = ent[e, 1]
+                mask = ent[e, 4]
+                node = ent[e, 5]
+                base = (node - PB) * bs
+                for c in range(3):
+                    if mask & (1 << c):
+                        sb = 0.0
+                        for q in range(bs):
+                            sb += sr[l, base + q, c]
+                        trees[l, node, c] = sb
+            tree = ip[I_SEL] == TREE
+            # anchors: column 0 becomes -1 for an anchor, else the anchor's entry index
+            for e in range(ne):
+                l = ent[e, 1]
+                an = -1
+                for q in range(e):
+                    if ent[q, 1] == l and ent[q, 0] < 0:
+                        an = q
+                        break
+                ent[e, 0] = an
+                if an >= 0:
+                    ent[an, 4] |= ent[e, 4]
+                    if tree:
+                        mask = ent[e, 4]
+                        k = ent[e, 5] >> 1
+                        a = ent[an, 5]
+                        while k != a:
+                            if k > a:
+                                for c in range(3):
+                                    if mask & (1 << c):
+                                        trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
+                                k >>= 1
+                            else:
+                                a >>= 1
+            for e in range(ne):
+                if ent[e, 0] < 0:
+                    l = ent[e, 1]
+                    if tree:
+                        mask = ent[e, 4]
+                        k = ent[e, 5] >> 1
+                        while k >= 1:
+                            for c in range(3):
+                                if mask & (1 << c):
+                                    trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
+                            k >>= 1
+                    g = l + 1
+                    if not dirty[g]:
+                        dirty[g] = True
+                        dlist[nd] = g
+                        nd += 1
         if pot and full:
             fields(E, gf, gb, G, BG, ip, fp)
         # ---- top level
