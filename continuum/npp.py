@@ -122,7 +122,7 @@ class NPPProblem:
     # solve), containing every phase end and output time. Steps then follow the grid instead of
     # the error control, so the solution is a smooth function of the parameters (for fitting).
     fixed_times_s: tuple | None = None
-    fixed_newton_tol: float = 1e-4  # Newton tolerance on a fixed grid (smoothness, see docs)
+    fixed_newton_tol: float = 1e-3  # Newton tolerance on a fixed grid (smoothness, see docs)
 
 
 # ------------------------------------------------------------------------------------ kernel
