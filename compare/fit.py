@@ -9,7 +9,9 @@ Pipeline::
 The optimiser works in a normalised box (each parameter's fit coordinate, log10 D or the value
 itself, mapped linearly onto [0, 1]) so that one finite-difference step size suits every
 parameter. Starts run in parallel worker processes (fork: the workers inherit the problem, so
-nothing but parameter vectors crosses the process boundary). Uncertainties come from a
+nothing but parameter vectors, and the current frozen time grid, crosses the process boundary).
+The full NPP forward model runs on a time grid frozen from an adaptive solve
+(:class:`FrozenGridNPP`), which makes the profiles smooth in the parameters. Uncertainties come from a
 central-difference Jacobian at the optimum: ``cov = s^2 (J^T J)^-1`` in fit coordinates, with
 ``s^2 = 1`` when the profiles carry standard errors and ``s^2 = chi2 / (m - p)`` otherwise.
 """
@@ -610,8 +612,10 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
     measured : compare.profiles.MeasuredProfiles
         Profiles to fit; their species must be defined in `cfg`.
     forward : callable, optional
-        ``forward(cfg) -> xr.Dataset`` (output contract). Default: ``FORWARD_MODELS[solver]``
-        with solver = ``fit.solver`` or ``npp.solver``.
+        ``forward(cfg) -> xr.Dataset`` (output contract). Default: ``FORWARD_MODELS[solver]()``
+        with solver = ``fit.solver`` or ``npp.solver`` (for "full": a :class:`FrozenGridNPP`).
+        A forward model with ``smooth = True`` gets the "smooth" `SEARCH_SETTINGS`; one with
+        a ``freeze`` method has its time grid re-frozen during the search and at the optimum.
     workers : int, optional
         Worker processes (default ``fit.workers``; 0 = one per core), capped by
         max(n_starts, n_params). With at least as many starts as workers the starts run in
