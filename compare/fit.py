@@ -12,8 +12,8 @@ parameter. Starts run in parallel worker processes (fork: the workers inherit th
 nothing but parameter vectors, and the current frozen time grid, crosses the process boundary).
 The full NPP forward model runs on a time grid frozen from an adaptive solve
 (:class:`FrozenGridNPP`), which makes the profiles smooth in the parameters. Uncertainties come
-from a central-difference Jacobian at the optimum: ``cov = s^2 (J^T J)^-1`` in fit coordinates, with
-``s^2 = 1`` when the profiles carry standard errors and ``s^2 = chi2 / (m - p)`` otherwise.
+from a central-difference Jacobian at the optimum: ``cov = s^2 (J^T J)^-1`` in fit coordinates,
+with ``s^2 = 1`` when the profiles carry standard errors and ``s^2 = chi2 / (m - p)`` otherwise.
 """
 from __future__ import annotations
 
