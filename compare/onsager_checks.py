@@ -149,17 +149,8 @@ def measure(lattice: CheckLattice, x: float, seed: int, n_blocks: int = 400,
     if n_blocks % tracer_blocks:
         raise ConfigError(f"`n_blocks` ({n_blocks}) must be a multiple of `tracer_blocks` "
                           f"({tracer_blocks})")
-    from kmc.engine import Simulation
-
-    opt = eqm.EquilibriumOptions(n_blocks=n_blocks, events_per_block=events_per_block,
-                                 n_equilibration_events=n_equilibration_events)
-    p = eqm.equilibrium_params(lattice.params(), float(x), opt)
-    tau = eqm.block_length_s(p, int(seed), opt)
-    times = tau * np.arange(n_blocks + 1)
-    p = replace(p, output_times_s=tuple(times), duration_s=float(times[-1]))
-    sim = Simulation(p, int(seed))
-    if n_equilibration_events:
-        sim.equilibrate(n_equilibration_events)
+    sim = _equilibrated_simulation(lattice, x, seed, n_blocks, events_per_block,
+                                   n_equilibration_events)
     while not sim.advance(1_000_000):
         pass
     ds = sim.to_dataset()
@@ -171,7 +162,7 @@ def measure(lattice: CheckLattice, x: float, seed: int, n_blocks: int = 400,
     t = ds.time.values
 
     def cut(nb):
-        s = analysis.block_samples(pos, t, species[ions], names, volume, p.temperature_K,
+        s = analysis.block_samples(pos, t, species[ions], names, volume, sim.params.temperature_K,
                                    n_blocks=nb)
         s.attrs.update(x=float(x), seed=int(seed))
         return s
@@ -392,16 +383,8 @@ def block_length_scan(lattice: CheckLattice, x: float, seed: int, n_records: int
     if any(n_records % nb for nb in n_blocks):
         raise ConfigError(f"`n_records` ({n_records}) must be a multiple of every n_blocks "
                           f"{tuple(n_blocks)}")
-    from kmc.engine import Simulation
-
-    opt = eqm.EquilibriumOptions(n_blocks=n_records, events_per_block=events_per_record,
-                                 n_equilibration_events=n_equilibration_events)
-    p = eqm.equilibrium_params(lattice.params(), float(x), opt)
-    tau = eqm.block_length_s(p, int(seed), opt)
-    times = tau * np.arange(n_records + 1)
-    p = replace(p, output_times_s=tuple(times), duration_s=float(times[-1]))
-    sim = Simulation(p, int(seed))
-    sim.equilibrate(n_equilibration_events)
+    sim = _equilibrated_simulation(lattice, x, seed, n_records, events_per_record,
+                                   n_equilibration_events)
     while not sim.advance(1_000_000):
         pass
     ds = sim.to_dataset()
@@ -412,7 +395,7 @@ def block_length_scan(lattice: CheckLattice, x: float, seed: int, n_records: int
     vol = sim.n_sites * sim.a_m ** 3
     rows = []
     for nb in n_blocks:
-        b = analysis.block_samples(pos, ds.time.values, sp[ions], names, vol, p.temperature_K,
+        b = analysis.block_samples(pos, ds.time.values, sp[ions], names, vol, sim.params.temperature_K,
                                    n_blocks=nb)
         summ = analysis.summarize(b)
         ac = [lag1_autocorrelation(b.D_star.sel(species=s).values)
@@ -654,3 +637,21 @@ def _main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(_main())
+
+
+def _equilibrated_simulation(lattice, x, seed, n_blocks, events_per_block,
+                             n_equilibration_events):
+    """A periodic fixed-composition `Simulation`, equilibrated, sampling `n_blocks` blocks of
+    about `events_per_block` events."""
+    from kmc.engine import Simulation
+
+    opt = eqm.EquilibriumOptions(n_blocks=n_blocks, events_per_block=events_per_block,
+                                 n_equilibration_events=n_equilibration_events)
+    p = eqm.equilibrium_params(lattice.params(), float(x), opt)
+    tau = eqm.block_length_s(p, int(seed), opt)
+    times = tau * np.arange(n_blocks + 1)
+    p = replace(p, output_times_s=tuple(times), duration_s=float(times[-1]))
+    sim = Simulation(p, int(seed))
+    if n_equilibration_events:
+        sim.equilibrate(n_equilibration_events)
+    return sim
