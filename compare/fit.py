@@ -237,14 +237,6 @@ def truncate_schedule(cfg, t_end_s: float):
 # ---------------------------------------------------------------------------------------------
 # Forward models: (cfg) -> xr.Dataset with concentration(species, time, depth)
 # ---------------------------------------------------------------------------------------------
-def _forward_npp(cfg):
-    """Full NPP with adaptive time steps (noisy in the parameters at the tolerance level)."""
-    from compare.run_npp import npp_problem_from_config
-    from continuum.npp import solve
-
-    return solve(npp_problem_from_config(cfg))
-
-
 class FrozenGridNPP:
     """Full NPP on a time grid frozen from an adaptive reference solve: smooth in the parameters.
 

@@ -740,11 +740,6 @@ def fermi_level(sed: SED, theta, kT=None, filling: str = "step"):
     return fermi_level_and_derivative(sed, theta, kT, filling)[0]
 
 
-def fermi_level_derivative(sed: SED, theta, kT=None, filling: str = "step"):
-    """``dE_F/dtheta`` [eV]; see :func:`fermi_level_and_derivative`."""
-    return fermi_level_and_derivative(sed, theta, kT, filling)[1]
-
-
 def occupancy(sed: SED, fermi_level_eV, kT=None, filling: str = "step"):
     """Fraction of all sites occupied at a given Fermi level (inverse of :func:`fermi_level`).
 

@@ -28,14 +28,6 @@ METROPOLIS = 1
 RATE_MODELS = {"trap": TRAP, "metropolis": METROPOLIS}
 
 
-def rate_model_code(name):
-    """Integer code of a rate-model name; raises ValueError listing the legal names."""
-    try:
-        return RATE_MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown rate_model {name!r}; legal: {sorted(RATE_MODELS)}") from None
-
-
 @njit(cache=True)
 def site_rate(model, nu, bi, bj):
     """Site part of the hop rate [1/s] from factors ``bi`` (origin) and ``bj`` (target)."""
