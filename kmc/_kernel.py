@@ -1,22 +1,30 @@
 """The hot loop (numba): arrays and scalars only, every option resolved to integers beforehand.
 
-Event structure (PHYSICS.md §5, STYLE.md "events vs selection"):
-* per layer ``l`` an interleaved 3-class blocked sum tree ``trees[l, node, c]`` (selectors.py:
-  ``ip[I_BS]`` sites per leaf) over the site rates ``sr[l, r, c]`` (r = y nz + z) = *site part* of
-  the rate summed over vacant targets of class ``c``:
-  0 = forward (+x, crosses gap l+1), 1 = backward (-x, crosses gap l), 2 = lateral (4 bonds);
-* two insertion trees ``ins[0]`` (front reservoir -> vacant site of layer 0, gap 0) and
-  ``ins[1]`` (back bulk reservoir -> vacant site of layer nx-1, gap nx);
-* a top tree over ``nx + 3`` groups [front insertion, layer 0 .. nx-1, back insertion, beam
-  arrival] with weights ``gf[l+1] F_l + gb[l] B_l + L_l`` (gap factors times class roots); the
-  beam group (galvanostatic drive) has the constant weight ``fp[F_RBEAM]`` and adds one charge
-  to the front surface charge ``F0`` (``ist[S_F0]``, electrostatics.py).
-Order of events (shared by the tree and the linear reference): group, class, site, direction.
+Events are indexed by their **target vacancy** (PHYSICS.md §5, STYLE.md "events vs selection"):
+a hop needs a vacant target, 10 % of the sites are vacant, so an event changes the rates of its
+two sites and of their *vacant* neighbours only (~3 leaves per event, against ~13 when events are
+indexed by the moving ion, whose occupied neighbours all see a target vacancy come or go).
 
-Declared update radius of a hop i -> j: leaves of i and j (all classes), of the neighbours of i
-and j (the class pointing at i or j), insertion leaves of i and j; top weights of the layers
-holding those sites and of the groups next to the gap whose field changed (groups g, g + 1 for
-gap g); all groups after a uniform shift (potentiostatic hop, beam arrival).
+* per layer ``l`` an interleaved 3-class blocked sum tree ``trees[l, node, c]`` (selectors.py:
+  ``ip[I_BS]`` sites per leaf) over the target rates ``sr[l, r, c]`` (r = y nz + z) of the vacant
+  site ``v = l m + r`` (0 if occupied) = *site part* of the rates of the hops into ``v``:
+  0 = from behind (the ion at ``v - m`` hops +x, crosses gap ``l``; in layer 0 of an open lattice:
+  insertion from the front reservoir), 1 = from ahead (the ion at ``v + m`` hops -x, crosses gap
+  ``l + 1``; in layer nx-1: insertion from the back reservoir), 2 = lateral (4 bonds, summed in
+  the order +y, -y, +z, -z);
+* two exit trees ``ex[0]`` (ion of layer 0 -> front reservoir, gap 0) and ``ex[1]`` (ion of layer
+  nx-1 -> back reservoir / electrode, gap nx) over the sites of those layers;
+* a top tree over ``nx + 3`` groups [front exit, layer 0 .. nx-1, back exit, beam arrival] with
+  weights ``gf[l] F_l + gb[l+1] B_l + L_l`` (gap factors times class roots); the beam group
+  (galvanostatic drive) has the constant weight ``fp[F_RBEAM]`` and adds one charge to the front
+  surface charge ``F0`` (``ist[S_F0]``, electrostatics.py).
+Order of events (shared by the tree and the linear reference): group, class, site, neighbour.
+
+Declared update radius of an event changing the occupancy of sites i (and j): leaves of i and j
+(all classes), of their vacant neighbours (the class pointing at i or j), exit leaves of i and j;
+top weights of the layers holding those sites and of the groups next to the gap whose field
+changed (groups g, g + 1 for gap g); all groups after a uniform shift (potentiostatic hop, beam
+arrival).
 """
 import numpy as np
 from numba import njit
@@ -27,7 +35,7 @@ from .selectors import TREE, block_sum, pick, pick_blocked, total, walk_up
 
 # ipar slots
 I_MODEL, I_SEL, I_PERIODIC, I_BACKKIND, I_DRIVE, I_ACTIVE, I_FRONTOPEN, I_NX, I_NY, I_NZ = range(10)
-# I_P: leaves of the insertion trees (= ny nz); I_PB: blocks (leaves) of a layer tree
+# I_P: leaves of the exit trees (= ny nz); I_PB: blocks (leaves) of a layer tree
 # I_BS: sites per block (BLOCK if ny nz is a multiple of it, else 1 = the unblocked tree's order)
 I_P, I_PT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD, I_PB, I_BS = range(10, 20)
 N_IPAR = 20
@@ -47,116 +55,89 @@ BACK_BULK = 0
 BACK_ELECTRODE = 1
 
 
-@njit(cache=True, inline="always")
-def _nbrs(i, l, y, z, ip):
-    """Targets of site i = (l ny + y) nz + z: forward, backward (-1 where a non-periodic
-    boundary is crossed) and the lateral ones in the order +y, -y, +z, -z (the lateral pick)."""
+@njit(cache=True)
+def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
+    """Target rates (site part) of the classes in ``mask`` (bit c) into site v = (l ny + y) nz + z,
+    written to ``sr[l, r, c]``; 0 if v is occupied. Used by ``rebuild``; ``advance`` has the same
+    expressions written out (so incremental updates and rebuilds agree bitwise)."""
     nx = ip[I_NX]
     ny = ip[I_NY]
     nz = ip[I_NZ]
     m = ny * nz
-    if l < nx - 1:
-        jf = i + m
-    elif ip[I_PERIODIC]:
-        jf = i - (nx - 1) * m
-    else:
-        jf = -1
-    if l > 0:
-        jb = i - m
-    elif ip[I_PERIODIC]:
-        jb = i + (nx - 1) * m
-    else:
-        jb = -1
-    j0 = i - (ny - 1) * nz if y == ny - 1 else i + nz
-    j1 = i + (ny - 1) * nz if y == 0 else i - nz
-    j2 = i - (nz - 1) if z == nz - 1 else i + 1
-    j3 = i + (nz - 1) if z == 0 else i - 1
-    return jf, jb, j0, j1, j2, j3
-
-
-@njit(cache=True, inline="always")
-def _leaf3(i, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
-    """Site part of the summed rate of the classes in ``mask`` (bit c: 0 forward, 1 backward,
-    2 lateral) out of site i = (l ny + y) nz + z (0 if vacant), written to ``sr[l, r, c]``.
-
-    One pass over the neighbours for all classes. Trap model (rate depends on the origin only):
-    every class is the site factor ``nu_s b_s(i)`` times its number of vacant targets (0/1 from
-    ``occ < 0``, no per-target rate or branch). Metropolis: per-target ``site_rate``. Full
-    rebuild and incremental update both go through here, so they agree bitwise.
-    """
-    sp = occ[i]
-    if sp < 0:
+    if occ[v] >= 0:
         for c in range(3):
             if mask & (1 << c):
                 sr[l, r, c] = 0.0
         return
-    jf, jb, j0, j1, j2, j3 = _nbrs(i, l, y, z, ip)
-    nus = nu[sp]
-    bi = np.float64(bfac[sp, i])
-    if ip[I_MODEL] == TRAP:
-        sf = nus * bi
-        if mask & 1:
-            if jf >= 0:
-                sr[l, r, 0] = sf * np.float64(occ[jf] < 0)
-            elif sp == 0 and ip[I_BACKOPEN]:
-                sr[l, r, 0] = (1.0 - fp[F_THB]) * sf
-            else:
-                sr[l, r, 0] = 0.0
-        if mask & 2:
-            if jb >= 0:
-                sr[l, r, 1] = sf * np.float64(occ[jb] < 0)
-            elif sp == ip[I_ACTIVE] and ip[I_FRONTOPEN]:
-                sr[l, r, 1] = (1.0 - fp[F_THF]) * sf
-            else:
-                sr[l, r, 1] = 0.0
-        if mask & 4:
-            nv = (np.int64(occ[j0] < 0) + np.int64(occ[j1] < 0) + np.int64(occ[j2] < 0)
-                  + np.int64(occ[j3] < 0))
-            sr[l, r, 2] = sf * np.float64(nv)
-        return
     model = ip[I_MODEL]
+    periodic = ip[I_PERIODIC]
     if mask & 1:
+        if l > 0:
+            k = v - m
+        elif periodic:
+            k = v + (nx - 1) * m
+        else:
+            k = -1
         w = 0.0
-        if jf >= 0:
-            if occ[jf] < 0:
-                w = site_rate(model, nus, bi, np.float64(bfac[sp, jf]))
-        elif sp == 0 and ip[I_BACKOPEN]:
-            w = (1.0 - fp[F_THB]) * site_rate(model, nus, bi, fp[F_BRESB])
+        if k >= 0:
+            s = occ[k]
+            if s >= 0:
+                w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
+        else:
+            a = ip[I_ACTIVE]
+            if a >= 0 and ip[I_FRONTOPEN]:
+                w = fp[F_THF] * site_rate(model, nu[a], fp[F_BRESF], np.float64(bfac[a, v]))
         sr[l, r, 0] = w
     if mask & 2:
+        if l < nx - 1:
+            k = v + m
+        elif periodic:
+            k = v - (nx - 1) * m
+        else:
+            k = -1
         w = 0.0
-        if jb >= 0:
-            if occ[jb] < 0:
-                w = site_rate(model, nus, bi, np.float64(bfac[sp, jb]))
-        elif sp == ip[I_ACTIVE] and ip[I_FRONTOPEN]:
-            w = (1.0 - fp[F_THF]) * site_rate(model, nus, bi, fp[F_BRESF])
+        if k >= 0:
+            s = occ[k]
+            if s >= 0:
+                w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
+        elif ip[I_BACKKIND] == BACK_BULK and ip[I_BACKOPEN]:
+            w = fp[F_THB] * site_rate(model, nu[0], fp[F_BRESB], np.float64(bfac[0, v]))
         sr[l, r, 1] = w
     if mask & 4:
-        s = 0.0
-        if occ[j0] < 0:
-            s += site_rate(model, nus, bi, np.float64(bfac[sp, j0]))
-        if occ[j1] < 0:
-            s += site_rate(model, nus, bi, np.float64(bfac[sp, j1]))
-        if occ[j2] < 0:
-            s += site_rate(model, nus, bi, np.float64(bfac[sp, j2]))
-        if occ[j3] < 0:
-            s += site_rate(model, nus, bi, np.float64(bfac[sp, j3]))
-        sr[l, r, 2] = s
+        j0 = v - (ny - 1) * nz if y == ny - 1 else v + nz
+        j1 = v + (ny - 1) * nz if y == 0 else v - nz
+        j2 = v - (nz - 1) if z == nz - 1 else v + 1
+        j3 = v + (nz - 1) if z == 0 else v - 1
+        w = 0.0
+        s = occ[j0]
+        if s >= 0:
+            w += site_rate(model, nu[s], np.float64(bfac[s, j0]), np.float64(bfac[s, v]))
+        s = occ[j1]
+        if s >= 0:
+            w += site_rate(model, nu[s], np.float64(bfac[s, j1]), np.float64(bfac[s, v]))
+        s = occ[j2]
+        if s >= 0:
+            w += site_rate(model, nu[s], np.float64(bfac[s, j2]), np.float64(bfac[s, v]))
+        s = occ[j3]
+        if s >= 0:
+            w += site_rate(model, nu[s], np.float64(bfac[s, j3]), np.float64(bfac[s, v]))
+        sr[l, r, 2] = w
 
 
 @njit(cache=True)
-def _ins_leaf(j, side, occ, bfac, nu, ip, fp):
-    """Rate (site part) of inserting into vacant site j from the front (side 0) or back (1)."""
-    if occ[j] >= 0:
+def _ex_leaf(i, side, occ, bfac, nu, ip, fp):
+    """Rate (site part) of the ion on site i leaving to the front (side 0, active foreign species
+    only) or back (side 1, natives only) reservoir; 0 if vacant or blocked."""
+    s = occ[i]
+    if s < 0:
         return 0.0
     if side == 0:
-        k = ip[I_ACTIVE]
-        if k < 0 or ip[I_FRONTOPEN] == 0:
+        if s != ip[I_ACTIVE] or ip[I_FRONTOPEN] == 0:
             return 0.0
-        return fp[F_THF] * site_rate(ip[I_MODEL], nu[k], fp[F_BRESF], np.float64(bfac[k, j]))
-    if ip[I_BACKKIND] != BACK_BULK or ip[I_BACKOPEN] == 0:
+        return (1.0 - fp[F_THF]) * site_rate(ip[I_MODEL], nu[s], np.float64(bfac[s, i]), fp[F_BRESF])
+    if s != 0 or ip[I_BACKOPEN] == 0:
         return 0.0
-    return fp[F_THB] * site_rate(ip[I_MODEL], nu[0], fp[F_BRESB], np.float64(bfac[0, j]))
+    return (1.0 - fp[F_THB]) * site_rate(ip[I_MODEL], nu[0], np.float64(bfac[0, i]), fp[F_BRESB])
 
 
 @njit(cache=True, inline="always")
@@ -169,53 +150,53 @@ def _mark(g, dirty, dlist, nd):
 
 
 @njit(cache=True)
-def _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd):
-    """Insertion leaves of site i (layer l, offset r) if it lies in a boundary layer of an open
+def _refresh_ex(i, l, r, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd):
+    """Exit leaves of site i (layer l, offset r) if it lies in a boundary layer of an open
     lattice."""
     if ip[I_PERIODIC]:
         return nd
     nx = ip[I_NX]
     P = ip[I_P]
     if l == 0:
-        ins[0, P + r, 0] = _ins_leaf(i, 0, occ, bfac, nu, ip, fp)
+        ex[0, P + r, 0] = _ex_leaf(i, 0, occ, bfac, nu, ip, fp)
         if ip[I_SEL] == TREE:
-            walk_up(ins, 0, P, r, 0)
+            walk_up(ex, 0, P, r, 0)
         nd = _mark(0, dirty, dlist, nd)
     if l == nx - 1:
-        ins[1, P + r, 0] = _ins_leaf(i, 1, occ, bfac, nu, ip, fp)
+        ex[1, P + r, 0] = _ex_leaf(i, 1, occ, bfac, nu, ip, fp)
         if ip[I_SEL] == TREE:
-            walk_up(ins, 1, P, r, 0)
+            walk_up(ex, 1, P, r, 0)
         nd = _mark(nx + 1, dirty, dlist, nd)
     return nd
 
 
 @njit(cache=True, inline="always")
-def _group_weight(g, trees, ins, gf, gb, ip, fp):
+def _group_weight(g, trees, ex, gf, gb, ip, fp):
     nx = ip[I_NX]
     P = ip[I_P]
     PB = ip[I_PB]
     m = ip[I_NY] * ip[I_NZ]
     kind = ip[I_SEL]
     if g == 0:
-        return gf[0] * total(ins, 0, P, m, 0, kind)
+        return gb[0] * total(ex, 0, P, m, 0, kind)
     if g == nx + 1:
-        return gb[nx] * total(ins, 1, P, m, 0, kind)
+        return gf[nx] * total(ex, 1, P, m, 0, kind)
     if g == nx + 2:
         return fp[F_RBEAM]
     l = g - 1
-    return (gf[l + 1] * total(trees, l, PB, PB, 0, kind) + gb[l] * total(trees, l, PB, PB, 1, kind)
+    return (gf[l] * total(trees, l, PB, PB, 0, kind) + gb[l + 1] * total(trees, l, PB, PB, 1, kind)
             + total(trees, l, PB, PB, 2, kind))
 
 
 @njit(cache=True)
-def rebuild_top(trees, ins, top, gf, gb, ip, fp):
+def rebuild_top(trees, ex, top, gf, gb, ip, fp):
     """All group weights and the top tree from scratch. O(nx)."""
     nx = ip[I_NX]
     Pt = ip[I_PT]
     for k in range(2 * Pt):
         top[0, k, 0] = 0.0
     for g in range(nx + 3):
-        top[0, Pt + g, 0] = _group_weight(g, trees, ins, gf, gb, ip, fp)
+        top[0, Pt + g, 0] = _group_weight(g, trees, ex, gf, gb, ip, fp)
     if ip[I_SEL] == TREE:
         for k in range(Pt - 1, 0, -1):
             top[0, k, 0] = top[0, 2 * k, 0] + top[0, 2 * k + 1, 0]
@@ -250,7 +231,7 @@ def fields(E, gf, gb, G, BG, ip, fp):
 
 
 @njit(cache=True)
-def rebuild(occ, bfac, nu, trees, sr, ins, top, E, gf, gb, G, BG, ip, fp):
+def rebuild(occ, bfac, nu, trees, sr, ex, top, E, gf, gb, G, BG, ip, fp):
     """Full recompute of every leaf, tree, field and group weight from the state."""
     nx = ip[I_NX]
     m = ip[I_NY] * ip[I_NZ]
@@ -258,13 +239,13 @@ def rebuild(occ, bfac, nu, trees, sr, ins, top, E, gf, gb, G, BG, ip, fp):
     PB = ip[I_PB]
     trees[:] = 0.0
     sr[:] = 0.0
-    ins[:] = 0.0
+    ex[:] = 0.0
     nz = ip[I_NZ]
     for l in range(nx):
         for r in range(m):
-            i = l * m + r
+            v = l * m + r
             y = r // nz
-            _leaf3(i, l, y, r - y * nz, occ, bfac, nu, ip, fp, sr, r, 7)
+            _vleaf(v, l, y, r - y * nz, occ, bfac, nu, ip, fp, sr, r, 7)
         for b in range(PB):
             for c in range(3):
                 trees[l, PB + b, c] = block_sum(sr, l, b, c, ip[I_BS])
@@ -274,14 +255,14 @@ def rebuild(occ, bfac, nu, trees, sr, ins, top, E, gf, gb, G, BG, ip, fp):
                     trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
     if not ip[I_PERIODIC]:
         for r in range(m):
-            ins[0, P + r, 0] = _ins_leaf(r, 0, occ, bfac, nu, ip, fp)
-            ins[1, P + r, 0] = _ins_leaf((nx - 1) * m + r, 1, occ, bfac, nu, ip, fp)
+            ex[0, P + r, 0] = _ex_leaf(r, 0, occ, bfac, nu, ip, fp)
+            ex[1, P + r, 0] = _ex_leaf((nx - 1) * m + r, 1, occ, bfac, nu, ip, fp)
         if ip[I_SEL] == TREE:
             for s in range(2):
                 for k in range(P - 1, 0, -1):
-                    ins[s, k, 0] = ins[s, 2 * k, 0] + ins[s, 2 * k + 1, 0]
+                    ex[s, k, 0] = ex[s, 2 * k, 0] + ex[s, 2 * k + 1, 0]
     fields(E, gf, gb, G, BG, ip, fp)
-    rebuild_top(trees, ins, top, gf, gb, ip, fp)
+    rebuild_top(trees, ex, top, gf, gb, ip, fp)
 
 
 @njit(cache=True)
@@ -305,7 +286,7 @@ def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
 
 
 @njit(cache=True)
-def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
+def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
             ion_sp, ion_site, ion_disp, free_ids, G, BG, E, gf, gb, cnt, coll, counters,
             rng, clock, ist, ip, fp, out_times,
             r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev, ev_stop):
@@ -323,8 +304,19 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
     P = ip[I_P]
     PB = ip[I_PB]
     Pt = ip[I_PT]
+    bs = ip[I_BS]
     kind = ip[I_SEL]
+    tree = kind == TREE
     periodic = ip[I_PERIODIC]
+    model = ip[I_MODEL]
+    backopen = ip[I_BACKOPEN]
+    backbulk = ip[I_BACKKIND] == BACK_BULK
+    frontopen = ip[I_FRONTOPEN]
+    active = ip[I_ACTIVE]
+    thb = fp[F_THB]
+    thf = fp[F_THF]
+    bresf = fp[F_BRESF]
+    bresb = fp[F_BRESB]
     pot = ip[I_DRIVE] == 2 and ip[I_FIELD] == 1
     t_stop = fp[F_TSTOP]
     n_out = out_times.shape[0]
@@ -361,11 +353,13 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
             ist[S_OUTK] += 1
         clock[0] = tn
 
-        # ---- selection: group -> class -> site -> direction
+        # ---- selection: group -> class -> target site -> origin
         g, rem = pick(top, 0, Pt, nx + 3, 0, u1 * tot, kind)
         nd = 0
         full = False
-        do_upd = False
+        gap = -1        # gap whose field changes (-1: none)
+        d = 0           # its change of G (+1: one charge more in front of it)
+        # sites whose occupancy changed (-1: none): ua (now vacant or the only one), ub
         ua = ula = uya = uza = ub = ulb = uyb = uzb = -1
         if g == nx + 2:
             # beam arrival: one more charge on the front surface shifts every gap by +c
@@ -373,58 +367,46 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                 G[q] += 1
             G[nx + 1] += nx + 1
             ist[S_F0] += 1
-            counters[ip[I_ACTIVE], C_BEAM] += 1
+            counters[active, C_BEAM] += 1
             fields(E, gf, gb, G, BG, ip, fp)
             full = True
         elif g == 0 or g == nx + 1:
+            # exit of the ion on a boundary-layer site into the front / back reservoir
             side = 0 if g == 0 else 1
-            fac = gf[0] if side == 0 else gb[nx]
-            r, rem = pick(ins, side, P, m, 0, rem / fac, kind)
+            fac = gb[0] if side == 0 else gf[nx]
+            r, rem = pick(ex, side, P, m, 0, rem / fac, kind)
+            l = 0 if side == 0 else nx - 1
+            i = l * m + r
+            sp = occ[i]
+            ion = site_ion[i]
+            occ[i] = -1
+            site_ion[i] = -1
+            cnt[sp, l] -= 1
+            ion_site[ion] = -1
+            free_ids[ist[S_NFREE]] = ion
+            ist[S_NFREE] += 1
             if side == 0:
-                sp = ip[I_ACTIVE]
-                j = r
-                lj = 0
-            else:
-                sp = 0
-                j = (nx - 1) * m + r
-                lj = nx - 1
-            yj = r // nz
-            zj = r - yj * nz
-            ion = free_ids[ist[S_NFREE] - 1]
-            ist[S_NFREE] -= 1
-            occ[j] = sp
-            site_ion[j] = ion
-            ion_sp[ion] = sp
-            ion_site[ion] = j
-            ion_disp[ion, 0] = 0
-            ion_disp[ion, 1] = 0
-            ion_disp[ion, 2] = 0
-            cnt[sp, lj] += 1
-            # only the gap crossed changes: front insertion moves a surface charge into layer 0
-            # (G_0 = F0 -= 1, G_g unchanged for g >= 1), back insertion adds to G_nx
-            gap = 0 if side == 0 else nx
-            d = -1 if side == 0 else 1
-            G[gap] += d
-            G[nx + 1] += d
-            if side == 0:
-                counters[sp, C_FRONT_IN] += 1
-                coll[sp, 0] += 1
-                ist[S_F0] -= 1
-            else:
-                counters[sp, C_BACK_IN] += 1
+                # the charge returns to the front surface (F0 += 1): gap 0 only
+                counters[sp, C_FRONT_OUT] += 1
                 coll[sp, 0] -= 1
-            if pot:
-                full = True
+                ion_disp[ion, 0] -= 1
+                ist[S_F0] += 1
+                gap = 0
+                d = 1
             else:
-                fields_one(gap, E, gf, gb, G, BG, fp)
-                nd = _mark(gap, dirty, dlist, nd)
-                nd = _mark(gap + 1, dirty, dlist, nd)
-            nd = _refresh_ins(j, lj, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            ua, ula, uya, uza, ub, ulb, uyb, uzb = j, lj, yj, zj, -1, 0, 0, 0
-            do_upd = True
+                counters[sp, C_BACK_OUT] += 1
+                coll[sp, 0] += 1
+                ion_disp[ion, 0] += 1
+                gap = nx
+                d = -1
+            nd = _refresh_ex(i, l, r, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd)
+            ua = i
+            ula = l
+            uya = r // nz
+            uza = r - uya * nz
         else:
             l = g - 1
-            if kind == TREE:
+            if tree:
                 F = trees[l, 1, 0]
                 B = trees[l, 1, 1]
                 L = trees[l, 1, 2]
@@ -432,14 +414,14 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                 F = total(trees, l, PB, PB, 0, kind)
                 B = total(trees, l, PB, PB, 1, kind)
                 L = total(trees, l, PB, PB, 2, kind)
-            wf = gf[l + 1] * F
-            wb = gb[l] * B
+            wf = gf[l] * F
+            wb = gb[l + 1] * B
             if rem < wf:
                 c = 0
-                rem = rem / gf[l + 1]
+                rem = rem / gf[l]
             elif rem - wf < wb or L <= 0.0:
                 c = 1
-                rem = (rem - wf) / gb[l]
+                rem = (rem - wf) / gb[l + 1]
             else:
                 c = 2
                 rem = rem - wf - wb
@@ -450,138 +432,142 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
             if c == 0 and F <= 0.0:
                 c = 2
                 rem = 0.0
-            r, rem = pick_blocked(trees, sr, l, PB, c, rem, kind, ip[I_BS])
-            i = l * m + r
+            r, rem = pick_blocked(trees, sr, l, PB, c, rem, kind, bs)
+            v = l * m + r
             y = r // nz
             z = r - y * nz
-            sp = occ[i]
-            ion = site_ion[i]
-            j = -1
-            lj = l
-            yj = y
-            zj = z
+            # origin k of the ion that hops into v (-1: a reservoir)
+            k = -1
+            lk = l
+            yk = y
+            zk = z
+            ax = 0
+            sg = 0
             if c == 0:
-                if l < nx - 1:
-                    j = i + m
-                    lj = l + 1
-                elif periodic:
-                    j = i - (nx - 1) * m
-                    lj = 0
-                counters[sp, C_FWD] += 1
-                coll[sp, 0] += 1
-                ion_disp[ion, 0] += 1
-            elif c == 1:
                 if l > 0:
-                    j = i - m
-                    lj = l - 1
+                    k = v - m
+                    lk = l - 1
                 elif periodic:
-                    j = i + (nx - 1) * m
-                    lj = nx - 1
-                counters[sp, C_BWD] += 1
-                coll[sp, 0] -= 1
-                ion_disp[ion, 0] -= 1
+                    k = v + (nx - 1) * m
+                    lk = nx - 1
+                ax = 0
+                sg = 1
+            elif c == 1:
+                if l < nx - 1:
+                    k = v + m
+                    lk = l + 1
+                elif periodic:
+                    k = v - (nx - 1) * m
+                    lk = 0
+                ax = 0
+                sg = -1
             else:
-                # lateral: which of the vacant neighbours, by the remainder
-                bi = np.float64(bfac[sp, i])
-                kk = -1
-                for k in range(4):
+                # lateral: which occupied neighbour, by the remainder (the leaf's sum order)
+                bv = 0.0
+                for q in range(4):
                     yy = y
                     zz = z
-                    if k == 0:
+                    if q == 0:
                         yy = 0 if y == ny - 1 else y + 1
-                    elif k == 1:
+                    elif q == 1:
                         yy = ny - 1 if y == 0 else y - 1
-                    elif k == 2:
+                    elif q == 2:
                         zz = 0 if z == nz - 1 else z + 1
                     else:
                         zz = nz - 1 if z == 0 else z - 1
-                    jj = i + (yy - y) * nz + (zz - z)
-                    if occ[jj] < 0:
-                        w = site_rate(ip[I_MODEL], nu[sp], bi, np.float64(bfac[sp, jj]))
-                        kk = k
-                        j = jj
-                        yj = yy
-                        zj = zz
+                    jj = v + (yy - y) * nz + (zz - z)
+                    s = occ[jj]
+                    if s >= 0:
+                        w = site_rate(model, nu[s], np.float64(bfac[s, jj]), np.float64(bfac[s, v]))
+                        k = jj
+                        yk = yy
+                        zk = zz
+                        # the ion moves from the neighbour towards v: opposite to the bond
+                        ax = 1 if q < 2 else 2
+                        sg = -1 if (q & 1) == 0 else 1
                         if rem < w:
                             break
                         rem -= w
-                counters[sp, C_LAT] += 1
-                ax = 1 if kk < 2 else 2
-                sg = 1 if (kk & 1) == 0 else -1
+            if k >= 0:
+                sp = occ[k]
+                ion = site_ion[k]
+                occ[k] = -1
+                site_ion[k] = -1
+                cnt[sp, lk] -= 1
+                occ[v] = sp
+                site_ion[v] = ion
+                ion_site[ion] = v
+                cnt[sp, l] += 1
+                counters[sp, c] += 1        # C_FWD, C_BWD, C_LAT = class 0, 1, 2
                 coll[sp, ax] += sg
                 ion_disp[ion, ax] += sg
-            occ[i] = -1
-            site_ion[i] = -1
-            cnt[sp, l] -= 1
-            if j >= 0:
-                occ[j] = sp
-                site_ion[j] = ion
-                ion_site[ion] = j
-                cnt[sp, lj] += 1
                 if c < 2 and not periodic:
-                    gap = l + 1 if c == 0 else l
+                    gap = l if c == 0 else l + 1
                     d = -1 if c == 0 else 1
-                    G[gap] += d
-                    G[nx + 1] += d
-                    if pot:
-                        full = True
-                    else:
-                        fields_one(gap, E, gf, gb, G, BG, fp)
-                        nd = _mark(gap, dirty, dlist, nd)       # layer gap-1 (its fwd)
-                        nd = _mark(gap + 1, dirty, dlist, nd)   # layer gap (its bwd)
+                if lk == 0 or lk == nx - 1:
+                    nd = _refresh_ex(k, lk, yk * nz + zk, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd)
+                ua = k
+                ula = lk
+                uya = yk
+                uza = zk
+                ub = v
+                ulb = l
+                uyb = y
+                uzb = z
             else:
-                # left through a boundary: back exit lowers G_nx; front exit returns the charge
-                # to the surface (F0 += 1, G_g unchanged for g >= 1): one gap either way
-                ion_site[ion] = -1
-                free_ids[ist[S_NFREE]] = ion
-                ist[S_NFREE] += 1
+                # insertion from the front (class 0, active foreign species) or back (class 1,
+                # natives) reservoir
+                sp = active if c == 0 else 0
+                ion = free_ids[ist[S_NFREE] - 1]
+                ist[S_NFREE] -= 1
+                occ[v] = sp
+                site_ion[v] = ion
+                ion_sp[ion] = sp
+                ion_site[ion] = v
+                ion_disp[ion, 0] = 0
+                ion_disp[ion, 1] = 0
+                ion_disp[ion, 2] = 0
+                cnt[sp, l] += 1
                 if c == 0:
-                    counters[sp, C_FWD] -= 1
-                    counters[sp, C_BACK_OUT] += 1
-                    gap = nx
+                    # a surface charge moves into layer 0: G_0 = F0 -= 1, G_g (g >= 1) unchanged
+                    counters[sp, C_FRONT_IN] += 1
+                    coll[sp, 0] += 1
+                    ist[S_F0] -= 1
+                    gap = 0
                     d = -1
                 else:
-                    counters[sp, C_BWD] -= 1
-                    counters[sp, C_FRONT_OUT] += 1
-                    ist[S_F0] += 1
-                    gap = 0
+                    counters[sp, C_BACK_IN] += 1
+                    coll[sp, 0] -= 1
+                    gap = nx
                     d = 1
-                G[gap] += d
-                G[nx + 1] += d
-                if pot:
-                    full = True
-                else:
-                    fields_one(gap, E, gf, gb, G, BG, fp)
-                    nd = _mark(gap, dirty, dlist, nd)
-                    nd = _mark(gap + 1, dirty, dlist, nd)
+                ua = v
+                ula = l
+                uya = y
+                uza = z
             if l == 0 or l == nx - 1:
-                nd = _refresh_ins(i, l, r, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            if j >= 0 and (lj == 0 or lj == nx - 1):
-                nd = _refresh_ins(j, lj, yj * nz + zj, occ, bfac, nu, ip, fp, ins, dirty, dlist, nd)
-            ua, ula, uya, uza, ub, ulb, uyb, uzb = i, l, y, z, j, lj, yj, zj
-            do_upd = True
-        if do_upd:
-            # Layer-tree leaves changed by the event (sites ua, ub; -1: none), written out here,
-            # not called: a call (inline or not) costs atomic refcounts of its array arguments.
+                nd = _refresh_ex(v, l, r, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd)
+        if gap >= 0:
+            # an ion crossed one gap: its field changes (all of them under a potentiostat)
+            G[gap] += d
+            G[nx + 1] += d
+            if pot:
+                full = True
+            else:
+                # fields_one written out (same expression as ``fields``)
+                E[gap] = fp[F_EBACK] + fp[F_C] * (G[gap] - BG[gap])
+                gf[gap] = np.exp(fp[F_HBQA] * E[gap])
+                gb[gap] = np.exp(-fp[F_HBQA] * E[gap])
+                nd = _mark(gap, dirty, dlist, nd)       # gap's backward factor: group gap
+                nd = _mark(gap + 1, dirty, dlist, nd)   # its forward factor: group gap + 1
+        if ua >= 0:
+            # Layer-tree leaves changed by the event, written out here, not called: a call
+            # (inline or not) costs atomic refcounts of its array arguments.
             # Queued in ``ent`` (int64, (16, 6): site, layer, y, z, class mask, node): the
-            # centres with all classes, their occupied neighbours with the class of the bond to
-            # the centre. Then the batched walk: the first queued leaf of a layer is its anchor,
-            # the others stop below their lowest common ancestor with it, and the anchor walks
-            # to the root with the union of the classes (each stale node recomputed once per
-            # class, after its children).
-            nx = ip[I_NX]
-            ny = ip[I_NY]
-            nz = ip[I_NZ]
-            m = ny * nz
-            PB = ip[I_PB]
-            bs = ip[I_BS]
-            periodic = ip[I_PERIODIC]
-            trap = ip[I_MODEL] == TRAP
-            backopen = ip[I_BACKOPEN]
-            frontopen = ip[I_FRONTOPEN]
-            active = ip[I_ACTIVE]
-            thb = fp[F_THB]
-            thf = fp[F_THF]
+            # changed sites with all classes, their vacant neighbours with the class of the bond
+            # to the changed site. Then the batched walk: the first queued leaf of a layer is its
+            # anchor, the others stop below their lowest common ancestor with it, and the anchor
+            # walks to the root with the union of the classes (each stale node recomputed once
+            # per class, after its children).
             ne = 0
             for q in range(2):
                 if q == 0:
@@ -596,20 +582,20 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                 ent[ne, 3] = z
                 ent[ne, 4] = 7
                 ne += 1
-                for d in range(6):
+                for dd in range(6):
                     lk = l
                     yk = y
                     zk = z
-                    if d == 0:      # +x neighbour hops backward to i
-                        mask = 2
+                    if dd == 0:     # i is the -x neighbour of the +x site: its class 0
+                        mask = 1
                         if l < nx - 1:
                             lk = l + 1
                         elif periodic:
                             lk = 0
                         else:
                             continue
-                    elif d == 1:    # -x neighbour hops forward to i
-                        mask = 1
+                    elif dd == 1:   # i is the +x neighbour of the -x site: its class 1
+                        mask = 2
                         if l > 0:
                             lk = l - 1
                         elif periodic:
@@ -618,80 +604,86 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                             continue
                     else:
                         mask = 4
-                        if d == 2:
+                        if dd == 2:
                             yk = 0 if y == ny - 1 else y + 1
-                        elif d == 3:
+                        elif dd == 3:
                             yk = ny - 1 if y == 0 else y - 1
-                        elif d == 4:
+                        elif dd == 4:
                             zk = 0 if z == nz - 1 else z + 1
                         else:
                             zk = nz - 1 if z == 0 else z - 1
-                    k = i + (lk - l) * m + (yk - y) * nz + (zk - z)
-                    if k == skip or occ[k] < 0:
+                    kk = i + (lk - l) * m + (yk - y) * nz + (zk - z)
+                    if kk == skip or occ[kk] >= 0:
                         continue
-                    ent[ne, 0] = k
+                    ent[ne, 0] = kk
                     ent[ne, 1] = lk
                     ent[ne, 2] = yk
                     ent[ne, 3] = zk
                     ent[ne, 4] = mask
                     ne += 1
             for e in range(ne):
-                i = ent[e, 0]
+                v = ent[e, 0]
                 l = ent[e, 1]
                 y = ent[e, 2]
                 z = ent[e, 3]
                 mask = ent[e, 4]
                 r = y * nz + z
                 ent[e, 5] = PB + r // bs
-                # _leaf3 written out (same expressions, so bitwise equal to rebuild): a call,
-                # even an inline="always" one, increfs/decrefs each array argument (atomics
-                # dominated the event)
-                sp = occ[i]
-                if sp < 0:
+                # _vleaf written out (same expressions, so bitwise equal to rebuild)
+                if occ[v] >= 0:
                     for c in range(3):
                         if mask & (1 << c):
                             sr[l, r, c] = 0.0
                     continue
-                if l < nx - 1:
-                    jf = i + m
-                elif periodic:
-                    jf = i - (nx - 1) * m
-                else:
-                    jf = -1
-                if l > 0:
-                    jb = i - m
-                elif periodic:
-                    jb = i + (nx - 1) * m
-                else:
-                    jb = -1
-                j0 = i - (ny - 1) * nz if y == ny - 1 else i + nz
-                j1 = i + (ny - 1) * nz if y == 0 else i - nz
-                j2 = i - (nz - 1) if z == nz - 1 else i + 1
-                j3 = i + (nz - 1) if z == 0 else i - 1
-                nus = nu[sp]
-                bi = np.float64(bfac[sp, i])
-                if trap:
-                    sf = nus * bi
-                    if mask & 1:
-                        if jf >= 0:
-                            sr[l, r, 0] = sf * np.float64(occ[jf] < 0)
-                        elif sp == 0 and backopen:
-                            sr[l, r, 0] = (1.0 - thb) * sf
-                        else:
-                            sr[l, r, 0] = 0.0
-                    if mask & 2:
-                        if jb >= 0:
-                            sr[l, r, 1] = sf * np.float64(occ[jb] < 0)
-                        elif sp == active and frontopen:
-                            sr[l, r, 1] = (1.0 - thf) * sf
-                        else:
-                            sr[l, r, 1] = 0.0
-                    if mask & 4:
-                        nv = (np.int64(occ[j0] < 0) + np.int64(occ[j1] < 0) + np.int64(occ[j2] < 0)
-                              + np.int64(occ[j3] < 0))
-                        sr[l, r, 2] = sf * np.float64(nv)
-                else:
-                    _leaf3(i, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask)
+                if mask & 1:
+                    if l > 0:
+                        k = v - m
+                    elif periodic:
+                        k = v + (nx - 1) * m
+                    else:
+                        k = -1
+                    w = 0.0
+                    if k >= 0:
+                        s = occ[k]
+                        if s >= 0:
+                            w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
+                    elif active >= 0 and frontopen:
+                        w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
+                    sr[l, r, 0] = w
+                if mask & 2:
+                    if l < nx - 1:
+                        k = v + m
+                    elif periodic:
+                        k = v - (nx - 1) * m
+                    else:
+                        k = -1
+                    w = 0.0
+                    if k >= 0:
+                        s = occ[k]
+                        if s >= 0:
+                            w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
+                    elif backbulk and backopen:
+                        w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
+                    sr[l, r, 1] = w
+                if mask & 4:
+                    j0 = v - (ny - 1) * nz if y == ny - 1 else v + nz
+                    j1 = v + (ny - 1) * nz if y == 0 else v - nz
+                    j2 = v - (nz - 1) if z == nz - 1 else v + 1
+                    j3 = v + (nz - 1) if z == 0 else v - 1
+                    w = 0.0
+                    s = occ[j0]
+                    if s >= 0:
+                        w += site_rate(model, nu[s], np.float64(bfac[s, j0]), np.float64(bfac[s, v]))
+                    s = occ[j1]
+                    if s >= 0:
+                        w += site_rate(model, nu[s], np.float64(bfac[s, j1]), np.float64(bfac[s, v]))
+                    s = occ[j2]
+                    if s >= 0:
+                        w += site_rate(model, nu[s], np.float64(bfac[s, j2]), np.float64(bfac[s, v]))
+                    s = occ[j3]
+                    if s >= 0:
+                        w += site_rate(model, nu[s], np.float64(bfac[s, j3]), np.float64(bfac[s, v]))
+                    sr[l, r, 2] = w
             # block sums after all site rates of the event are in (entries may share a
             # block); the selectors' block_sum / walk_until / walk_mask are written out here
             # (same operations and order, so the trees stay bitwise equal to a rebuild)
@@ -706,7 +698,6 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                         for q in range(bs):
                             sb += sr[l, base + q, c]
                         trees[l, node, c] = sb
-            tree = ip[I_SEL] == TREE
             # anchors: column 0 becomes -1 for an anchor, else the anchor's entry index
             for e in range(ne):
                 l = ent[e, 1]
@@ -720,14 +711,14 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                     ent[an, 4] |= ent[e, 4]
                     if tree:
                         mask = ent[e, 4]
-                        k = ent[e, 5] >> 1
+                        kn = ent[e, 5] >> 1
                         a = ent[an, 5]
-                        while k != a:
-                            if k > a:
+                        while kn != a:
+                            if kn > a:
                                 for c in range(3):
                                     if mask & (1 << c):
-                                        trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
-                                k >>= 1
+                                        trees[l, kn, c] = trees[l, 2 * kn, c] + trees[l, 2 * kn + 1, c]
+                                kn >>= 1
                             else:
                                 a >>= 1
             for e in range(ne):
@@ -735,16 +726,16 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
                     l = ent[e, 1]
                     if tree:
                         mask = ent[e, 4]
-                        k = ent[e, 5] >> 1
-                        while k >= 1:
+                        kn = ent[e, 5] >> 1
+                        while kn >= 1:
                             for c in range(3):
                                 if mask & (1 << c):
-                                    trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
-                            k >>= 1
-                    g = l + 1
-                    if not dirty[g]:
-                        dirty[g] = True
-                        dlist[nd] = g
+                                    trees[l, kn, c] = trees[l, 2 * kn, c] + trees[l, 2 * kn + 1, c]
+                            kn >>= 1
+                    gg = l + 1
+                    if not dirty[gg]:
+                        dirty[gg] = True
+                        dlist[nd] = gg
                         nd += 1
         if pot and full:
             fields(E, gf, gb, G, BG, ip, fp)
@@ -752,38 +743,31 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ins, top, dirty, dlist,
         if full:
             for q in range(nd):
                 dirty[dlist[q]] = False
-            rebuild_top(trees, ins, top, gf, gb, ip, fp)
+            rebuild_top(trees, ex, top, gf, gb, ip, fp)
         else:
             for q in range(nd):
                 gg = dlist[q]
                 dirty[gg] = False
-                if kind == TREE:
+                if tree:
                     # _group_weight and walk_up written out for the tree (same arithmetic):
                     # inlined array-argument calls cost atomic reference counting per call
                     if gg == 0:
-                        w = gf[0] * ins[0, 1, 0]
+                        w = gb[0] * ex[0, 1, 0]
                     elif gg == nx + 1:
-                        w = gb[nx] * ins[1, 1, 0]
+                        w = gf[nx] * ex[1, 1, 0]
                     elif gg == nx + 2:
                         w = fp[F_RBEAM]
                     else:
                         lg = gg - 1
-                        w = (gf[lg + 1] * trees[lg, 1, 0] + gb[lg] * trees[lg, 1, 1]
+                        w = (gf[lg] * trees[lg, 1, 0] + gb[lg + 1] * trees[lg, 1, 1]
                              + trees[lg, 1, 2])
                     top[0, Pt + gg, 0] = w
-                    k = (Pt + gg) >> 1
-                    while k >= 1:
-                        top[0, k, 0] = top[0, 2 * k, 0] + top[0, 2 * k + 1, 0]
-                        k >>= 1
+                    kn = (Pt + gg) >> 1
+                    while kn >= 1:
+                        top[0, kn, 0] = top[0, 2 * kn, 0] + top[0, 2 * kn + 1, 0]
+                        kn >>= 1
                 else:
-                    top[0, Pt + gg, 0] = _group_weight(gg, trees, ins, gf, gb, ip, fp)
+                    top[0, Pt + gg, 0] = _group_weight(gg, trees, ex, gf, gb, ip, fp)
         ist[S_NEV] += 1
     return 0
 
-
-@njit(cache=True, inline="always")
-def fields_one(g, E, gf, gb, G, BG, fp):
-    """Single-gap update (galvanostatic / off): the same expression as ``fields``."""
-    E[g] = fp[F_EBACK] + fp[F_C] * (G[g] - BG[g])
-    gf[g] = np.exp(fp[F_HBQA] * E[g])
-    gb[g] = np.exp(-fp[F_HBQA] * E[g])

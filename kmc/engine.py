@@ -237,7 +237,7 @@ class Simulation:
         self.Pt = tree_size(nx + 3)
         self.sr = np.zeros((nx, self.bs * self.PB, 3))   # site rates (site part) per class
         self.trees = np.zeros((nx, 2 * self.PB, 3))
-        self.ins = np.zeros((2, 2 * self.P, 1))
+        self.ex = np.zeros((2, 2 * self.P, 1))   # exit trees (front, back)
         self.top = np.zeros((1, 2 * self.Pt, 1))
         self.dirty = np.zeros(nx + 3, dtype=np.bool_)
         self.dlist = np.zeros(nx + 3, dtype=np.int64)
@@ -402,7 +402,7 @@ class Simulation:
     def rebuild(self):
         """Full recompute of all rates, trees and fields from the state (O(N))."""
         st = self.state
-        K.rebuild(st["occ"], self.bfac, self.nu, self.trees, self.sr, self.ins, self.top, self.E, self.gf,
+        K.rebuild(st["occ"], self.bfac, self.nu, self.trees, self.sr, self.ex, self.top, self.E, self.gf,
                   self.gb, self.G, self.BG, self.ip, self.fp)
 
     # ------------------------------------------------------------------ running
@@ -422,7 +422,7 @@ class Simulation:
     def _kernel(self, ev_stop, out_times=None):
         st = self.state
         return K.advance(
-            st["occ"], st["site_ion"], self.bfac, self.nu, self.ebin, self.trees, self.sr, self.ins,
+            st["occ"], st["site_ion"], self.bfac, self.nu, self.ebin, self.trees, self.sr, self.ex,
             self.top, self.dirty, self.dlist, st["ion_sp"], st["ion_site"], st["ion_disp"],
             st["free_ids"], self.G, self.BG, self.E, self.gf, self.gb, st["cnt"], st["coll"],
             st["counters"], st["rng"], st["clock"], st["ist"], self.ip, self.fp,
@@ -501,7 +501,7 @@ class Simulation:
         """Bytes per site of everything the run keeps (state, landscape factors, trees),
         excluding the recorded-output buffers."""
         arrs = [v for k, v in self.state.items() if not k.startswith("r_")]
-        arrs += [self.bfac, self.ebin, self.trees, self.sr, self.ins, self.top, self.G, self.BG, self.E,
+        arrs += [self.bfac, self.ebin, self.trees, self.sr, self.ex, self.top, self.G, self.BG, self.E,
                  self.gf, self.gb]
         return sum(a.nbytes for a in arrs) / self.n_sites
 

@@ -115,8 +115,17 @@ def test_two_identical_species_are_labels_only():
     # (a sharper check than agreement within errors; rounding only from the summation order).
     np.testing.assert_allclose(tot_mix, tot_one, rtol=1e-10)
     assert np.all(mix.L.sel(species="A", species2="B").values != 0)  # cross terms are present
-    diff = mix.D_star.sel(species="A").values - mix.D_star.sel(species="B").values
-    md, ed = analysis.mean_sem(diff)
-    da, _ = analysis.mean_sem(mix.D_star.sel(species="A").values)
+    # Tracer D of the two labels: the error comes from independent seeds (new landscape, new
+    # label partition). Block errors of one run would miss the persistent ion-to-ion spread of a
+    # disordered landscape (ions that sit near deep sites stay slow across blocks): over 19 seeds
+    # the block z-scores of the label difference had an rms of 1.3-1.9 instead of 1.
+    short = eq.EquilibriumOptions(n_blocks=8, events_per_block=20_000, n_equilibration_events=30_000)
+    diffs, das = [], []
+    for seed in range(6):
+        m = mix if seed == 0 else eq.measure(p, 0.5, 100 + seed, short)
+        diffs.append(float(np.mean(m.D_star.sel(species="A").values - m.D_star.sel(species="B").values)))
+        das.append(float(np.mean(m.D_star.sel(species="A").values)))
+    md, ed = analysis.mean_sem(np.array(diffs))
+    da = float(np.mean(das))
     assert abs(md) < N_SIGMA * ed, (md, ed)
     assert ed < 0.05 * da  # the comparison resolves a 20 % label asymmetry
