@@ -6,7 +6,7 @@ two sites and of their *vacant* neighbours only (~3 leaves per event, against ~1
 indexed by the moving ion, whose occupied neighbours all see a target vacancy come or go).
 
 * per layer ``l`` an interleaved 3-class blocked sum tree ``trees[l, node, c]`` (selectors.py:
-  ``ip[I_BS]`` sites per leaf) over the target rates ``sr[l, r, c]`` (r = y nz + z) of the vacant
+  ``ip[I_BS]`` sites per leaf) over the target rates ``sr[l, c, r]`` (r = y nz + z) of the vacant
   site ``v = l m + r`` (0 if occupied) = *site part* of the rates of the hops into ``v``:
   0 = from behind (the ion at ``v - m`` hops +x, crosses gap ``l``; in layer 0 of an open lattice:
   insertion from the front reservoir), 1 = from ahead (the ion at ``v + m`` hops -x, crosses gap
@@ -58,7 +58,7 @@ BACK_ELECTRODE = 1
 @njit(cache=True)
 def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
     """Target rates (site part) of the classes in ``mask`` (bit c) into site v = (l ny + y) nz + z,
-    written to ``sr[l, r, c]``; 0 if v is occupied. Used by ``rebuild``; ``advance`` has the same
+    written to ``sr[l, c, r]``; 0 if v is occupied. Used by ``rebuild``; ``advance`` has the same
     expressions written out (so incremental updates and rebuilds agree bitwise)."""
     nx = ip[I_NX]
     ny = ip[I_NY]
@@ -67,7 +67,7 @@ def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
     if occ[v] >= 0:
         for c in range(3):
             if mask & (1 << c):
-                sr[l, r, c] = 0.0
+                sr[l, c, r] = 0.0
         return
     model = ip[I_MODEL]
     periodic = ip[I_PERIODIC]
@@ -87,7 +87,7 @@ def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
             a = ip[I_ACTIVE]
             if a >= 0 and ip[I_FRONTOPEN]:
                 w = fp[F_THF] * site_rate(model, nu[a], fp[F_BRESF], np.float64(bfac[a, v]))
-        sr[l, r, 0] = w
+        sr[l, 0, r] = w
     if mask & 2:
         if l < nx - 1:
             k = v + m
@@ -102,7 +102,7 @@ def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
                 w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
         elif ip[I_BACKKIND] == BACK_BULK and ip[I_BACKOPEN]:
             w = fp[F_THB] * site_rate(model, nu[0], fp[F_BRESB], np.float64(bfac[0, v]))
-        sr[l, r, 1] = w
+        sr[l, 1, r] = w
     if mask & 4:
         j0 = v - (ny - 1) * nz if y == ny - 1 else v + nz
         j1 = v + (ny - 1) * nz if y == 0 else v - nz
@@ -121,7 +121,7 @@ def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
         s = occ[j3]
         if s >= 0:
             w += site_rate(model, nu[s], np.float64(bfac[s, j3]), np.float64(bfac[s, v]))
-        sr[l, r, 2] = w
+        sr[l, 2, r] = w
 
 
 @njit(cache=True)
@@ -231,8 +231,11 @@ def fields(E, gf, gb, G, BG, ip, fp):
 
 
 @njit(cache=True)
-def rebuild(occ, bfac, nu, trees, sr, ex, top, E, gf, gb, G, BG, ip, fp):
+def rebuild(occ, bfac, nu, orate, trees, sr, ex, top, E, gf, gb, G, BG, ip, fp):
     """Full recompute of every leaf, tree, field and group weight from the state."""
+    for i in range(occ.shape[0]):
+        s = occ[i]
+        orate[i] = nu[s] * np.float64(bfac[s, i]) if s >= 0 else 0.0
     nx = ip[I_NX]
     m = ip[I_NY] * ip[I_NZ]
     P = ip[I_P]
@@ -286,7 +289,7 @@ def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
 
 
 @njit(cache=True)
-def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
+def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dlist,
             ion_sp, ion_site, ion_disp, free_ids, G, BG, E, gf, gb, cnt, coll, counters,
             rng, clock, ist, ip, fp, out_times,
             r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev, ev_stop):
@@ -309,6 +312,9 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
     tree = kind == TREE
     periodic = ip[I_PERIODIC]
     model = ip[I_MODEL]
+    trap = model == TRAP
+    # ion identities (site_ion, ion_site, ion_sp, ion_disp, free_ids) only when recorded
+    track = ip[I_IONS] != 0
     backopen = ip[I_BACKOPEN]
     backbulk = ip[I_BACKKIND] == BACK_BULK
     frontopen = ip[I_FRONTOPEN]
@@ -378,25 +384,26 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
             l = 0 if side == 0 else nx - 1
             i = l * m + r
             sp = occ[i]
-            ion = site_ion[i]
             occ[i] = -1
-            site_ion[i] = -1
+            orate[i] = 0.0
             cnt[sp, l] -= 1
-            ion_site[ion] = -1
-            free_ids[ist[S_NFREE]] = ion
-            ist[S_NFREE] += 1
+            if track:
+                ion = site_ion[i]
+                site_ion[i] = -1
+                ion_site[ion] = -1
+                free_ids[ist[S_NFREE]] = ion
+                ist[S_NFREE] += 1
+                ion_disp[ion, 0] += -1 if side == 0 else 1
             if side == 0:
                 # the charge returns to the front surface (F0 += 1): gap 0 only
                 counters[sp, C_FRONT_OUT] += 1
                 coll[sp, 0] -= 1
-                ion_disp[ion, 0] -= 1
                 ist[S_F0] += 1
                 gap = 0
                 d = 1
             else:
                 counters[sp, C_BACK_OUT] += 1
                 coll[sp, 0] += 1
-                ion_disp[ion, 0] += 1
                 gap = nx
                 d = -1
             nd = _refresh_ex(i, l, r, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd)
@@ -478,7 +485,10 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
                     jj = v + (yy - y) * nz + (zz - z)
                     s = occ[jj]
                     if s >= 0:
-                        w = site_rate(model, nu[s], np.float64(bfac[s, jj]), np.float64(bfac[s, v]))
+                        if trap:
+                            w = orate[jj]
+                        else:
+                            w = site_rate(model, nu[s], np.float64(bfac[s, jj]), np.float64(bfac[s, v]))
                         k = jj
                         yk = yy
                         zk = zz
@@ -490,17 +500,20 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
                         rem -= w
             if k >= 0:
                 sp = occ[k]
-                ion = site_ion[k]
                 occ[k] = -1
-                site_ion[k] = -1
+                orate[k] = 0.0
                 cnt[sp, lk] -= 1
                 occ[v] = sp
-                site_ion[v] = ion
-                ion_site[ion] = v
+                orate[v] = nu[sp] * np.float64(bfac[sp, v])
                 cnt[sp, l] += 1
                 counters[sp, c] += 1        # C_FWD, C_BWD, C_LAT = class 0, 1, 2
                 coll[sp, ax] += sg
-                ion_disp[ion, ax] += sg
+                if track:
+                    ion = site_ion[k]
+                    site_ion[k] = -1
+                    site_ion[v] = ion
+                    ion_site[ion] = v
+                    ion_disp[ion, ax] += sg
                 if c < 2 and not periodic:
                     gap = l if c == 0 else l + 1
                     d = -1 if c == 0 else 1
@@ -518,16 +531,18 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
                 # insertion from the front (class 0, active foreign species) or back (class 1,
                 # natives) reservoir
                 sp = active if c == 0 else 0
-                ion = free_ids[ist[S_NFREE] - 1]
-                ist[S_NFREE] -= 1
                 occ[v] = sp
-                site_ion[v] = ion
-                ion_sp[ion] = sp
-                ion_site[ion] = v
-                ion_disp[ion, 0] = 0
-                ion_disp[ion, 1] = 0
-                ion_disp[ion, 2] = 0
+                orate[v] = nu[sp] * np.float64(bfac[sp, v])
                 cnt[sp, l] += 1
+                if track:
+                    ion = free_ids[ist[S_NFREE] - 1]
+                    ist[S_NFREE] -= 1
+                    site_ion[v] = ion
+                    ion_sp[ion] = sp
+                    ion_site[ion] = v
+                    ion_disp[ion, 0] = 0
+                    ion_disp[ion, 1] = 0
+                    ion_disp[ion, 2] = 0
                 if c == 0:
                     # a surface charge moves into layer 0: G_0 = F0 -= 1, G_g (g >= 1) unchanged
                     counters[sp, C_FRONT_IN] += 1
@@ -629,11 +644,42 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
                 mask = ent[e, 4]
                 r = y * nz + z
                 ent[e, 5] = PB + r // bs
-                # _vleaf written out (same expressions, so bitwise equal to rebuild)
+                # _vleaf written out (same values, so bitwise equal to rebuild)
                 if occ[v] >= 0:
                     for c in range(3):
                         if mask & (1 << c):
-                            sr[l, r, c] = 0.0
+                            sr[l, c, r] = 0.0
+                    continue
+                if trap:
+                    # trap rates depend on the origin only: orate = nu_s b_s(origin), 0 if vacant
+                    # (= site_rate(TRAP, ...); adding 0.0 for a vacant origin changes nothing)
+                    if mask & 1:
+                        if l > 0:
+                            w = orate[v - m]
+                        elif periodic:
+                            w = orate[v + (nx - 1) * m]
+                        elif active >= 0 and frontopen:
+                            w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
+                        else:
+                            w = 0.0
+                        sr[l, 0, r] = w
+                    if mask & 2:
+                        if l < nx - 1:
+                            w = orate[v + m]
+                        elif periodic:
+                            w = orate[v - (nx - 1) * m]
+                        elif backbulk and backopen:
+                            w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
+                        else:
+                            w = 0.0
+                        sr[l, 1, r] = w
+                    if mask & 4:
+                        w = 0.0
+                        w += orate[v - (ny - 1) * nz if y == ny - 1 else v + nz]
+                        w += orate[v + (ny - 1) * nz if y == 0 else v - nz]
+                        w += orate[v - (nz - 1) if z == nz - 1 else v + 1]
+                        w += orate[v + (nz - 1) if z == 0 else v - 1]
+                        sr[l, 2, r] = w
                     continue
                 if mask & 1:
                     if l > 0:
@@ -649,7 +695,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
                             w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
                     elif active >= 0 and frontopen:
                         w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
-                    sr[l, r, 0] = w
+                    sr[l, 0, r] = w
                 if mask & 2:
                     if l < nx - 1:
                         k = v + m
@@ -664,7 +710,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
                             w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
                     elif backbulk and backopen:
                         w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
-                    sr[l, r, 1] = w
+                    sr[l, 1, r] = w
                 if mask & 4:
                     j0 = v - (ny - 1) * nz if y == ny - 1 else v + nz
                     j1 = v + (ny - 1) * nz if y == 0 else v - nz
@@ -683,7 +729,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
                     s = occ[j3]
                     if s >= 0:
                         w += site_rate(model, nu[s], np.float64(bfac[s, j3]), np.float64(bfac[s, v]))
-                    sr[l, r, 2] = w
+                    sr[l, 2, r] = w
             # block sums after all site rates of the event are in (entries may share a
             # block); the selectors' block_sum / walk_until / walk_mask are written out here
             # (same operations and order, so the trees stay bitwise equal to a rebuild)
@@ -696,7 +742,7 @@ def advance(occ, site_ion, bfac, nu, ebin, trees, sr, ex, top, dirty, dlist,
                     if mask & (1 << c):
                         sb = 0.0
                         for q in range(bs):
-                            sb += sr[l, base + q, c]
+                            sb += sr[l, c, base + q]
                         trees[l, node, c] = sb
             # anchors: column 0 becomes -1 for an anchor, else the anchor's entry index
             for e in range(ne):

@@ -21,7 +21,7 @@ from .errors import KMCConfigError, KMCError, KMCStateError
 from .lattice import fill_layers, landscape, lattice_spacing_m
 from .rates import RATE_MODELS, b_factor
 from .rng import seed_state
-from .selectors import BLOCK, SELECTORS, tree_size
+from .selectors import SELECTORS, block_size, tree_size
 
 GEOMETRIES = ("open", "periodic")
 BACKS = {"bulk": K.BACK_BULK, "electrode": K.BACK_ELECTRODE}
@@ -232,11 +232,12 @@ class Simulation:
         # derived structures (never checkpointed: rebuilt bitwise-identically from the state)
         self.P = tree_size(m)
         # blocks of bs sites = leaves of a layer tree; bs = 1 unless it keeps the unblocked order
-        self.bs = BLOCK if m % BLOCK == 0 else 1
+        self.bs = block_size(m)
         self.PB = tree_size(m // self.bs)
         self.Pt = tree_size(nx + 3)
-        self.sr = np.zeros((nx, self.bs * self.PB, 3))   # site rates (site part) per class
+        self.sr = np.zeros((nx, 3, self.bs * self.PB))   # target rates (site part) per class
         self.trees = np.zeros((nx, 2 * self.PB, 3))
+        self.orate = np.zeros(N)     # nu_s b_s(i) of the ion on site i (0 if vacant): trap rates
         self.ex = np.zeros((2, 2 * self.P, 1))   # exit trees (front, back)
         self.top = np.zeros((1, 2 * self.Pt, 1))
         self.dirty = np.zeros(nx + 3, dtype=np.bool_)
@@ -269,17 +270,21 @@ class Simulation:
                 occ[sites[n_nat:]] = 1
         else:
             occ[fill_layers(E[0], p.nx, m, self.n_bg, self.kT_eV, rng, p.init)] = 0
-        site_ion = np.full(N, -1, dtype=np.int32)
-        ion_site = np.full(N, -1, dtype=np.int32)
-        ion_sp = np.full(N, -1, dtype=np.int8)
         occupied = np.flatnonzero(occ >= 0)
         n_ion = occupied.size
-        site_ion[occupied] = np.arange(n_ion, dtype=np.int32)
-        ion_site[:n_ion] = occupied
-        ion_sp[:n_ion] = occ[occupied]
-        # free ids as a stack: the next id popped is the lowest unused one
-        free_ids = np.zeros(N, dtype=np.int32)
-        free_ids[: N - n_ion] = np.arange(N - 1, n_ion - 1, -1, dtype=np.int32)
+        # ion identities only when per-ion displacements are recorded (the kernel skips them
+        # otherwise: 25 bytes per site and ~4 cache misses per event on a large lattice)
+        Ni = N if p.record_ions else 0
+        site_ion = np.full(Ni, -1, dtype=np.int32)
+        ion_site = np.full(Ni, -1, dtype=np.int32)
+        ion_sp = np.full(Ni, -1, dtype=np.int8)
+        free_ids = np.zeros(Ni, dtype=np.int32)
+        if Ni:
+            site_ion[occupied] = np.arange(n_ion, dtype=np.int32)
+            ion_site[:n_ion] = occupied
+            ion_sp[:n_ion] = occ[occupied]
+            # free ids as a stack: the next id popped is the lowest unused one
+            free_ids[: N - n_ion] = np.arange(N - 1, n_ion - 1, -1, dtype=np.int32)
         cnt = np.zeros((nsp, p.nx), dtype=np.int32)
         np.add.at(cnt, (occ[occupied].astype(np.int64), occupied // m), 1)
         n_out = self.out_times.size
@@ -288,7 +293,7 @@ class Simulation:
         ist[K.S_NFREE] = N - n_ion
         return {
             "occ": occ, "site_ion": site_ion, "ion_sp": ion_sp, "ion_site": ion_site,
-            "ion_disp": np.zeros((N, 3), dtype=np.int32), "free_ids": free_ids, "cnt": cnt,
+            "ion_disp": np.zeros((Ni, 3), dtype=np.int32), "free_ids": free_ids, "cnt": cnt,
             "coll": np.zeros((nsp, 3), dtype=np.int64),
             "counters": np.zeros((nsp, K.N_COUNTERS), dtype=np.int64),
             "rng": seed_state(self.seed), "clock": np.zeros(1), "ist": ist,
@@ -308,6 +313,9 @@ class Simulation:
             raise KMCStateError(f"checkpoint lacks arrays {missing}")
         if state["occ"].shape != (self.n_sites,):
             raise KMCStateError(f"checkpoint has {state['occ'].shape[0]} sites, params give {self.n_sites}")
+        if state["site_ion"].shape[0] != (self.n_sites if self.params.record_ions else 0):
+            raise KMCStateError("checkpoint and params disagree on `record_ions` (per-ion arrays "
+                                "are kept only when recorded): resume with the run's own params")
         if state["ist"].shape != (K.N_IST,) or state["counters"].shape[1:] != (K.N_COUNTERS,):
             raise KMCStateError("checkpoint written by an older engine version (no front surface "
                                 "charge / beam counter): restart the run")
@@ -402,7 +410,7 @@ class Simulation:
     def rebuild(self):
         """Full recompute of all rates, trees and fields from the state (O(N))."""
         st = self.state
-        K.rebuild(st["occ"], self.bfac, self.nu, self.trees, self.sr, self.ex, self.top, self.E, self.gf,
+        K.rebuild(st["occ"], self.bfac, self.nu, self.orate, self.trees, self.sr, self.ex, self.top, self.E, self.gf,
                   self.gb, self.G, self.BG, self.ip, self.fp)
 
     # ------------------------------------------------------------------ running
@@ -422,7 +430,7 @@ class Simulation:
     def _kernel(self, ev_stop, out_times=None):
         st = self.state
         return K.advance(
-            st["occ"], st["site_ion"], self.bfac, self.nu, self.ebin, self.trees, self.sr, self.ex,
+            st["occ"], st["site_ion"], self.bfac, self.nu, self.orate, self.ebin, self.trees, self.sr, self.ex,
             self.top, self.dirty, self.dlist, st["ion_sp"], st["ion_site"], st["ion_disp"],
             st["free_ids"], self.G, self.BG, self.E, self.gf, self.gb, st["cnt"], st["coll"],
             st["counters"], st["rng"], st["clock"], st["ist"], self.ip, self.fp,
@@ -501,7 +509,7 @@ class Simulation:
         """Bytes per site of everything the run keeps (state, landscape factors, trees),
         excluding the recorded-output buffers."""
         arrs = [v for k, v in self.state.items() if not k.startswith("r_")]
-        arrs += [self.bfac, self.ebin, self.trees, self.sr, self.ex, self.top, self.G, self.BG, self.E,
+        arrs += [self.bfac, self.orate, self.ebin, self.trees, self.sr, self.ex, self.top, self.G, self.BG, self.E,
                  self.gf, self.gb]
         return sum(a.nbytes for a in arrs) / self.n_sites
 

@@ -28,7 +28,7 @@ interleaved per-class trees share cache lines); the functions take that 3-D form
 ``t`` and the class ``c`` (indexing a 3-D array directly avoids creating views in the hot loop).
 Blocked trees (the engine's layer trees): leaf ``b`` holds the sum of the rates of the ``BLOCK``
 sites ``b BLOCK .. b BLOCK + BLOCK-1`` (always summed in that order, so a leaf is bitwise a
-function of its sites), the site rates live in ``leaves[t, site, c]`` (zero-padded to whole
+function of its sites), the site rates live in ``leaves[t, c, site]`` (class-major: a block of one class is contiguous) (zero-padded to whole
 blocks). ``pick_blocked`` picks the block (tree descent, or linear scan in descent order) and
 then scans its sites in index order, so tree and linear still meet the events in the same order.
 With ``n`` a multiple of the block size ``bs`` that order is exactly the unblocked tree's (block
@@ -44,7 +44,14 @@ from numba import njit
 
 TREE = 0
 LINEAR = 1
-BLOCK = 8       # sites per leaf of the engine's blocked trees when ny nz is a multiple of it
+BLOCK = 16      # sites per leaf of the engine's blocked trees (the largest that divides ny nz)
+BLOCK_SIZES = (4, 2)
+
+
+def block_size(n):
+    """Sites per block for ``n`` sites: the largest of ``BLOCK_SIZES`` dividing ``n``, else 1
+    (blocks must tile ``n`` exactly to keep the unblocked tree's event order)."""
+    return next((b for b in BLOCK_SIZES if n % b == 0), 1)
 SELECTORS = {"tree": TREE, "linear": LINEAR}
 
 
@@ -185,14 +192,14 @@ def block_sum(leaves, t, b, c, bs):
     base = b * bs
     s = 0.0
     for q in range(bs):
-        s += leaves[t, base + q, c]
+        s += leaves[t, c, base + q]
     return s
 
 
 @njit(cache=True)
 def init_blocked(tree, leaves, t, P, c, kind, bs=BLOCK):
     """Leaves (block sums) and, for the tree, the inner nodes of class ``c`` of blocked tree
-    ``t`` from the site rates ``leaves`` (float64, (T, BLOCK P, C)); ``P`` = number of blocks."""
+    ``t`` from the site rates ``leaves`` (float64, (T, C, BLOCK P)); ``P`` = number of blocks."""
     for b in range(P):
         tree[t, P + b, c] = block_sum(leaves, t, b, c, bs)
     if kind == TREE:
@@ -203,7 +210,7 @@ def init_blocked(tree, leaves, t, P, c, kind, bs=BLOCK):
 @njit(cache=True)
 def update_blocked(tree, leaves, t, P, idx, rate, c, kind, bs=BLOCK):
     """Set the rate of site ``idx`` of class ``c`` of blocked tree ``t``."""
-    leaves[t, idx, c] = rate
+    leaves[t, c, idx] = rate
     b = idx // bs
     tree[t, P + b, c] = block_sum(leaves, t, b, c, bs)
     if kind == TREE:
@@ -222,7 +229,7 @@ def pick_blocked(tree, leaves, t, P, c, target, kind, bs=BLOCK):
     base = b * bs
     last = -1
     for q in range(bs):
-        r = leaves[t, base + q, c]
+        r = leaves[t, c, base + q]
         if r > 0.0:
             if target < r:
                 return base + q, target
@@ -230,4 +237,4 @@ def pick_blocked(tree, leaves, t, P, c, target, kind, bs=BLOCK):
             last = base + q
     if last < 0:
         return base, 0.0
-    return last, leaves[t, last, c]
+    return last, leaves[t, c, last]

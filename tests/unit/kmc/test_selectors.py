@@ -76,8 +76,8 @@ def test_blocked_tree_and_linear_pick_the_same_site_and_stay_exact():
     rng = np.random.default_rng(3)
     n = 1003                        # not a multiple of BLOCK: the last block is zero-padded
     P = tree_size(-(-n // BLOCK))
-    leaves = np.zeros((1, BLOCK * P, 1))
-    leaves[0, :n, 0] = _rates(rng, n)
+    leaves = np.zeros((1, 1, BLOCK * P))
+    leaves[0, 0, :n] = _rates(rng, n)
     leaves_lin = leaves.copy()
     t = np.zeros((1, 2 * P, 1))
     lin = np.zeros((1, 2 * P, 1))
@@ -92,8 +92,8 @@ def test_blocked_tree_and_linear_pick_the_same_site_and_stay_exact():
         i1, r1 = pick_blocked(t, leaves, 0, P, 0, u * total(t, 0, P, P, 0, TREE), TREE)
         i2, r2 = pick_blocked(lin, leaves_lin, 0, P, 0, u * total(lin, 0, P, P, 0, LINEAR), LINEAR)
         assert i1 == i2 and i1 < n
-        assert leaves[0, i1, 0] > 0.0
-        assert abs(r1 - r2) <= 1e-9 * leaves[0, i1, 0] + 1e-12 * t[0, 1, 0]
+        assert leaves[0, 0, i1] > 0.0
+        assert abs(r1 - r2) <= 1e-9 * leaves[0, 0, i1] + 1e-12 * t[0, 1, 0]
     fresh = np.zeros_like(t)
     init_blocked(fresh, leaves, 0, P, 0, TREE)
     assert np.array_equal(t, fresh)  # leaves and nodes recomputed from children: no drift
@@ -101,9 +101,9 @@ def test_blocked_tree_and_linear_pick_the_same_site_and_stay_exact():
     order = np.concatenate([np.arange(b * BLOCK, (b + 1) * BLOCK) for b in
                             list(range(2 ** int(np.ceil(np.log2(P))) - P, P))
                             + list(range(2 ** int(np.ceil(np.log2(P))) - P))])
-    cum = np.cumsum(leaves[0, order, 0])
+    cum = np.cumsum(leaves[0, 0, order])
     for q in rng.integers(0, n, 200):
         # skip rates below the rounding of the cumulative sum (mid would not resolve them)
-        if leaves[0, order[q], 0] > 1e-12 * cum[-1]:
-            mid = cum[q] - 0.5 * leaves[0, order[q], 0]
+        if leaves[0, 0, order[q]] > 1e-12 * cum[-1]:
+            mid = cum[q] - 0.5 * leaves[0, 0, order[q]]
             assert pick_blocked(t, leaves, 0, P, 0, mid, TREE)[0] == order[q]
