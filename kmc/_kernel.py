@@ -5,8 +5,9 @@ a hop needs a vacant target, 10 % of the sites are vacant, so an event changes t
 two sites and of their *vacant* neighbours only (~3 leaves per event, against ~13 when events are
 indexed by the moving ion, whose occupied neighbours all see a target vacancy come or go).
 
-* per layer ``l`` an interleaved 3-class blocked sum tree ``trees[l, node, c]`` (selectors.py:
-  ``ip[I_BS]`` sites per leaf) over the target rates ``sr[l, c, r]`` (r = y nz + z) of the vacant
+* per layer ``l`` a 3-class wide sum tree ``wt[l, :]`` (selectors.py ``wide_*``: fan-out 8,
+  ``ip[I_H]`` levels above the leaves, group offsets ``goff``) whose leaves (level 0, leaf
+  ``r = y nz + z`` at ``LEAF(r, c) = 24 (r >> 3) + 8 c + (r & 7)``) are the target rates of the vacant
   site ``v = l m + r`` (0 if occupied) = *site part* of the rates of the hops into ``v``:
   0 = from behind (the ion at ``v - m`` hops +x, crosses gap ``l``; in layer 0 of an open lattice:
   insertion from the front reservoir), 1 = from ahead (the ion at ``v + m`` hops -x, crosses gap
@@ -31,14 +32,13 @@ from numba import njit
 
 from .rates import TRAP, site_rate
 from .rng import next_double
-from .selectors import TREE, block_sum, pick, pick_blocked, total, walk_up
+from .selectors import TREE, pick, total, walk_up, wide_init, wide_pick, wide_total
 
 # ipar slots
 I_MODEL, I_SEL, I_PERIODIC, I_BACKKIND, I_DRIVE, I_ACTIVE, I_FRONTOPEN, I_NX, I_NY, I_NZ = range(10)
-# I_P: leaves of the exit trees (= ny nz); I_PB: blocks (leaves) of a layer tree
-# I_BS: sites per block (BLOCK if ny nz is a multiple of it, else 1 = the unblocked tree's order)
-I_P, I_PT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD, I_PB, I_BS = range(10, 20)
-N_IPAR = 20
+# I_P: leaves of the exit trees (= ny nz); I_H: levels of a layer's wide tree above its leaves
+I_P, I_PT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD, I_H = range(10, 19)
+N_IPAR = 19
 # fpar slots
 # F_EBACK: the external uniform field E_ext (electrostatics off; periodic); F_RBEAM: beam arrivals/s
 F_BETA, F_A, F_C, F_EBACK, F_U, F_THF, F_THB, F_BRESF, F_BRESB, F_HBQA, F_TSTOP, F_RBEAM = range(12)
@@ -56,18 +56,19 @@ BACK_ELECTRODE = 1
 
 
 @njit(cache=True)
-def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
+def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, wt, r, mask):
     """Target rates (site part) of the classes in ``mask`` (bit c) into site v = (l ny + y) nz + z,
-    written to ``sr[l, c, r]``; 0 if v is occupied. Used by ``rebuild``; ``advance`` has the same
+    written to the leaves ``wt[l, LEAF(r, c)]``; 0 if v is occupied. Used by ``rebuild``; ``advance`` has the same
     expressions written out (so incremental updates and rebuilds agree bitwise)."""
     nx = ip[I_NX]
     ny = ip[I_NY]
     nz = ip[I_NZ]
     m = ny * nz
+    lf = 24 * (r >> 3) + (r & 7)
     if occ[v] >= 0:
         for c in range(3):
             if mask & (1 << c):
-                sr[l, c, r] = 0.0
+                wt[l, lf + 8 * c] = 0.0
         return
     model = ip[I_MODEL]
     periodic = ip[I_PERIODIC]
@@ -87,7 +88,7 @@ def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
             a = ip[I_ACTIVE]
             if a >= 0 and ip[I_FRONTOPEN]:
                 w = fp[F_THF] * site_rate(model, nu[a], fp[F_BRESF], np.float64(bfac[a, v]))
-        sr[l, 0, r] = w
+        wt[l, lf] = w
     if mask & 2:
         if l < nx - 1:
             k = v + m
@@ -102,7 +103,7 @@ def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
                 w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
         elif ip[I_BACKKIND] == BACK_BULK and ip[I_BACKOPEN]:
             w = fp[F_THB] * site_rate(model, nu[0], fp[F_BRESB], np.float64(bfac[0, v]))
-        sr[l, 1, r] = w
+        wt[l, lf + 8] = w
     if mask & 4:
         j0 = v - (ny - 1) * nz if y == ny - 1 else v + nz
         j1 = v + (ny - 1) * nz if y == 0 else v - nz
@@ -121,7 +122,7 @@ def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, sr, r, mask):
         s = occ[j3]
         if s >= 0:
             w += site_rate(model, nu[s], np.float64(bfac[s, j3]), np.float64(bfac[s, v]))
-        sr[l, 2, r] = w
+        wt[l, lf + 16] = w
 
 
 @njit(cache=True)
@@ -171,10 +172,10 @@ def _refresh_ex(i, l, r, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd):
 
 
 @njit(cache=True, inline="always")
-def _group_weight(g, trees, ex, gf, gb, ip, fp):
+def _group_weight(g, wt, goff, ex, gf, gb, ip, fp):
     nx = ip[I_NX]
     P = ip[I_P]
-    PB = ip[I_PB]
+    H = ip[I_H]
     m = ip[I_NY] * ip[I_NZ]
     kind = ip[I_SEL]
     if g == 0:
@@ -184,19 +185,20 @@ def _group_weight(g, trees, ex, gf, gb, ip, fp):
     if g == nx + 2:
         return fp[F_RBEAM]
     l = g - 1
-    return (gf[l] * total(trees, l, PB, PB, 0, kind) + gb[l + 1] * total(trees, l, PB, PB, 1, kind)
-            + total(trees, l, PB, PB, 2, kind))
+    return (gf[l] * wide_total(wt, l, goff, H, m, 0, 3, kind)
+            + gb[l + 1] * wide_total(wt, l, goff, H, m, 1, 3, kind)
+            + wide_total(wt, l, goff, H, m, 2, 3, kind))
 
 
 @njit(cache=True)
-def rebuild_top(trees, ex, top, gf, gb, ip, fp):
+def rebuild_top(wt, goff, ex, top, gf, gb, ip, fp):
     """All group weights and the top tree from scratch. O(nx)."""
     nx = ip[I_NX]
     Pt = ip[I_PT]
     for k in range(2 * Pt):
         top[0, k, 0] = 0.0
     for g in range(nx + 3):
-        top[0, Pt + g, 0] = _group_weight(g, trees, ex, gf, gb, ip, fp)
+        top[0, Pt + g, 0] = _group_weight(g, wt, goff, ex, gf, gb, ip, fp)
     if ip[I_SEL] == TREE:
         for k in range(Pt - 1, 0, -1):
             top[0, k, 0] = top[0, 2 * k, 0] + top[0, 2 * k + 1, 0]
@@ -231,7 +233,7 @@ def fields(E, gf, gb, G, BG, ip, fp):
 
 
 @njit(cache=True)
-def rebuild(occ, bfac, nu, orate, trees, sr, ex, top, E, gf, gb, G, BG, ip, fp):
+def rebuild(occ, bfac, nu, orate, wt, goff, ex, top, E, gf, gb, G, BG, ip, fp):
     """Full recompute of every leaf, tree, field and group weight from the state."""
     for i in range(occ.shape[0]):
         s = occ[i]
@@ -239,23 +241,17 @@ def rebuild(occ, bfac, nu, orate, trees, sr, ex, top, E, gf, gb, G, BG, ip, fp):
     nx = ip[I_NX]
     m = ip[I_NY] * ip[I_NZ]
     P = ip[I_P]
-    PB = ip[I_PB]
-    trees[:] = 0.0
-    sr[:] = 0.0
+    H = ip[I_H]
+    wt[:] = 0.0
     ex[:] = 0.0
     nz = ip[I_NZ]
     for l in range(nx):
         for r in range(m):
             v = l * m + r
             y = r // nz
-            _vleaf(v, l, y, r - y * nz, occ, bfac, nu, ip, fp, sr, r, 7)
-        for b in range(PB):
-            for c in range(3):
-                trees[l, PB + b, c] = block_sum(sr, l, b, c, ip[I_BS])
-        if ip[I_SEL] == TREE:
-            for k in range(PB - 1, 0, -1):
-                for c in range(3):
-                    trees[l, k, c] = trees[l, 2 * k, c] + trees[l, 2 * k + 1, c]
+            _vleaf(v, l, y, r - y * nz, occ, bfac, nu, ip, fp, wt, r, 7)
+        for c in range(3):
+            wide_init(wt, l, goff, H, c, 3, ip[I_SEL])
     if not ip[I_PERIODIC]:
         for r in range(m):
             ex[0, P + r, 0] = _ex_leaf(r, 0, occ, bfac, nu, ip, fp)
@@ -265,7 +261,7 @@ def rebuild(occ, bfac, nu, orate, trees, sr, ex, top, E, gf, gb, G, BG, ip, fp):
                 for k in range(P - 1, 0, -1):
                     ex[s, k, 0] = ex[s, 2 * k, 0] + ex[s, 2 * k + 1, 0]
     fields(E, gf, gb, G, BG, ip, fp)
-    rebuild_top(trees, ex, top, gf, gb, ip, fp)
+    rebuild_top(wt, goff, ex, top, gf, gb, ip, fp)
 
 
 @njit(cache=True)
@@ -289,7 +285,7 @@ def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
 
 
 @njit(cache=True)
-def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dlist,
+def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlist,
             ion_sp, ion_site, ion_disp, free_ids, G, BG, E, gf, gb, cnt, coll, counters,
             rng, clock, ist, ip, fp, out_times,
             r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev, ev_stop):
@@ -305,9 +301,9 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
     nz = ip[I_NZ]
     m = ny * nz
     P = ip[I_P]
-    PB = ip[I_PB]
+    H = ip[I_H]
     Pt = ip[I_PT]
-    bs = ip[I_BS]
+    root = 24 * goff[H]         # class c root of a layer tree: wt[l, root + 8 c]
     kind = ip[I_SEL]
     tree = kind == TREE
     periodic = ip[I_PERIODIC]
@@ -414,13 +410,13 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
         else:
             l = g - 1
             if tree:
-                F = trees[l, 1, 0]
-                B = trees[l, 1, 1]
-                L = trees[l, 1, 2]
+                F = wt[l, root]
+                B = wt[l, root + 8]
+                L = wt[l, root + 16]
             else:
-                F = total(trees, l, PB, PB, 0, kind)
-                B = total(trees, l, PB, PB, 1, kind)
-                L = total(trees, l, PB, PB, 2, kind)
+                F = wide_total(wt, l, goff, H, m, 0, 3, kind)
+                B = wide_total(wt, l, goff, H, m, 1, 3, kind)
+                L = wide_total(wt, l, goff, H, m, 2, 3, kind)
             wf = gf[l] * F
             wb = gb[l + 1] * B
             if rem < wf:
@@ -439,7 +435,7 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
             if c == 0 and F <= 0.0:
                 c = 2
                 rem = 0.0
-            r, rem = pick_blocked(trees, sr, l, PB, c, rem, kind, bs)
+            r, rem = wide_pick(wt, l, goff, H, m, c, 3, rem, kind)
             v = l * m + r
             y = r // nz
             z = r - y * nz
@@ -643,12 +639,13 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
                 z = ent[e, 3]
                 mask = ent[e, 4]
                 r = y * nz + z
-                ent[e, 5] = PB + r // bs
+                ent[e, 5] = r
+                lf = 24 * (r >> 3) + (r & 7)
                 # _vleaf written out (same values, so bitwise equal to rebuild)
                 if occ[v] >= 0:
                     for c in range(3):
                         if mask & (1 << c):
-                            sr[l, c, r] = 0.0
+                            wt[l, lf + 8 * c] = 0.0
                     continue
                 if trap:
                     # trap rates depend on the origin only: orate = nu_s b_s(origin), 0 if vacant
@@ -662,7 +659,7 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
                             w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
                         else:
                             w = 0.0
-                        sr[l, 0, r] = w
+                        wt[l, lf] = w
                     if mask & 2:
                         if l < nx - 1:
                             w = orate[v + m]
@@ -672,14 +669,14 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
                             w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
                         else:
                             w = 0.0
-                        sr[l, 1, r] = w
+                        wt[l, lf + 8] = w
                     if mask & 4:
                         w = 0.0
                         w += orate[v - (ny - 1) * nz if y == ny - 1 else v + nz]
                         w += orate[v + (ny - 1) * nz if y == 0 else v - nz]
                         w += orate[v - (nz - 1) if z == nz - 1 else v + 1]
                         w += orate[v + (nz - 1) if z == 0 else v - 1]
-                        sr[l, 2, r] = w
+                        wt[l, lf + 16] = w
                     continue
                 if mask & 1:
                     if l > 0:
@@ -695,7 +692,7 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
                             w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
                     elif active >= 0 and frontopen:
                         w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
-                    sr[l, 0, r] = w
+                    wt[l, lf] = w
                 if mask & 2:
                     if l < nx - 1:
                         k = v + m
@@ -710,7 +707,7 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
                             w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
                     elif backbulk and backopen:
                         w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
-                    sr[l, 1, r] = w
+                    wt[l, lf + 8] = w
                 if mask & 4:
                     j0 = v - (ny - 1) * nz if y == ny - 1 else v + nz
                     j1 = v + (ny - 1) * nz if y == 0 else v - nz
@@ -729,22 +726,11 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
                     s = occ[j3]
                     if s >= 0:
                         w += site_rate(model, nu[s], np.float64(bfac[s, j3]), np.float64(bfac[s, v]))
-                    sr[l, 2, r] = w
-            # block sums after all site rates of the event are in (entries may share a
-            # block); the selectors' block_sum / walk_until / walk_mask are written out here
-            # (same operations and order, so the trees stay bitwise equal to a rebuild)
-            for e in range(ne):
-                l = ent[e, 1]
-                mask = ent[e, 4]
-                node = ent[e, 5]
-                base = (node - PB) * bs
-                for c in range(3):
-                    if mask & (1 << c):
-                        sb = 0.0
-                        for q in range(bs):
-                            sb += sr[l, c, base + q]
-                        trees[l, node, c] = sb
-            # anchors: column 0 becomes -1 for an anchor, else the anchor's entry index
+                    wt[l, lf + 16] = w
+            # walks after all leaves of the event are in (entries may share ancestors); the
+            # selectors' group_sum / walk_until / walk_mask are written out here (same operations
+            # and order, so the trees stay bitwise equal to a rebuild). Anchors: column 0
+            # becomes -1 for an anchor, else the anchor's entry index.
             for e in range(ne):
                 l = ent[e, 1]
                 an = -1
@@ -756,28 +742,41 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
                 if an >= 0:
                     ent[an, 4] |= ent[e, 4]
                     if tree:
+                        # up to just below the lowest common ancestor with the anchor
                         mask = ent[e, 4]
-                        kn = ent[e, 5] >> 1
-                        a = ent[an, 5]
-                        while kn != a:
-                            if kn > a:
-                                for c in range(3):
-                                    if mask & (1 << c):
-                                        trees[l, kn, c] = trees[l, 2 * kn, c] + trees[l, 2 * kn + 1, c]
-                                kn >>= 1
-                            else:
-                                a >>= 1
+                        j = ent[e, 5]
+                        ja = ent[an, 5]
+                        for h in range(H):
+                            gq = j >> 3
+                            ja >>= 3
+                            if gq == ja:
+                                break
+                            b = 24 * (goff[h] + gq)
+                            dst = 24 * (goff[h + 1] + (gq >> 3)) + (gq & 7)
+                            for c in range(3):
+                                if mask & (1 << c):
+                                    bc = b + 8 * c
+                                    wt[l, dst + 8 * c] = (
+                                        ((wt[l, bc] + wt[l, bc + 1]) + (wt[l, bc + 2] + wt[l, bc + 3]))
+                                        + ((wt[l, bc + 4] + wt[l, bc + 5]) + (wt[l, bc + 6] + wt[l, bc + 7])))
+                            j = gq
             for e in range(ne):
                 if ent[e, 0] < 0:
                     l = ent[e, 1]
                     if tree:
                         mask = ent[e, 4]
-                        kn = ent[e, 5] >> 1
-                        while kn >= 1:
+                        j = ent[e, 5]
+                        for h in range(H):
+                            gq = j >> 3
+                            b = 24 * (goff[h] + gq)
+                            dst = 24 * (goff[h + 1] + (gq >> 3)) + (gq & 7)
                             for c in range(3):
                                 if mask & (1 << c):
-                                    trees[l, kn, c] = trees[l, 2 * kn, c] + trees[l, 2 * kn + 1, c]
-                            kn >>= 1
+                                    bc = b + 8 * c
+                                    wt[l, dst + 8 * c] = (
+                                        ((wt[l, bc] + wt[l, bc + 1]) + (wt[l, bc + 2] + wt[l, bc + 3]))
+                                        + ((wt[l, bc + 4] + wt[l, bc + 5]) + (wt[l, bc + 6] + wt[l, bc + 7])))
+                            j = gq
                     gg = l + 1
                     if not dirty[gg]:
                         dirty[gg] = True
@@ -789,7 +788,7 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
         if full:
             for q in range(nd):
                 dirty[dlist[q]] = False
-            rebuild_top(trees, ex, top, gf, gb, ip, fp)
+            rebuild_top(wt, goff, ex, top, gf, gb, ip, fp)
         else:
             for q in range(nd):
                 gg = dlist[q]
@@ -805,15 +804,15 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, trees, sr, ex, top, dirty, dli
                         w = fp[F_RBEAM]
                     else:
                         lg = gg - 1
-                        w = (gf[lg] * trees[lg, 1, 0] + gb[lg + 1] * trees[lg, 1, 1]
-                             + trees[lg, 1, 2])
+                        w = (gf[lg] * wt[lg, root] + gb[lg + 1] * wt[lg, root + 8]
+                             + wt[lg, root + 16])
                     top[0, Pt + gg, 0] = w
                     kn = (Pt + gg) >> 1
                     while kn >= 1:
                         top[0, kn, 0] = top[0, 2 * kn, 0] + top[0, 2 * kn + 1, 0]
                         kn >>= 1
                 else:
-                    top[0, Pt + gg, 0] = _group_weight(gg, trees, ex, gf, gb, ip, fp)
+                    top[0, Pt + gg, 0] = _group_weight(gg, wt, goff, ex, gf, gb, ip, fp)
         ist[S_NEV] += 1
     return 0
 

@@ -21,7 +21,7 @@ from .errors import KMCConfigError, KMCError, KMCStateError
 from .lattice import fill_layers, landscape, lattice_spacing_m
 from .rates import RATE_MODELS, b_factor
 from .rng import seed_state
-from .selectors import SELECTORS, block_size, tree_size
+from .selectors import SELECTORS, tree_size, wide_layout
 
 GEOMETRIES = ("open", "periodic")
 BACKS = {"bulk": K.BACK_BULK, "electrode": K.BACK_ELECTRODE}
@@ -231,12 +231,10 @@ class Simulation:
         del E
         # derived structures (never checkpointed: rebuilt bitwise-identically from the state)
         self.P = tree_size(m)
-        # blocks of bs sites = leaves of a layer tree; bs = 1 unless it keeps the unblocked order
-        self.bs = block_size(m)
-        self.PB = tree_size(m // self.bs)
+        # layer trees: wide (fan-out 8) sum trees over the target rates of the 3 classes
+        self.goff, self.H = wide_layout(m)
         self.Pt = tree_size(nx + 3)
-        self.sr = np.zeros((nx, 3, self.bs * self.PB))   # target rates (site part) per class
-        self.trees = np.zeros((nx, 2 * self.PB, 3))
+        self.wt = np.zeros((nx, 24 * int(self.goff[-1])))
         self.orate = np.zeros(N)     # nu_s b_s(i) of the ion on site i (0 if vacant): trap rates
         self.ex = np.zeros((2, 2 * self.P, 1))   # exit trees (front, back)
         self.top = np.zeros((1, 2 * self.Pt, 1))
@@ -329,7 +327,7 @@ class Simulation:
         ip[K.I_PERIODIC] = int(self.periodic)
         ip[K.I_BACKKIND] = BACKS[p.back]
         ip[K.I_NX], ip[K.I_NY], ip[K.I_NZ] = p.nx, p.ny, p.nz
-        ip[K.I_P], ip[K.I_PT], ip[K.I_PB], ip[K.I_BS] = self.P, self.Pt, self.PB, self.bs
+        ip[K.I_P], ip[K.I_PT], ip[K.I_H] = self.P, self.Pt, self.H
         ip[K.I_HIST] = int(p.record_histograms)
         ip[K.I_IONS] = int(p.record_ions)
         ip[K.I_LPS] = self.layers_per_slab
@@ -410,7 +408,7 @@ class Simulation:
     def rebuild(self):
         """Full recompute of all rates, trees and fields from the state (O(N))."""
         st = self.state
-        K.rebuild(st["occ"], self.bfac, self.nu, self.orate, self.trees, self.sr, self.ex, self.top, self.E, self.gf,
+        K.rebuild(st["occ"], self.bfac, self.nu, self.orate, self.wt, self.goff, self.ex, self.top, self.E, self.gf,
                   self.gb, self.G, self.BG, self.ip, self.fp)
 
     # ------------------------------------------------------------------ running
@@ -430,7 +428,7 @@ class Simulation:
     def _kernel(self, ev_stop, out_times=None):
         st = self.state
         return K.advance(
-            st["occ"], st["site_ion"], self.bfac, self.nu, self.orate, self.ebin, self.trees, self.sr, self.ex,
+            st["occ"], st["site_ion"], self.bfac, self.nu, self.orate, self.ebin, self.wt, self.goff, self.ex,
             self.top, self.dirty, self.dlist, st["ion_sp"], st["ion_site"], st["ion_disp"],
             st["free_ids"], self.G, self.BG, self.E, self.gf, self.gb, st["cnt"], st["coll"],
             st["counters"], st["rng"], st["clock"], st["ist"], self.ip, self.fp,
@@ -501,6 +499,19 @@ class Simulation:
                                              [(s.mu_eV, s.sigma_eV, s.rho) for s in p.species[1:]], rng)
         return self._energies_cache
 
+    def class_totals(self):
+        """Per layer, the summed site parts of the hops into its vacancies, float64 (nx, 3):
+        from behind (+x, gap l; front insertion in layer 0), from ahead (-x, gap l + 1; back
+        insertion in layer nx-1), lateral. Gap factors not applied."""
+        p = self.params
+        return np.array([[K.wide_total(self.wt, l, self.goff, self.H, self.m, c, 3, self.ip[K.I_SEL])
+                          for c in range(3)] for l in range(p.nx)])
+
+    def exit_totals(self):
+        """Summed site parts of the exits to the front and back reservoirs (gap factors not
+        applied), float64 (2,)."""
+        return np.array([K.total(self.ex, s, self.P, self.m, 0, self.ip[K.I_SEL]) for s in range(2)])
+
     def total_rate(self):
         """Sum of all event rates [1/s]."""
         return float(K.total(self.top, 0, self.Pt, self.params.nx + 3, 0, self.ip[K.I_SEL]))
@@ -509,7 +520,7 @@ class Simulation:
         """Bytes per site of everything the run keeps (state, landscape factors, trees),
         excluding the recorded-output buffers."""
         arrs = [v for k, v in self.state.items() if not k.startswith("r_")]
-        arrs += [self.bfac, self.orate, self.ebin, self.trees, self.sr, self.ex, self.top, self.G, self.BG, self.E,
+        arrs += [self.bfac, self.orate, self.ebin, self.wt, self.ex, self.top, self.G, self.BG, self.E,
                  self.gf, self.gb]
         return sum(a.nbytes for a in arrs) / self.n_sites
 

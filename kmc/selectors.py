@@ -26,32 +26,26 @@ Two implementations, registered in ``SELECTORS``:
 The engine stores stacks of trees with a trailing class axis, ``tree[t, node, c]`` (tree ``t``;
 interleaved per-class trees share cache lines); the functions take that 3-D form, the tree index
 ``t`` and the class ``c`` (indexing a 3-D array directly avoids creating views in the hot loop).
-Blocked trees (the engine's layer trees): leaf ``b`` holds the sum of the rates of the ``BLOCK``
-sites ``b BLOCK .. b BLOCK + BLOCK-1`` (always summed in that order, so a leaf is bitwise a
-function of its sites), the site rates live in ``leaves[t, c, site]`` (class-major: a block of one class is contiguous) (zero-padded to whole
-blocks). ``pick_blocked`` picks the block (tree descent, or linear scan in descent order) and
-then scans its sites in index order, so tree and linear still meet the events in the same order.
-With ``n`` a multiple of the block size ``bs`` that order is exactly the unblocked tree's (block
-``s_b`` starts at site ``s = bs s_b``); the engine uses ``bs = 1`` (= unblocked) otherwise.
-Fewer levels and one contiguous block at the bottom: fewer cache misses per event.
-Batched updates (several leaves of one tree changed by one event): ``walk_until`` each changed
-leaf up to the lowest common ancestor with one *anchor* leaf of the same tree, then ``walk_mask``
-the anchor to the root with the union of the classes — every stale node is recomputed once after
-its children, so the result is still bitwise equal to a fresh build.
+Wide trees (the engine's layer trees, ``wide_*``): ``C`` interleaved classes, fan-out ``W = 8``.
+Level 0 holds the ``n`` leaves (site rates), level ``h + 1`` the sums of the groups of 8
+consecutive entries of level ``h`` (the last group zero-padded), up to one root per class. Storage
+is one flat row per tree, group-major and class-major inside a group: entry ``j`` of level ``h``,
+class ``c`` sits at ``(goff[h] + j // 8) * 8 C + 8 c + j % 8`` (``wide_layout``), so the 8
+children a descent compares are one 64-byte cache line, and a walk that recomputes all classes
+reads ``C`` adjacent lines per level. ``log_8`` levels instead of ``log_2``: at 25 600 sites a layer
+has 5 levels (binary: 15), and the upper ones stay in cache. A group is always summed as
+``((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))``, so every node is bitwise a function of
+its children. The descent meets leaves in index order, and the ``"linear"`` reference scans them
+in that order. Batched updates as for the binary tree (``walk_until`` / ``walk_mask``): changed
+leaves first, then each walks up to just below its lowest common ancestor with the layer's
+anchor, and the anchor to the root with the union of the classes.
 """
 import numpy as np
 from numba import njit
 
 TREE = 0
 LINEAR = 1
-BLOCK = 16      # sites per leaf of the engine's blocked trees (the largest that divides ny nz)
-BLOCK_SIZES = (4, 2)
-
-
-def block_size(n):
-    """Sites per block for ``n`` sites: the largest of ``BLOCK_SIZES`` dividing ``n``, else 1
-    (blocks must tile ``n`` exactly to keep the unblocked tree's event order)."""
-    return next((b for b in BLOCK_SIZES if n % b == 0), 1)
+FANOUT = 8      # children per node of the wide trees (8 float64 = one cache line)
 SELECTORS = {"tree": TREE, "linear": LINEAR}
 
 
@@ -185,56 +179,101 @@ def pick(tree, t, P, n, c, target, kind):
     return last, tree[t, P + last, c] if last >= 0 else 0.0
 
 
+def wide_layout(n):
+    """Group offsets of a wide tree over ``n`` leaves: returns ``(goff, H)``, ``goff`` int64
+    ``(H + 2,)`` (level ``h`` occupies groups ``goff[h] .. goff[h+1]-1``; ``goff[H+1]`` = number
+    of groups), ``H`` = levels above the leaves (the root level)."""
+    sizes = [max(int(n), 1)]
+    while sizes[-1] > 1:
+        sizes.append(-(-sizes[-1] // FANOUT))
+    H = len(sizes) - 1
+    goff = np.zeros(H + 2, dtype=np.int64)
+    for h in range(H + 1):
+        goff[h + 1] = goff[h] + -(-sizes[h] // FANOUT)
+    return goff, H
+
+
 @njit(cache=True, inline="always")
-def block_sum(leaves, t, b, c, bs):
-    """Leaf ``b`` of a blocked tree (``bs`` sites per block): its sites' rates summed in index
-    order."""
-    base = b * bs
+def wide_index(goff, h, j, c, C):
+    """Flat index of entry ``j`` of level ``h``, class ``c`` (``C`` classes)."""
+    return (goff[h] + (j >> 3)) * (8 * C) + 8 * c + (j & 7)
+
+
+@njit(cache=True, inline="always")
+def group_sum(w, t, b):
+    """Sum of the 8 entries ``w[t, b .. b+7]`` in the fixed pairwise order."""
+    return (((w[t, b] + w[t, b + 1]) + (w[t, b + 2] + w[t, b + 3]))
+            + ((w[t, b + 4] + w[t, b + 5]) + (w[t, b + 6] + w[t, b + 7])))
+
+
+@njit(cache=True)
+def wide_init(w, t, goff, H, c, C, kind):
+    """Inner levels of class ``c`` of wide tree ``t`` from its leaves (level 0, already set)."""
+    if kind != TREE:
+        return
+    for h in range(H):
+        for g in range(goff[h + 1] - goff[h]):
+            w[t, wide_index(goff, h + 1, g, c, C)] = group_sum(w, t, (goff[h] + g) * 8 * C + 8 * c)
+
+
+@njit(cache=True)
+def wide_update(w, t, goff, H, j, rate, c, C, kind):
+    """Set leaf ``j`` of class ``c`` of wide tree ``t`` and recompute its ancestors."""
+    w[t, wide_index(goff, 0, j, c, C)] = rate
+    if kind == TREE:
+        for h in range(H):
+            g = j >> 3
+            w[t, wide_index(goff, h + 1, g, c, C)] = group_sum(w, t, (goff[h] + g) * 8 * C + 8 * c)
+            j = g
+
+
+@njit(cache=True, inline="always")
+def wide_total(w, t, goff, H, n, c, C, kind):
+    """Sum of the leaves of class ``c``: the root (tree) or a scan in index order (linear)."""
+    if kind == TREE:
+        return w[t, wide_index(goff, H, 0, c, C)]
     s = 0.0
-    for q in range(bs):
-        s += leaves[t, c, base + q]
+    for j in range(n):
+        s += w[t, wide_index(goff, 0, j, c, C)]
     return s
 
 
-@njit(cache=True)
-def init_blocked(tree, leaves, t, P, c, kind, bs=BLOCK):
-    """Leaves (block sums) and, for the tree, the inner nodes of class ``c`` of blocked tree
-    ``t`` from the site rates ``leaves`` (float64, (T, C, BLOCK P)); ``P`` = number of blocks."""
-    for b in range(P):
-        tree[t, P + b, c] = block_sum(leaves, t, b, c, bs)
-    if kind == TREE:
-        for k in range(P - 1, 0, -1):
-            tree[t, k, c] = tree[t, 2 * k, c] + tree[t, 2 * k + 1, c]
-
-
-@njit(cache=True)
-def update_blocked(tree, leaves, t, P, idx, rate, c, kind, bs=BLOCK):
-    """Set the rate of site ``idx`` of class ``c`` of blocked tree ``t``."""
-    leaves[t, c, idx] = rate
-    b = idx // bs
-    tree[t, P + b, c] = block_sum(leaves, t, b, c, bs)
-    if kind == TREE:
-        walk_up(tree, t, P, b, c)
-
-
 @njit(cache=True, inline="always")
-def pick_blocked(tree, leaves, t, P, c, target, kind, bs=BLOCK):
-    """Site ``k`` of blocked tree ``t`` with cum[k-1] <= target < cum[k] (blocks in descent
-    order, sites of a block in index order); returns (k, target - cum[k-1]).
+def wide_pick(w, t, goff, H, n, c, C, target, kind):
+    """Leaf ``j`` with cum[j-1] <= target < cum[j] (index order); returns (j, target - cum[j-1]).
 
-    Rounding guard as in ``pick``: a scan that runs past the block's end returns its last site
-    with a positive rate.
+    Rounding guard: zero-weight children are never entered; a scan that runs past the last
+    child (target >= the sum by rounding) takes the last positive child with its full weight as
+    the remainder, so the descent ends on that subtree's last positive leaf (the linear scan's
+    guard).
     """
-    b, target = pick(tree, t, P, P, c, target, kind)
-    base = b * bs
+    if kind == TREE:
+        j = 0
+        for h in range(H, 0, -1):
+            b = (goff[h - 1] + j) * 8 * C + 8 * c
+            q = 0
+            last = 0
+            while q < 8:
+                x = w[t, b + q]
+                if x > 0.0:
+                    if target < x:
+                        break
+                    target -= x
+                    last = q
+                q += 1
+            if q == 8:
+                q = last
+                target = w[t, b + q]
+            j = 8 * j + q
+        return j, target
     last = -1
-    for q in range(bs):
-        r = leaves[t, c, base + q]
-        if r > 0.0:
-            if target < r:
-                return base + q, target
-            target -= r
-            last = base + q
+    for j in range(n):
+        x = w[t, wide_index(goff, 0, j, c, C)]
+        if x > 0.0:
+            if target < x:
+                return j, target
+            target -= x
+            last = j
     if last < 0:
-        return base, 0.0
-    return last, leaves[t, c, last]
+        return 0, 0.0
+    return last, w[t, wide_index(goff, 0, last, c, C)]

@@ -61,10 +61,10 @@ def test_incremental_update_equals_full_recompute(model, phase):
         sim._enter_phase(phase)
     for _ in range(5):
         sim.advance(2000)
-        saved = [x.copy() for x in (sim.trees, sim.ex, sim.top, sim.E, sim.gf, sim.gb, sim.G)]
+        saved = [x.copy() for x in (sim.wt, sim.ex, sim.top, sim.E, sim.gf, sim.gb, sim.G)]
         sim._sync_S()
         sim.rebuild()
-        for x, y in zip(saved, (sim.trees, sim.ex, sim.top, sim.E, sim.gf, sim.gb, sim.G)):
+        for x, y in zip(saved, (sim.wt, sim.ex, sim.top, sim.E, sim.gf, sim.gb, sim.G)):
             assert np.array_equal(x, y)  # bitwise: no drift, nothing outside the update radius
 
 

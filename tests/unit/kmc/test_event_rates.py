@@ -66,13 +66,15 @@ def brute_force_totals(sim):
 
 def engine_totals(sim):
     nx = sim.params.nx
+    ct = sim.class_totals()
+    ex = sim.exit_totals()
     fwd = np.zeros(nx + 1)
     bwd = np.zeros(nx + 1)
-    fwd[:nx] = sim.gf[:nx] * sim.trees[:, 1, 0]
-    bwd[1:] = sim.gb[1:] * sim.trees[:, 1, 1]
-    bwd[0] = sim.gb[0] * sim.ex[0, 1, 0]
-    fwd[nx] = sim.gf[nx] * sim.ex[1, 1, 0]
-    return fwd, bwd, sim.trees[:, 1, 2].sum()
+    fwd[:nx] = sim.gf[:nx] * ct[:, 0]
+    bwd[1:] = sim.gb[1:] * ct[:, 1]
+    bwd[0] = sim.gb[0] * ex[0]
+    fwd[nx] = sim.gf[nx] * ex[1]
+    return fwd, bwd, ct[:, 2].sum()
 
 
 def _params(**kw):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from kmc.selectors import (BLOCK, LINEAR, TREE, init, init_blocked, pick, pick_blocked,
-                           selector_code, total, tree_size, update, update_blocked)
+from kmc.selectors import (LINEAR, TREE, init, pick, selector_code, total, tree_size, update,
+                           wide_index, wide_init, wide_layout, wide_pick, wide_total, wide_update)
 
 
 def _rates(rng, n):
@@ -72,38 +72,60 @@ def test_unknown_selector_lists_legal_names():
         selector_code("heap")
 
 
-def test_blocked_tree_and_linear_pick_the_same_site_and_stay_exact():
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 1003, 4096])
+def test_wide_tree_and_linear_pick_the_same_leaf_and_stay_exact(n):
     rng = np.random.default_rng(3)
-    n = 1003                        # not a multiple of BLOCK: the last block is zero-padded
-    P = tree_size(-(-n // BLOCK))
-    leaves = np.zeros((1, 1, BLOCK * P))
-    leaves[0, 0, :n] = _rates(rng, n)
-    leaves_lin = leaves.copy()
-    t = np.zeros((1, 2 * P, 1))
-    lin = np.zeros((1, 2 * P, 1))
-    init_blocked(t, leaves, 0, P, 0, TREE)
-    init_blocked(lin, leaves_lin, 0, P, 0, LINEAR)
-    for step in range(3000):
-        k = rng.integers(n)
+    C = 3
+    goff, H = wide_layout(n)
+    w = np.zeros((2, goff[-1] * 8 * C))
+    leaf = [wide_index(goff, 0, j, c, C) for c in range(C) for j in range(n)]
+    rates = _rates(rng, C * n)
+    w[0, leaf] = rates
+    w[1, leaf] = rates
+    for c in range(C):
+        wide_init(w, 0, goff, H, c, C, TREE)
+        wide_init(w, 1, goff, H, c, C, LINEAR)
+    for step in range(1500):
+        j = rng.integers(n)
+        c = rng.integers(C)
         new = 0.0 if rng.random() < 0.2 else float(np.exp(rng.normal(0, 4)))
-        update_blocked(t, leaves, 0, P, k, new, 0, TREE)
-        update_blocked(lin, leaves_lin, 0, P, k, new, 0, LINEAR)
+        wide_update(w, 0, goff, H, j, new, c, C, TREE)
+        wide_update(w, 1, goff, H, j, new, c, C, LINEAR)
+        c = rng.integers(C)
+        tot_t = wide_total(w, 0, goff, H, n, c, C, TREE)
+        tot_l = wide_total(w, 1, goff, H, n, c, C, LINEAR)
+        assert tot_t == pytest.approx(tot_l, rel=1e-12, abs=0)
+        if tot_t <= 0.0:
+            continue
         u = rng.random()
-        i1, r1 = pick_blocked(t, leaves, 0, P, 0, u * total(t, 0, P, P, 0, TREE), TREE)
-        i2, r2 = pick_blocked(lin, leaves_lin, 0, P, 0, u * total(lin, 0, P, P, 0, LINEAR), LINEAR)
-        assert i1 == i2 and i1 < n
-        assert leaves[0, 0, i1] > 0.0
-        assert abs(r1 - r2) <= 1e-9 * leaves[0, 0, i1] + 1e-12 * t[0, 1, 0]
-    fresh = np.zeros_like(t)
-    init_blocked(fresh, leaves, 0, P, 0, TREE)
-    assert np.array_equal(t, fresh)  # leaves and nodes recomputed from children: no drift
-    # picks follow the rates: every site's interval is [cum[k-1], cum[k]) in the scan order
-    order = np.concatenate([np.arange(b * BLOCK, (b + 1) * BLOCK) for b in
-                            list(range(2 ** int(np.ceil(np.log2(P))) - P, P))
-                            + list(range(2 ** int(np.ceil(np.log2(P))) - P))])
-    cum = np.cumsum(leaves[0, 0, order])
-    for q in rng.integers(0, n, 200):
+        i1, r1 = wide_pick(w, 0, goff, H, n, c, C, u * tot_t, TREE)
+        i2, r2 = wide_pick(w, 1, goff, H, n, c, C, u * tot_l, LINEAR)
+        assert i1 == i2 and 0 <= i1 < n
+        x = w[0, wide_index(goff, 0, i1, c, C)]
+        assert x > 0.0
+        assert abs(r1 - r2) <= 1e-9 * x + 1e-12 * tot_t
+    fresh = w[0].copy()
+    fresh[np.setdiff1d(np.arange(fresh.size), leaf)] = 0.0
+    fresh = fresh[None]
+    for c in range(C):
+        wide_init(fresh, 0, goff, H, c, C, TREE)
+    assert np.array_equal(w[0], fresh[0])  # every node recomputed from its children: no drift
+    # picks follow the rates: leaf j's interval is [cum[j-1], cum[j]) in index order
+    c = 1
+    vals = w[0, [wide_index(goff, 0, j, c, C) for j in range(n)]]
+    cum = np.cumsum(vals)
+    for j in rng.integers(0, n, 200):
         # skip rates below the rounding of the cumulative sum (mid would not resolve them)
-        if leaves[0, 0, order[q]] > 1e-12 * cum[-1]:
-            mid = cum[q] - 0.5 * leaves[0, 0, order[q]]
-            assert pick_blocked(t, leaves, 0, P, 0, mid, TREE)[0] == order[q]
+        if vals[j] > 1e-12 * cum[-1]:
+            assert wide_pick(w, 0, goff, H, n, c, C, cum[j] - 0.5 * vals[j], TREE)[0] == j
+    # a target at (or by rounding above) the total ends on the last positive leaf
+    last = np.flatnonzero(vals > 0)[-1]
+    for kind, t in ((TREE, 0), (LINEAR, 1)):
+        assert wide_pick(w, t, goff, H, n, c, C, cum[-1] * (1 + 1e-15), kind)[0] == last
+
+
+def test_wide_layout_levels():
+    goff, H = wide_layout(25_600)
+    assert H == 5 and list(np.diff(goff)) == [3200, 400, 50, 7, 1, 1]
+    goff, H = wide_layout(1)
+    assert H == 0 and list(goff) == [0, 1]
