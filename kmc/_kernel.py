@@ -31,7 +31,6 @@ import numpy as np
 from numba import njit
 
 from .rates import TRAP, site_rate
-from .rng import next_double
 from .selectors import TREE, pick, total, walk_up, wide_init, wide_pick, wide_total
 
 # ipar slots
@@ -324,31 +323,60 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlis
     n_out = out_times.shape[0]
     # queue of changed leaves of one event (<= 2 sites x (1 + 6 neighbours))
     ent = np.zeros((16, 6), dtype=np.int64)
+    # xoshiro256** state in registers (rng.next_double written out: a call with an array
+    # argument costs atomic refcounts); written back at the single exit below
+    s0 = rng[0]
+    s1 = rng[1]
+    s2 = rng[2]
+    s3 = rng[3]
+    status = 0
     while ist[S_NEV] < ev_stop:
         tot = total(top, 0, Pt, nx + 3, 0, kind)
         t = clock[0]
         if not np.isfinite(tot):
             # overflowing gap factors (field runaway): stop before drawing, the engine raises
-            return 3
+            status = 3
+            break
         if tot <= 0.0:
             while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] <= t_stop:
                 _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
                         r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev)
                 ist[S_OUTK] += 1
             clock[0] = t_stop
-            return 2
-        u1 = next_double(rng)
-        u2 = next_double(rng)
+            status = 2
+            break
+        xr = s1 * np.uint64(5)
+        res = ((xr << np.uint64(7)) | (xr >> np.uint64(57))) * np.uint64(9)
+        tt = s1 << np.uint64(17)
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= tt
+        s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+        u1 = np.float64(res >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+        xr = s1 * np.uint64(5)
+        res = ((xr << np.uint64(7)) | (xr >> np.uint64(57))) * np.uint64(9)
+        tt = s1 << np.uint64(17)
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= tt
+        s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+        u2 = np.float64(res >> np.uint64(11)) * (1.0 / 9007199254740992.0)
         tn = t - np.log(1.0 - u2) / tot
         if not np.isfinite(tn):
-            return 3
+            status = 3
+            break
         if tn >= t_stop:
             while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] <= t_stop:
                 _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
                         r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev)
                 ist[S_OUTK] += 1
             clock[0] = t_stop
-            return 1
+            status = 1
+            break
         while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] < tn:
             _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
                     r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev)
@@ -356,7 +384,20 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlis
         clock[0] = tn
 
         # ---- selection: group -> class -> target site -> origin
-        g, rem = pick(top, 0, Pt, nx + 3, 0, u1 * tot, kind)
+        if tree:
+            # selectors.pick written out for the tree (same operations)
+            rem = u1 * tot
+            g = 1
+            while g < Pt:
+                left = top[0, 2 * g, 0]
+                if rem < left or top[0, 2 * g + 1, 0] <= 0.0:
+                    g = 2 * g
+                else:
+                    rem -= left
+                    g = 2 * g + 1
+            g -= Pt
+        else:
+            g, rem = pick(top, 0, Pt, nx + 3, 0, u1 * tot, kind)
         nd = 0
         full = False
         gap = -1        # gap whose field changes (-1: none)
@@ -435,7 +476,27 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlis
             if c == 0 and F <= 0.0:
                 c = 2
                 rem = 0.0
-            r, rem = wide_pick(wt, l, goff, H, m, c, 3, rem, kind)
+            if tree:
+                # selectors.wide_pick written out for the tree (same operations)
+                r = 0
+                for h in range(H, 0, -1):
+                    b = 24 * (goff[h - 1] + r) + 8 * c
+                    q = 0
+                    last = 0
+                    while q < 8:
+                        x = wt[l, b + q]
+                        if x > 0.0:
+                            if rem < x:
+                                break
+                            rem -= x
+                            last = q
+                        q += 1
+                    if q == 8:
+                        q = last
+                        rem = wt[l, b + q]
+                    r = 8 * r + q
+            else:
+                r, rem = wide_pick(wt, l, goff, H, m, c, 3, rem, kind)
             v = l * m + r
             y = r // nz
             z = r - y * nz
@@ -814,5 +875,9 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlis
                 else:
                     top[0, Pt + gg, 0] = _group_weight(gg, wt, goff, ex, gf, gb, ip, fp)
         ist[S_NEV] += 1
-    return 0
+    rng[0] = s0
+    rng[1] = s1
+    rng[2] = s2
+    rng[3] = s3
+    return status
 
