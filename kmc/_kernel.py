@@ -15,7 +15,8 @@ indexed by the moving ion, whose occupied neighbours all see a target vacancy co
   the order +y, -y, +z, -z);
 * two exit trees ``ex[0]`` (ion of layer 0 -> front reservoir, gap 0) and ``ex[1]`` (ion of layer
   nx-1 -> back reservoir / electrode, gap nx) over the sites of those layers;
-* a top tree over ``nx + 3`` groups [front exit, layer 0 .. nx-1, back exit, beam arrival] with
+* a top tree (wide, one class, offsets ``goff_t``, ``ip[I_HT]`` levels) over ``nx + 3`` groups
+  [front exit, layer 0 .. nx-1, back exit, beam arrival] with
   weights ``gf[l] F_l + gb[l+1] B_l + L_l`` (gap factors times class roots); the beam group
   (galvanostatic drive) has the constant weight ``fp[F_RBEAM]`` and adds one charge to the front
   surface charge ``F0`` (``ist[S_F0]``, electrostatics.py).
@@ -35,8 +36,9 @@ from .selectors import TREE, pick, total, walk_up, wide_init, wide_pick, wide_to
 
 # ipar slots
 I_MODEL, I_SEL, I_PERIODIC, I_BACKKIND, I_DRIVE, I_ACTIVE, I_FRONTOPEN, I_NX, I_NY, I_NZ = range(10)
-# I_P: leaves of the exit trees (= ny nz); I_H: levels of a layer's wide tree above its leaves
-I_P, I_PT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD, I_H = range(10, 19)
+# I_P: leaves of the exit trees (= ny nz); I_H / I_HT: levels of a layer's / the top wide tree
+# above its leaves
+I_P, I_HT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD, I_H = range(10, 19)
 N_IPAR = 19
 # fpar slots
 # F_EBACK: the external uniform field E_ext (electrostatics off; periodic); F_RBEAM: beam arrivals/s
@@ -190,17 +192,13 @@ def _group_weight(g, wt, goff, ex, gf, gb, ip, fp):
 
 
 @njit(cache=True)
-def rebuild_top(wt, goff, ex, top, gf, gb, ip, fp):
+def rebuild_top(wt, goff, ex, top, goff_t, gf, gb, ip, fp):
     """All group weights and the top tree from scratch. O(nx)."""
     nx = ip[I_NX]
-    Pt = ip[I_PT]
-    for k in range(2 * Pt):
-        top[0, k, 0] = 0.0
+    top[:] = 0.0
     for g in range(nx + 3):
-        top[0, Pt + g, 0] = _group_weight(g, wt, goff, ex, gf, gb, ip, fp)
-    if ip[I_SEL] == TREE:
-        for k in range(Pt - 1, 0, -1):
-            top[0, k, 0] = top[0, 2 * k, 0] + top[0, 2 * k + 1, 0]
+        top[0, g] = _group_weight(g, wt, goff, ex, gf, gb, ip, fp)   # leaf g of level 0
+    wide_init(top, 0, goff_t, ip[I_HT], 0, 1, ip[I_SEL])
 
 
 @njit(cache=True)
@@ -232,7 +230,7 @@ def fields(E, gf, gb, G, BG, ip, fp):
 
 
 @njit(cache=True)
-def rebuild(occ, bfac, nu, orate, wt, goff, ex, top, E, gf, gb, G, BG, ip, fp):
+def rebuild(occ, bfac, nu, orate, wt, goff, ex, top, goff_t, E, gf, gb, G, BG, ip, fp):
     """Full recompute of every leaf, tree, field and group weight from the state."""
     for i in range(occ.shape[0]):
         s = occ[i]
@@ -260,7 +258,7 @@ def rebuild(occ, bfac, nu, orate, wt, goff, ex, top, E, gf, gb, G, BG, ip, fp):
                 for k in range(P - 1, 0, -1):
                     ex[s, k, 0] = ex[s, 2 * k, 0] + ex[s, 2 * k + 1, 0]
     fields(E, gf, gb, G, BG, ip, fp)
-    rebuild_top(wt, goff, ex, top, gf, gb, ip, fp)
+    rebuild_top(wt, goff, ex, top, goff_t, gf, gb, ip, fp)
 
 
 @njit(cache=True)
@@ -284,7 +282,7 @@ def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
 
 
 @njit(cache=True)
-def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlist,
+def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dirty, dlist,
             ion_sp, ion_site, ion_disp, free_ids, G, BG, E, gf, gb, cnt, coll, counters,
             rng, clock, ist, ip, fp, out_times,
             r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev, ev_stop):
@@ -301,7 +299,8 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlis
     m = ny * nz
     P = ip[I_P]
     H = ip[I_H]
-    Pt = ip[I_PT]
+    Ht = ip[I_HT]
+    troot = 8 * goff_t[Ht]      # the top tree's root: top[0, troot]
     root = 24 * goff[H]         # class c root of a layer tree: wt[l, root + 8 c]
     kind = ip[I_SEL]
     tree = kind == TREE
@@ -331,7 +330,7 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlis
     s3 = rng[3]
     status = 0
     while ist[S_NEV] < ev_stop:
-        tot = total(top, 0, Pt, nx + 3, 0, kind)
+        tot = top[0, troot] if tree else wide_total(top, 0, goff_t, Ht, nx + 3, 0, 1, kind)
         t = clock[0]
         if not np.isfinite(tot):
             # overflowing gap factors (field runaway): stop before drawing, the engine raises
@@ -384,20 +383,28 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlis
         clock[0] = tn
 
         # ---- selection: group -> class -> target site -> origin
+        rem = u1 * tot
         if tree:
-            # selectors.pick written out for the tree (same operations)
-            rem = u1 * tot
-            g = 1
-            while g < Pt:
-                left = top[0, 2 * g, 0]
-                if rem < left or top[0, 2 * g + 1, 0] <= 0.0:
-                    g = 2 * g
-                else:
-                    rem -= left
-                    g = 2 * g + 1
-            g -= Pt
+            # selectors.wide_pick written out for the tree (same operations)
+            g = 0
+            for h in range(Ht, 0, -1):
+                b = 8 * (goff_t[h - 1] + g)
+                q = 0
+                last = 0
+                while q < 8:
+                    x = top[0, b + q]
+                    if x > 0.0:
+                        if rem < x:
+                            break
+                        rem -= x
+                        last = q
+                    q += 1
+                if q == 8:
+                    q = last
+                    rem = top[0, b + q]
+                g = 8 * g + q
         else:
-            g, rem = pick(top, 0, Pt, nx + 3, 0, u1 * tot, kind)
+            g, rem = wide_pick(top, 0, goff_t, Ht, nx + 3, 0, 1, rem, kind)
         nd = 0
         full = False
         gap = -1        # gap whose field changes (-1: none)
@@ -849,31 +856,52 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, dirty, dlis
         if full:
             for q in range(nd):
                 dirty[dlist[q]] = False
-            rebuild_top(wt, goff, ex, top, gf, gb, ip, fp)
+            rebuild_top(wt, goff, ex, top, goff_t, gf, gb, ip, fp)
+        elif tree:
+            # _group_weight written out; then the batched walk of the top tree (as for the
+            # layer trees): the other dirty groups walk up to just below their lowest common
+            # ancestor with the first one, which then walks to the root
+            for q in range(nd):
+                gg = dlist[q]
+                dirty[gg] = False
+                if gg == 0:
+                    w = gb[0] * ex[0, 1, 0]
+                elif gg == nx + 1:
+                    w = gf[nx] * ex[1, 1, 0]
+                elif gg == nx + 2:
+                    w = fp[F_RBEAM]
+                else:
+                    lg = gg - 1
+                    w = (gf[lg] * wt[lg, root] + gb[lg + 1] * wt[lg, root + 8]
+                         + wt[lg, root + 16])
+                top[0, gg] = w
+            if nd > 0:
+                for q in range(1, nd):
+                    j = dlist[q]
+                    ja = dlist[0]
+                    for h in range(Ht):
+                        gq = j >> 3
+                        ja >>= 3
+                        if gq == ja:
+                            break
+                        b = 8 * (goff_t[h] + gq)
+                        top[0, 8 * goff_t[h + 1] + gq] = (
+                            ((top[0, b] + top[0, b + 1]) + (top[0, b + 2] + top[0, b + 3]))
+                            + ((top[0, b + 4] + top[0, b + 5]) + (top[0, b + 6] + top[0, b + 7])))
+                        j = gq
+                j = dlist[0]
+                for h in range(Ht):
+                    gq = j >> 3
+                    b = 8 * (goff_t[h] + gq)
+                    top[0, 8 * goff_t[h + 1] + gq] = (
+                        ((top[0, b] + top[0, b + 1]) + (top[0, b + 2] + top[0, b + 3]))
+                        + ((top[0, b + 4] + top[0, b + 5]) + (top[0, b + 6] + top[0, b + 7])))
+                    j = gq
         else:
             for q in range(nd):
                 gg = dlist[q]
                 dirty[gg] = False
-                if tree:
-                    # _group_weight and walk_up written out for the tree (same arithmetic):
-                    # inlined array-argument calls cost atomic reference counting per call
-                    if gg == 0:
-                        w = gb[0] * ex[0, 1, 0]
-                    elif gg == nx + 1:
-                        w = gf[nx] * ex[1, 1, 0]
-                    elif gg == nx + 2:
-                        w = fp[F_RBEAM]
-                    else:
-                        lg = gg - 1
-                        w = (gf[lg] * wt[lg, root] + gb[lg + 1] * wt[lg, root + 8]
-                             + wt[lg, root + 16])
-                    top[0, Pt + gg, 0] = w
-                    kn = (Pt + gg) >> 1
-                    while kn >= 1:
-                        top[0, kn, 0] = top[0, 2 * kn, 0] + top[0, 2 * kn + 1, 0]
-                        kn >>= 1
-                else:
-                    top[0, Pt + gg, 0] = _group_weight(gg, wt, goff, ex, gf, gb, ip, fp)
+                top[0, gg] = _group_weight(gg, wt, goff, ex, gf, gb, ip, fp)
         ist[S_NEV] += 1
     rng[0] = s0
     rng[1] = s1

@@ -233,11 +233,11 @@ class Simulation:
         self.P = tree_size(m)
         # layer trees: wide (fan-out 8) sum trees over the target rates of the 3 classes
         self.goff, self.H = wide_layout(m)
-        self.Pt = tree_size(nx + 3)
+        self.goff_t, self.Ht = wide_layout(nx + 3)     # top tree over the event groups
         self.wt = np.zeros((nx, 24 * int(self.goff[-1])))
         self.orate = np.zeros(N)     # nu_s b_s(i) of the ion on site i (0 if vacant): trap rates
         self.ex = np.zeros((2, 2 * self.P, 1))   # exit trees (front, back)
-        self.top = np.zeros((1, 2 * self.Pt, 1))
+        self.top = np.zeros((1, 8 * int(self.goff_t[-1])))
         self.dirty = np.zeros(nx + 3, dtype=np.bool_)
         self.dlist = np.zeros(nx + 3, dtype=np.int64)
         self.G = np.zeros(nx + 2, dtype=np.int64)    # front-referenced charge counts (electrostatics)
@@ -327,7 +327,7 @@ class Simulation:
         ip[K.I_PERIODIC] = int(self.periodic)
         ip[K.I_BACKKIND] = BACKS[p.back]
         ip[K.I_NX], ip[K.I_NY], ip[K.I_NZ] = p.nx, p.ny, p.nz
-        ip[K.I_P], ip[K.I_PT], ip[K.I_H] = self.P, self.Pt, self.H
+        ip[K.I_P], ip[K.I_HT], ip[K.I_H] = self.P, self.Ht, self.H
         ip[K.I_HIST] = int(p.record_histograms)
         ip[K.I_IONS] = int(p.record_ions)
         ip[K.I_LPS] = self.layers_per_slab
@@ -408,7 +408,7 @@ class Simulation:
     def rebuild(self):
         """Full recompute of all rates, trees and fields from the state (O(N))."""
         st = self.state
-        K.rebuild(st["occ"], self.bfac, self.nu, self.orate, self.wt, self.goff, self.ex, self.top, self.E, self.gf,
+        K.rebuild(st["occ"], self.bfac, self.nu, self.orate, self.wt, self.goff, self.ex, self.top, self.goff_t, self.E, self.gf,
                   self.gb, self.G, self.BG, self.ip, self.fp)
 
     # ------------------------------------------------------------------ running
@@ -429,7 +429,7 @@ class Simulation:
         st = self.state
         return K.advance(
             st["occ"], st["site_ion"], self.bfac, self.nu, self.orate, self.ebin, self.wt, self.goff, self.ex,
-            self.top, self.dirty, self.dlist, st["ion_sp"], st["ion_site"], st["ion_disp"],
+            self.top, self.goff_t, self.dirty, self.dlist, st["ion_sp"], st["ion_site"], st["ion_disp"],
             st["free_ids"], self.G, self.BG, self.E, self.gf, self.gb, st["cnt"], st["coll"],
             st["counters"], st["rng"], st["clock"], st["ist"], self.ip, self.fp,
             self.out_times if out_times is None else out_times,
@@ -514,7 +514,8 @@ class Simulation:
 
     def total_rate(self):
         """Sum of all event rates [1/s]."""
-        return float(K.total(self.top, 0, self.Pt, self.params.nx + 3, 0, self.ip[K.I_SEL]))
+        return float(K.wide_total(self.top, 0, self.goff_t, self.Ht, self.params.nx + 3, 0, 1,
+                                  self.ip[K.I_SEL]))
 
     def nbytes_per_site(self):
         """Bytes per site of everything the run keeps (state, landscape factors, trees),

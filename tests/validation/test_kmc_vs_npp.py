@@ -209,9 +209,15 @@ def test_profiles_agree(runs):
     for i, s in enumerate(r["names"]):
         c = r["conc"][:, i, k]
         mean, sem = c.mean(0), c.std(0, ddof=1) / math.sqrt(N_REPLICAS)
+        # A per-layer SEM from 8 replicas has 7 degrees of freedom: on 24 layers some come out
+        # 2x too small by chance (4 "SEM" then fail ~10 % of runs; seen: a bulk layer with SEM
+        # 0.006 while its neighbours had 0.010-0.013, and no such dip with other seed sets).
+        # The count noise is the same process in every layer, so the pooled SEM of the species
+        # (RMS over its layers) is the floor.
+        pooled = math.sqrt(float(np.mean(sem ** 2)))
         ref = r["npp_layers"][i, k]
         grad = np.abs(np.gradient(ref, a))
-        tol = N_SE * np.maximum(sem, 0.5 / (0.9 * 100 * N_REPLICAS)) + 0.5 * a * grad
+        tol = N_SE * np.maximum(sem, pooled) + 0.5 * a * grad
         bad = np.abs(mean - ref) > tol
         print(s, "KMC", np.round(mean, 3), "\n  NPP", np.round(ref, 3), "\n  tol", np.round(tol, 3))
         if bad.any():
