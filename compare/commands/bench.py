@@ -18,7 +18,7 @@ def _bench_npp(args) -> int:
 def _bench_kmc(args) -> int:
     from compare.bench_kmc import bench_kmc
 
-    bench_kmc(sizes=tuple(args.sizes), n_events=args.events)
+    bench_kmc(sizes=tuple(args.sizes), n_events=args.events, repeats=args.repeats)
     return 0
 
 
@@ -32,5 +32,7 @@ def register(sub) -> None:
     pk.add_argument("--sizes", type=int, nargs="+", default=[20, 64, 160],
                     help="edge lengths L of L^3 lattices (default: 20 64 160)")
     pk.add_argument("--events", type=int, default=None,
-                    help="events per measurement (default: chosen per size)")
+                    help="events per repetition (default: 1000000)")
+    pk.add_argument("--repeats", type=int, default=5,
+                    help="repetitions per size, reported as best and median (default: 5)")
     pk.set_defaults(func=_bench_kmc)

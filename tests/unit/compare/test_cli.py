@@ -36,3 +36,13 @@ def test_console_script_has_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"cait: error: input file not found: '{tmp_path / 'x.toml'}'"
+
+
+def test_bench_kmc_prints_one_row_per_size(capsys):
+    """The benchmark runs end to end on a tiny lattice (numbers are printed, never asserted)."""
+    assert main(["bench", "kmc", "--sizes", "6", "--events", "2000", "--repeats", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("2 x 2000 events per size")
+    row = lines[-1].split()
+    assert row[0] == "6" and row[1] == "216" and len(row) == 9
+    assert 0 < float(row[5]) <= 100          # bytes per site: the memory target
