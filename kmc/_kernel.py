@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from .rates import TRAP, site_rate
-from .selectors import TREE, pick, total, walk_up, wide_init, wide_pick, wide_total
+from .selectors import TREE, pick, total, wide_init, wide_pick, wide_total
 
 # ipar slots
 I_MODEL, I_SEL, I_PERIODIC, I_BACKKIND, I_DRIVE, I_ACTIVE, I_FRONTOPEN, I_NX, I_NY, I_NZ = range(10)
@@ -140,36 +140,6 @@ def _ex_leaf(i, side, occ, bfac, nu, ip, fp):
     if s != 0 or ip[I_BACKOPEN] == 0:
         return 0.0
     return (1.0 - fp[F_THB]) * site_rate(ip[I_MODEL], nu[0], np.float64(bfac[0, i]), fp[F_BRESB])
-
-
-@njit(cache=True, inline="always")
-def _mark(g, dirty, dlist, nd):
-    if not dirty[g]:
-        dirty[g] = True
-        dlist[nd] = g
-        return nd + 1
-    return nd
-
-
-@njit(cache=True)
-def _refresh_ex(i, l, r, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd):
-    """Exit leaves of site i (layer l, offset r) if it lies in a boundary layer of an open
-    lattice."""
-    if ip[I_PERIODIC]:
-        return nd
-    nx = ip[I_NX]
-    P = ip[I_P]
-    if l == 0:
-        ex[0, P + r, 0] = _ex_leaf(i, 0, occ, bfac, nu, ip, fp)
-        if ip[I_SEL] == TREE:
-            walk_up(ex, 0, P, r, 0)
-        nd = _mark(0, dirty, dlist, nd)
-    if l == nx - 1:
-        ex[1, P + r, 0] = _ex_leaf(i, 1, occ, bfac, nu, ip, fp)
-        if ip[I_SEL] == TREE:
-            walk_up(ex, 1, P, r, 0)
-        nd = _mark(nx + 1, dirty, dlist, nd)
-    return nd
 
 
 @njit(cache=True, inline="always")
@@ -450,7 +420,6 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
                 coll[sp, 0] += 1
                 gap = nx
                 d = -1
-            nd = _refresh_ex(i, l, r, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd)
             ua = i
             ula = l
             uya = r // nz
@@ -534,7 +503,6 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
                 sg = -1
             else:
                 # lateral: which occupied neighbour, by the remainder (the leaf's sum order)
-                bv = 0.0
                 for q in range(4):
                     yy = y
                     zz = z
@@ -581,8 +549,6 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
                 if c < 2 and not periodic:
                     gap = l if c == 0 else l + 1
                     d = -1 if c == 0 else 1
-                if lk == 0 or lk == nx - 1:
-                    nd = _refresh_ex(k, lk, yk * nz + zk, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd)
                 ua = k
                 ula = lk
                 uya = yk
@@ -623,8 +589,6 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
                 ula = l
                 uya = y
                 uza = z
-            if l == 0 or l == nx - 1:
-                nd = _refresh_ex(v, l, r, occ, bfac, nu, ip, fp, ex, dirty, dlist, nd)
         if gap >= 0:
             # an ion crossed one gap: its field changes (all of them under a potentiostat)
             G[gap] += d
@@ -636,8 +600,45 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
                 E[gap] = fp[F_EBACK] + fp[F_C] * (G[gap] - BG[gap])
                 gf[gap] = np.exp(fp[F_HBQA] * E[gap])
                 gb[gap] = np.exp(-fp[F_HBQA] * E[gap])
-                nd = _mark(gap, dirty, dlist, nd)       # gap's backward factor: group gap
-                nd = _mark(gap + 1, dirty, dlist, nd)   # its forward factor: group gap + 1
+                # groups gap (its backward factor) and gap + 1 (its forward factor)
+                for gg in range(gap, gap + 2):
+                    if not dirty[gg]:
+                        dirty[gg] = True
+                        dlist[nd] = gg
+                        nd += 1
+        if ua >= 0 and not periodic:
+            # exit leaves of the changed sites in the boundary layers (_ex_leaf and the binary
+            # walk written out, same expressions)
+            for q in range(2):
+                if q == 0:
+                    i, l, y, z = ua, ula, uya, uza
+                else:
+                    i, l, y, z = ub, ulb, uyb, uzb
+                if i < 0:
+                    continue
+                for side in range(2):
+                    if l != (0 if side == 0 else nx - 1):
+                        continue
+                    s = occ[i]
+                    w = 0.0
+                    if s >= 0:
+                        if side == 0:
+                            if s == active and frontopen:
+                                w = (1.0 - thf) * site_rate(model, nu[s], np.float64(bfac[s, i]), bresf)
+                        elif s == 0 and backopen:
+                            w = (1.0 - thb) * site_rate(model, nu[0], np.float64(bfac[0, i]), bresb)
+                    kn = P + y * nz + z
+                    ex[side, kn, 0] = w
+                    if tree:
+                        kn >>= 1
+                        while kn >= 1:
+                            ex[side, kn, 0] = ex[side, 2 * kn, 0] + ex[side, 2 * kn + 1, 0]
+                            kn >>= 1
+                    gg = 0 if side == 0 else nx + 1
+                    if not dirty[gg]:
+                        dirty[gg] = True
+                        dlist[nd] = gg
+                        nd += 1
         if ua >= 0:
             # Layer-tree leaves changed by the event, written out here, not called: a call
             # (inline or not) costs atomic refcounts of its array arguments.
