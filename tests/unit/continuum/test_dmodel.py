@@ -141,3 +141,64 @@ def test_registry():
     assert isinstance(M.make_dmodel("constant", 1e-12), M.ConstantD)
     with pytest.raises(ValueError, match="unknown D model 'sde'; choose one of: constant, sed, table"):
         M.make_dmodel("sde")
+
+
+def _D_and_dD_reference(m, x):
+    """The plain numpy formula of SEDDiffusivity.D_and_dD (before the numba kernels)."""
+    x = np.asarray(x, dtype=np.float64)
+    xc = np.clip(x, m.x_floor, m.x_ceiling)
+    e_f, de_dtheta = m._fermi_level_and_slope(xc * (1.0 - m.f_vac))
+    D = m.D_bulk_m2_s * np.exp((e_f - m.fermi_level_bulk_eV) / m.kT)
+    with np.errstate(invalid="ignore"):
+        dD = np.where(D > 0.0, D / m.kT * de_dtheta * (1.0 - m.f_vac), 0.0)
+    dD = np.where((x < m.x_floor) | (x > m.x_ceiling), 0.0, dD)
+    if m.D_min_m2_s is not None:
+        floored = D < m.D_min_m2_s
+        D = np.where(floored, m.D_min_m2_s, D)
+        dD = np.where(floored, 0.0, dD)
+    return D, dD
+
+
+def _random_fractions(rng, f_vac):
+    """Fractions over the whole clipped range, both tails and the clipped/special values."""
+    x_ceiling = (1.0 - 1e-12) / (1.0 - f_vac)
+    x = np.concatenate([
+        rng.uniform(-0.5, 1.5, 1500),  # clipped below 0 and above x_ceiling
+        10.0 ** rng.uniform(-14, 0, 1500),  # lower tail, down past x_floor = 1e-12
+        x_ceiling - 10.0 ** rng.uniform(-13, -1, 500),  # theta -> 1
+        [0.0, -0.0, -1.0, 1e-12, 1e-13, 0.5, 1.0, x_ceiling, np.nextafter(x_ceiling, 2.0), 2.0,
+         np.inf, -np.inf, 0.3 / (1 - f_vac), 0.65 / (1 - f_vac)],  # logit branch points
+    ])
+    return x.reshape(-1, 7)  # any shape
+
+
+MIXTURE = GaussianMixtureSED([(1, -0.1, 0.15), (2, 0.05, 0.25)])
+
+
+@pytest.mark.parametrize("sed, filling, n_table", [
+    (SED, "step", 0),  # Gaussian step kernel (scipy ndtri)
+    (MIXTURE, "step", 0),  # direct E_F, generic kernel
+    (MIXTURE, "step", 201),  # tabulated step
+    (SED, "fermi-dirac", None),  # tabulated Fermi-Dirac (801 nodes)
+], ids=["gauss-step", "mixture-step", "mixture-step-table", "gauss-fd-table"])
+@pytest.mark.parametrize("D_min", [None, 1e-15])
+def test_sed_model_kernels_match_numpy_formula(sed, filling, n_table, D_min):
+    """The numba kernels reproduce the numpy formula to ~1 ulp (libm vs numpy SIMD exp)."""
+    m = M.SEDDiffusivity(sed, 1e-12, 0.1, KT, filling, D_min_m2_s=D_min, n_table=n_table)
+    x = _random_fractions(np.random.default_rng(7), 0.1)
+    D, dD = m.D_and_dD(x)
+    D_ref, dD_ref = _D_and_dD_reference(m, x)
+    assert D.shape == dD.shape == x.shape
+    assert np.isfinite(D).all() and np.isfinite(dD).all()
+    np.testing.assert_array_equal(dD == 0.0, dD_ref == 0.0)  # clipped and floored alike
+    if D_min is not None:
+        assert (D == D_min).any() and (D_ref == D_min).any()
+    assert np.max(np.abs(D - D_ref) / D_ref) <= 1e-13
+    assert np.max(np.abs(dD - dD_ref) / np.maximum(np.abs(dD_ref), 1e-300)) <= 1e-13
+    # strided, scalar and empty input
+    D_strided, dD_strided = m.D_and_dD(x[:, ::2])
+    assert np.array_equal(D_strided, D[:, ::2]) and np.array_equal(dD_strided, dD[:, ::2])
+    assert m.D_and_dD(0.5)[0].shape == ()
+    assert m.D_and_dD(np.zeros((0, 3)))[1].shape == (0, 3)
+    with pytest.raises(ValueError, match="SEDDiffusivity.D_and_dD: `x` contains NaN"):
+        m.D_and_dD(np.array([0.5, np.nan]))
