@@ -797,7 +797,7 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
                         w += site_rate(model, nu[s], np.float64(bfac[s, j3]), np.float64(bfac[s, v]))
                     wt[l, lf + 16] = w
             # walks after all leaves of the event are in (entries may share ancestors); the
-            # selectors' group_sum / walk_until / walk_mask are written out here (same operations
+            # selectors' group_sum and the batched walk are written out here (same operations
             # and order, so the trees stay bitwise equal to a rebuild). Anchors: column 0
             # becomes -1 for an anchor, else the anchor's entry index.
             for e in range(ne):

@@ -36,9 +36,11 @@ reads ``C`` adjacent lines per level. ``log_8`` levels instead of ``log_2``: at 
 has 5 levels (binary: 15), and the upper ones stay in cache. A group is always summed as
 ``((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))``, so every node is bitwise a function of
 its children. The descent meets leaves in index order, and the ``"linear"`` reference scans them
-in that order. Batched updates as for the binary tree (``walk_until`` / ``walk_mask``): changed
-leaves first, then each walks up to just below its lowest common ancestor with the layer's
-anchor, and the anchor to the root with the union of the classes.
+in that order. Batched updates (the engine's kernel, written out there): all changed leaves
+first, then each walks up to just below its lowest common ancestor with the tree's first
+changed leaf (the anchor), and the anchor to the root with the union of the classes; every
+stale node is recomputed once, after its children, so the tree stays bitwise equal to a fresh
+build.
 """
 import numpy as np
 from numba import njit
@@ -90,42 +92,6 @@ def walk_up(tree, t, P, idx, c):
     while k >= 1:
         tree[t, k, c] = tree[t, 2 * k, c] + tree[t, 2 * k + 1, c]
         k >>= 1
-
-
-@njit(cache=True, inline="always")
-def walk_mask(tree, t, node, mask):
-    """Recompute the ancestors of ``node`` for the classes in bitmask ``mask`` (3 classes)."""
-    k = node >> 1
-    if mask == 7:
-        while k >= 1:
-            a = 2 * k
-            tree[t, k, 0] = tree[t, a, 0] + tree[t, a + 1, 0]
-            tree[t, k, 1] = tree[t, a, 1] + tree[t, a + 1, 1]
-            tree[t, k, 2] = tree[t, a, 2] + tree[t, a + 1, 2]
-            k >>= 1
-    else:
-        while k >= 1:
-            a = 2 * k
-            for c in range(3):
-                if mask & (1 << c):
-                    tree[t, k, c] = tree[t, a, c] + tree[t, a + 1, c]
-            k >>= 1
-
-
-@njit(cache=True, inline="always")
-def walk_until(tree, t, node, anchor, mask):
-    """Recompute the ancestors of ``node`` strictly below its lowest common ancestor with
-    ``anchor`` (classes in ``mask``); the anchor's own walk must follow with those classes."""
-    k = node >> 1
-    a = anchor
-    while k != a:
-        if k > a:
-            for c in range(3):
-                if mask & (1 << c):
-                    tree[t, k, c] = tree[t, 2 * k, c] + tree[t, 2 * k + 1, c]
-            k >>= 1
-        else:
-            a >>= 1
 
 
 @njit(cache=True)
