@@ -1,5 +1,4 @@
 """Engine unit tests: selector equivalence, declared update radius, conservation, exact resume."""
-from dataclasses import replace
 
 import numpy as np
 import pytest

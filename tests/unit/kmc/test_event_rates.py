@@ -5,7 +5,6 @@ the other way round -- per ion, per bond, from the model's rate formula (kmc/rat
 §5) -- and summed per kind and per gap. Both must agree to rounding, for both rate models, open
 (with both reservoirs and all drives) and periodic lattices.
 """
-from dataclasses import replace
 
 import numpy as np
 import pytest
