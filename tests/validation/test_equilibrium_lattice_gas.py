@@ -61,6 +61,7 @@ def test_vacancy_limit_correlation_factor():
              n_equilibration_events=1000)
     scale = D0_CM2 / (N - 1)
     f, f_sem = s.D_star.values[0, 0] / scale, s.D_star_sem.values[0, 0] / scale
+    print(f"vacancy-limit tracer f = {f:.4f} +- {f_sem:.4f} (exact {F0_SC})")
     assert abs(f - F0_SC) < N_SIGMA * f_sem, (f, f_sem)
     assert f_sem < 0.01  # the check resolves f0 to better than 1.5 %
     d, d_sem = s.D_eff.values[0, 0] / scale, s.D_eff_sem.values[0, 0] / scale

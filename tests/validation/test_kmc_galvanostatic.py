@@ -195,6 +195,8 @@ def test_beam_current_reaches_the_back_and_sets_the_ohmic_field():
                      ds["field"].values[:, nx - 5:].mean(), k_back))
     r = np.array(rows)
     mean, se = r.mean(axis=0), r.std(axis=0, ddof=1) / np.sqrt(len(r))
+    print(f"back current {mean[0]:.4g} +- {se[0]:.2g} /s (beam {R:.4g}); bulk field "
+          f"{mean[1]:.4g} +- {se[1]:.2g} V/m (exact {E_exact:.4g})")
     assert mean[2] < 0.02                       # labels never reach the back: one lattice gas
     assert abs(mean[0] - R) < N_SE * se[0], (mean[0], se[0], R)
     assert se[0] < 0.03 * R
