@@ -54,6 +54,10 @@ COUNTER_NAMES = ("hop_forward", "hop_backward", "hop_lateral", "front_in", "fron
                  "back_in", "back_out", "beam_in")
 BACK_BULK = 0
 BACK_ELECTRODE = 1
+# Version of the event order (which event a given random number picks); checkpointed, a resume
+# needs the same. 1: events indexed by the moving ion, binary trees (before 2026-11-28);
+# 2: indexed by the target vacancy, wide trees.
+EVENT_ORDER = 2
 
 
 @njit(cache=True)

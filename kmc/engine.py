@@ -28,7 +28,7 @@ BACKS = {"bulk": K.BACK_BULK, "electrode": K.BACK_ELECTRODE}
 INITS = ("fermi", "random")
 STATE_KEYS = ("occ", "site_ion", "ion_sp", "ion_site", "ion_disp", "free_ids", "cnt", "coll",
               "counters", "rng", "clock", "ist", "r_cnt", "r_E", "r_counters", "r_coll",
-              "r_hist", "r_ion", "r_nev")
+              "r_hist", "r_ion", "r_nev", "event_order")
 
 
 @dataclass(frozen=True)
@@ -303,9 +303,16 @@ class Simulation:
                                 p.n_energy_bins, nsp), dtype=np.int32),
             "r_ion": np.zeros((n_ion_rec, N if n_ion_rec else 0, 3), dtype=np.int32),
             "r_nev": np.zeros(n_out, dtype=np.int64),
+            "event_order": np.array([K.EVENT_ORDER], dtype=np.int64),
         }
 
     def _check_state(self, state):
+        order = int(np.asarray(state["event_order"]).ravel()[0]) if "event_order" in state else 1
+        if order != K.EVENT_ORDER:
+            raise KMCStateError(
+                f"checkpoint written by a KMC engine with event order {order}, this engine has "
+                f"{K.EVENT_ORDER}: a resumed run would not equal an uninterrupted one; restart the "
+                "run (or resume it with the cait version that wrote the checkpoint)")
         missing = [k for k in STATE_KEYS if k not in state]
         if missing:
             raise KMCStateError(f"checkpoint lacks arrays {missing}")

@@ -128,6 +128,14 @@ def test_config_errors_name_key_and_legal_values():
         Simulation(_params(species=SPECIES[::-1]), 0)
     with pytest.raises(KMCStateError, match="checkpoint has 128 sites"):
         Simulation(_params(nx=4), 0, state=Simulation(_params(), 0).checkpoint())
+    # a checkpoint of another event order (or of an engine before the version was recorded)
+    # cannot continue the same trajectory: refused, with the reason
+    ck = Simulation(_params(), 0).checkpoint()
+    old = {k: v for k, v in ck.items() if k != "event_order"}
+    with pytest.raises(KMCStateError, match="event order 1, this engine has 2"):
+        Simulation(_params(), 0, state=old)
+    with pytest.raises(KMCStateError, match="checkpoint and params disagree on `record_ions`"):
+        Simulation(_params(record_ions=False), 0, state=ck)
 
 
 def test_field_runaway_stops_with_clear_error():
