@@ -205,6 +205,12 @@ FIT_KEYS = [
         "Jacobian's finite differences) before the start is stopped.", lo=1),
     _pos("error_floor", 1e-3, "Smallest standard error (fraction of n_bulk) used as a weight "
          "for profiles read from a dataset, whose replica SEM can be zero."),
+    Key("search_n_cells", "int", 0, "Cells of the forward model on which the starts search "
+        "(0: `npp.n_cells`). A coarser search model only finds the basin: the best start is "
+        "then polished, and the uncertainties computed, on the full model (docs/fitting.md).",
+        lo=0),
+    Key("search_rtol", "float", 0.0, "Time tolerance of the search model (0: `npp.rtol`).",
+        lo=0.0),
 ]
 
 SECTIONS = {

@@ -6,6 +6,10 @@ Pipeline::
     z ─► cfg with the parameters replaced ─► forward model (NPP) ─► profiles at the
          measured depths (compare.profiles) ─► weighted residuals ─► least_squares (trf)
 
+Optionally (``fit.search_n_cells``, ``fit.search_rtol``) the starts run on a coarser NPP
+model that only has to find the basin; the best start is polished on the full model, which alone
+gives the reported values, chi2 and uncertainties.
+
 The optimiser works in a normalised box (each parameter's fit coordinate, log10 D or the value
 itself, mapped linearly onto [0, 1]) so that one finite-difference step size suits every
 parameter. Starts run in parallel worker processes (fork: the workers inherit the problem, so
@@ -234,6 +238,25 @@ def truncate_schedule(cfg, t_end_s: float):
     return config_mod.replace(cfg, "output", times_s=[0.0, float(t_end_s)], plot_times_s=[])
 
 
+def search_config(cfg):
+    """`cfg` with the mesh and time tolerance of the search stage (``fit.search_n_cells``,
+    ``fit.search_rtol``), or None when the starts search on the full model itself.
+
+    The starts only have to find the basin of the optimum; they may run on a coarser, cheaper
+    forward model. The optimum is then polished, and its uncertainties computed, on the full
+    model (the input's ``[npp]``), so the result does not depend on the search model.
+    """
+    n = cfg.npp
+    if 0 < cfg.fit.search_n_cells < 10:
+        raise ConfigError(f"`fit.search_n_cells` must be 0 (the [npp] mesh) or >= 10, got "
+                          f"{cfg.fit.search_n_cells}")
+    cells = cfg.fit.search_n_cells or n.n_cells
+    rtol = cfg.fit.search_rtol or n.rtol
+    if cells == n.n_cells and rtol == n.rtol:
+        return None
+    return config_mod.replace(cfg, "npp", n_cells=int(cells), rtol=float(rtol))
+
+
 # ---------------------------------------------------------------------------------------------
 # Forward models: (cfg) -> xr.Dataset with concentration(species, time, depth)
 # ---------------------------------------------------------------------------------------------
@@ -450,6 +473,11 @@ class FitProblem:
         conc = conc.sel(species=list(self.measured.species)).transpose("species", "depth")
         self._recent.clear()
         self._remember(z, conc)
+        return self.shift_sigma(conc, conc_old)
+
+    def shift_sigma(self, conc, conc_old) -> float:
+        """Largest difference of two modelled profiles at the measured points, in units of the
+        measurement errors (of the data's spread without errors); nan if `conc_old` is None."""
         if conc_old is None:
             return math.nan
         change = self.model_at_measured(conc) - self.model_at_measured(conc_old)
@@ -514,10 +542,17 @@ def _run_start(z0, pool=None):
         # A frozen grid made far from here no longer resolves the solution: make a new one at
         # this iterate (before its Jacobian; the optimiser's cost at z changes by the
         # discretisation difference, negligible while far from the optimum).
+        # If the adaptive solve there fails, the search goes on with the old grid (the failure
+        # is counted like a failed evaluation).
         err = prob.error_estimate(z)
         if err is not None and err > REFREEZE_ERROR:
-            prob.refreeze(z)
-            n_refreeze[0] += 1
+            try:
+                prob.refreeze(z)
+                n_refreeze[0] += 1
+            except prob._errors as exc:
+                if isinstance(exc, CaitError):  # bad input, not a failed solve
+                    raise
+                prob.n_failed += 1
         h = np.where(z + fd <= 1.0, fd, -fd)  # step back from the upper bound
         points = [z + h[j] * np.eye(len(z))[j] for j in range(len(z))]
         out = _map(pool, _residuals_task, [(q, prob.grid) for q in points])
@@ -608,6 +643,9 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
         with solver = ``fit.solver`` or ``npp.solver`` (for "full": a :class:`FrozenGridNPP`).
         A forward model with ``smooth = True`` gets the "smooth" `SEARCH_SETTINGS`; one with
         a ``freeze`` method has its time grid re-frozen during the search and at the optimum.
+        With ``fit.search_n_cells``/``fit.search_rtol`` (:func:`search_config`) the starts
+        call it with the coarser ``[npp]`` of the search model; the best start is then
+        polished, and the Jacobian computed, with the input's ``[npp]``.
     workers : int, optional
         Worker processes (default ``fit.workers``; 0 = one per core), capped by
         max(n_starts, n_params). With at least as many starts as workers the starts run in
@@ -623,7 +661,10 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
         (fit coordinates) and `stderr_natural` (linearised), 1-sigma intervals, `covariance`
         and `correlation(param, param2)`, `measured`, `measured_err`, `fitted` and `residual`
         at the measured depths, the full fitted profile `model(species, model_depth)`, `chi2`,
-        `reduced_chi2`, `n_evaluations` and per-start results (dim `start`).
+        `reduced_chi2`, `n_evaluations` and per-start results (dim `start`; `start_model`
+        says which starts ran on the search model). Attributes `search_model`,
+        `search_shift_sigma` (search -> full model at the best start, in measurement errors)
+        and `n_evaluations_search`.
     """
     global _PROBLEM
     log = log or (lambda *a, **k: None)
@@ -640,6 +681,9 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
         measured.time_s if measured.time_s is not None else cfg.total_duration_s)
     run_cfg = truncate_schedule(cfg, t_fit)
     prob = FitProblem(run_cfg, params, measured, forward)
+    # the starts run on the search model (coarser, optional), the polish and the Jacobian on prob
+    search_cfg = search_config(run_cfg)
+    sprob = prob if search_cfg is None else FitProblem(search_cfg, params, measured, forward)
     m, p = prob.n_points, len(params)
     if m <= p:
         raise InputFileError(f"{measured.source}: {m} measured points cannot determine {p} "
@@ -653,28 +697,72 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
 
     # One evaluation in the parent first: a broken scenario fails here with the solver's own
     # message, and numba compiles once before the workers fork.
-    r0 = prob.residuals(starts[0])
-    if prob.n_failed:
+    r0 = sprob.residuals(starts[0])
+    if sprob.n_failed:
         try:
-            prob.simulate(starts[0])
+            sprob.simulate(starts[0])
         except _engine_errors() as exc:
             raise ConfigError(f"the forward model ({solver}) fails at the start values: "
                               f"{exc}") from None
+    search_text = ("the full model" if search_cfg is None else
+                   f"{search_cfg.npp.n_cells} cells, rtol {search_cfg.npp.rtol:g}")
     log(f"fit: {p} parameters, {m} points, {len(starts)} starts, {workers} worker(s), "
-        f"solver {solver}, profile time {t_fit:g} s; first evaluation "
-        f"{time.perf_counter() - t_start:.2f} s, cost {0.5 * float(r0 @ r0):.4g}")
+        f"solver {solver}, profile time {t_fit:g} s; starts search on {search_text}; first "
+        f"evaluation {time.perf_counter() - t_start:.2f} s, cost {0.5 * float(r0 @ r0):.4g}")
 
-    _PROBLEM = prob
+    _PROBLEM = sprob
     pool = _pool(workers)
     n_parent, refreeze_shifts, corrections = 1, [], []
+    search_shift, n_search, n_search_starts, search_failures = math.nan, 0, 0, []
     try:
         if pool is not None and len(starts) < workers:
             results = [_run_start(z0, pool) for z0 in starts]  # parallel Jacobian columns
         else:
             results = _map(pool, _run_start, list(starts))  # parallel starts
         for i, r in enumerate(results):
-            _log_start(log, prob, i, r)
+            _log_start(log, sprob, i, r, "" if search_cfg is None else "search model")
         best = min(range(len(results)), key=lambda i: results[i]["cost"])
+        if search_cfg is not None:
+            # Move to the full model at the best start and polish there (always: the search
+            # model's optimum is off by its discretisation error). Fresh workers: they fork with
+            # the full problem.
+            n_search = 1 + sum(r["nfev"] for r in results)
+            if pool is not None:
+                pool.shutdown()
+                pool = None
+            _PROBLEM = prob
+            # the best start on which the full model runs (it may fail where the search one
+            # did not: then the next best)
+            for i in sorted(range(len(results)), key=lambda i: results[i]["cost"]):
+                z_best, conc_search = results[i]["z"], results[i]["model"]
+                n_parent += 1
+                try:
+                    if hasattr(forward, "freeze"):
+                        search_shift = prob.refreeze(z_best, conc_search)
+                    else:
+                        search_shift = prob.shift_sigma(prob.simulate(z_best), conc_search)
+                except prob._errors as exc:
+                    if isinstance(exc, CaitError):
+                        raise
+                    search_failures.append(f"the full model fails at the end of start {i} "
+                                           f"({exc})")
+                    log(f"  {search_failures[-1]}")
+                    continue
+                best = i
+                break
+            else:
+                raise ConfigError(f"the full forward model ({solver}) fails at the end point "
+                                  f"of every start: {'; '.join(search_failures)}")
+            pool = _pool(workers)
+            log(f"  full model ({run_cfg.npp.n_cells} cells, rtol {run_cfg.npp.rtol:g}) at the "
+                f"end of start {best}: profiles differ from the search model by "
+                f"{search_shift:.3g} sigma (max); polishing on the full model")
+            r = _run_start(z_best, pool)  # one start: the Jacobian's columns in parallel
+            n_search_starts = len(results)
+            starts = np.vstack([starts, z_best[None, :]])
+            results.append(r)
+            _log_start(log, prob, len(results) - 1, r, f"polish of start {best}, full model")
+            best = len(results) - 1
         # The time grid was frozen at the first start: re-freeze it at the optimum and, when the
         # profiles moved visibly, polish the optimum on the new grid (a least-squares run from
         # there; one Gauss-Newton step is not enough along a curved valley).
@@ -706,6 +794,8 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
 
     n_eval = n_parent + sum(r["nfev"] for r in results) + n_jac
     n_failed = prob.n_failed + sum(r["n_failed"] for r in results)
+    if sprob is not prob:
+        n_failed += sprob.n_failed
     fitted = prob.model_at_measured(model_conc)
     resid = (fitted - measured.values) * prob.weights
     chi2 = float(np.sum(resid ** 2))
@@ -735,6 +825,7 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
                     f"are then too small")
     if n_failed:
         msgs.append(f"{n_failed} forward evaluations failed and were penalised")
+    msgs += search_failures
     log(f"fit: best start {best}, chi2 {chi2:.6g} ({dof} dof), {n_eval} evaluations, "
         f"{seconds:.1f} s wall, {cpu_seconds:.1f} s CPU" + ("; " + "; ".join(msgs) if msgs
                                                           else ""))
@@ -747,6 +838,13 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
     ds.attrs["n_refreeze"] = len(refreeze_shifts)
     ds.attrs["refreeze_shift_sigma"] = ", ".join(f"{x:.3g}" for x in refreeze_shifts)
     ds.attrs["refreeze_corrections"] = ", ".join(corrections)
+    ds["start_model"] = ("start", ["search"] * n_search_starts
+                         + ["full"] * (len(results) - n_search_starts),
+                         {"long_name": "forward model of the start: the search model or the "
+                                       "full one (start_cost is that model's chi2)"})
+    ds.attrs["search_model"] = search_text
+    ds.attrs["search_shift_sigma"] = search_shift
+    ds.attrs["n_evaluations_search"] = n_search
     return ds
 
 

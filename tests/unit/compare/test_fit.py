@@ -339,3 +339,78 @@ def test_frozen_grid_is_refrozen_during_the_search_and_at_the_optimum(cfg, worke
     e = np.abs(ds["best"].values - truth) / (1e-4 * truth)
     assert np.all(e < 5), e
     assert float(ds["chi2"]) < 1e-3
+
+
+@pytest.mark.parametrize("forward, workers", [("toy", 1), ("toy", 2), ("grid", 2)])
+def test_search_model_finds_the_basin_and_the_full_model_gives_the_result(cfg, rng, forward,
+                                                                          workers):
+    """`fit.search_n_cells`: the starts run on a coarser model (the toy profile on 30 instead of
+    120 points: biased by linear interpolation across the 19 nm wide front), the best start is
+    polished on the full model, so best values and standard errors are those of a fit on the
+    full model alone; the search model's offset there is reported."""
+    meas = _measured(cfg, 0.02, rng)
+    make = (lambda: toy_forward) if forward == "toy" else GridToy
+    full = fitmod.fit(cfg, meas, forward=make(), workers=workers, log=None)
+    coarse_cfg = parse_text(BASE.replace("workers = 1", "workers = 1\nsearch_n_cells = 30"))
+    assert fitmod.search_config(cfg) is None
+    assert fitmod.search_config(coarse_cfg).npp.n_cells == 30
+    two = fitmod.fit(coarse_cfg, meas, forward=make(), workers=workers, log=None)
+    assert list(two["start_model"].values) == ["search"] * 3 + ["full"] * (two.sizes["start"] - 3)
+    assert int(two.attrs["best_start"]) >= 3  # the result comes from the full model
+    assert two.attrs["search_model"] == "30 cells, rtol 0.0001"
+    assert 0.05 < two.attrs["search_shift_sigma"] < 3  # the search model is visibly coarse
+    assert 0 < two.attrs["n_evaluations_search"] < int(two["n_evaluations"])
+    se = full["stderr"].values
+    # the frozen-grid toy stops where a re-freeze moves the profiles by < REFREEZE_TOL sigma,
+    # which leaves ~0.1 stderr of play along the D_K-FWHM valley in either fit
+    tol = 0.05 if forward == "toy" else 0.3
+    assert np.all(np.abs(two["best_fit"].values - full["best_fit"].values) < tol * se)
+    np.testing.assert_allclose(two["stderr"].values, se, rtol=0.02)
+    assert float(two["chi2"]) == pytest.approx(float(full["chi2"]), abs=0.05)
+
+
+def test_search_model_settings_are_checked():
+    with pytest.raises(ConfigError, match=r"`fit.search_n_cells` must be 0 \(the \[npp\] mesh\) "
+                                          r"or >= 10, got 5"):
+        fitmod.search_config(parse_text(BASE.replace("workers = 1", "search_n_cells = 5")))
+    c = parse_text(BASE.replace("workers = 1", "search_rtol = 1e-3"))
+    s = fitmod.search_config(c)
+    assert s.npp.rtol == 1e-3 and s.npp.n_cells == c.npp.n_cells
+    same = parse_text(BASE.replace("workers = 1", "search_n_cells = 120"))
+    assert fitmod.search_config(same) is None  # the [npp] mesh: no separate search
+
+
+def test_a_failed_refreeze_during_the_search_keeps_the_old_grid(cfg):
+    """The adaptive solve of an in-search re-freeze can fail (seen on the coarse search model of
+    `cait dn --fit`: Newton at the minimum step); the search must go on with its old grid."""
+    class FailingFreeze(GridToy):
+        def freeze(self, c):
+            if self.n_freeze and c.species_by_name("K").D_cm2_s > 3e-16:
+                raise ValueError("Newton did not converge at the minimum step")
+            return super().freeze(c)
+
+    c = parse_text(BASE.replace("n_starts = 3", "n_starts = 1").replace(
+        '{name = "species.K.D_cm2_s", lower = 1e-17, upper = 1e-15}',
+        '{name = "species.K.D_cm2_s", lower = 1e-17, upper = 1e-15, start = 1e-15}'))
+    meas = _measured(c, 0.0)
+    meas = MeasuredProfiles(meas.depth_nm, meas.species, meas.values,
+                            np.full_like(meas.values, 0.02), "synthetic")
+    ds = fitmod.fit(c, meas, forward=FailingFreeze(), workers=1, log=None)
+    assert int(ds["n_failed"]) >= 1
+    truth = np.array(list(TRUTH.values()))
+    assert np.all(np.abs(ds["best"].values - truth) < 5e-3 * truth)
+
+
+def test_full_model_failing_after_the_search_is_reported(cfg, rng):
+    """The full model may fail where the search model did not: the next best start is tried,
+    and when it fails at every start's end point the fit stops with a message naming it."""
+    def full_fails_near_truth(c):
+        if c.npp.n_cells == 120 and abs(c.sed.fwhm_eV - 0.25) < 0.03:
+            raise ValueError("Newton did not converge at the minimum step")
+        return toy_forward(c)
+
+    c = parse_text(BASE.replace("workers = 1", "workers = 1\nsearch_n_cells = 30"))
+    with pytest.raises(ConfigError, match=r"the full forward model \(full\) fails at the end "
+                                          r"point of every start: the full model fails at the "
+                                          r"end of start \d \(Newton did not converge"):
+        fitmod.fit(c, _measured(c, 0.02, rng), forward=full_fails_near_truth, log=None)
