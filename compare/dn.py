@@ -16,7 +16,9 @@ n_bulk in a CAIT exchange), so all three share one axis:
 (c) ``fit`` (optional, ``--fit``): NPP fitted to KMC CAIT profiles (``kmc.nc`` of ``cait kmc
     run``) with :func:`compare.fit.fit`; free parameters from the input's ``[fit]`` section or,
     if it has none, SED FWHM, D_bulk(native) and D(foreign). The NPP sample thickness is set to
-    the KMC lattice depth so both have their bulk reservoir at the same place.
+    the KMC lattice depth so both have their bulk reservoir at the same place. The starts
+    search on a coarser NPP model (:func:`default_search_model`); the best one is polished and
+    its uncertainties computed on the input's ``[npp]`` model.
 
 Outputs in ``DIR``: ``dn.nc`` (variables listed in :func:`dn_dataset`) and ``dn.png``.
 """
@@ -36,6 +38,13 @@ CM2_TO_M2 = 1.0e-4
 DEFAULT_X = (0.3, 0.5, 0.7, 0.85, 1.0)
 N_GRID = 200  # points of the SED-formula curves
 FILLINGS = ("step", "fermi-dirac")
+# --fit: the starts search on a coarser NPP model (a quarter of the [npp] cells, at least 100;
+# rtol at least 1e-3), the best start is polished on the input's own [npp] model. Measured on
+# inputs/li3b7o12_kmc_k_cait.toml (docs/fitting.md, "cait dn --fit"): one solve at the starts
+# costs up to 25 s CPU at 400 cells, rtol 1e-4, and <= 0.5 s at 100 cells, rtol 1e-3.
+SEARCH_CELLS_FRACTION = 4
+SEARCH_MIN_CELLS = 100
+SEARCH_RTOL = 1e-3
 
 
 def out_dir_for(cfg, out_dir=None) -> Path:
@@ -157,12 +166,21 @@ def default_fit_parameters(cfg, D_native_cm2_s: float, D_foreign_cm2_s: float) -
     ]
 
 
+def default_search_model(cfg) -> dict:
+    """``fit.search_n_cells`` and ``fit.search_rtol`` of `cait dn --fit` when the input sets
+    neither: a quarter of the [npp] cells (at least 100, at most all) and rtol >= 1e-3."""
+    n = cfg.npp
+    cells = min(n.n_cells, max(SEARCH_MIN_CELLS, n.n_cells // SEARCH_CELLS_FRACTION))
+    return {"search_n_cells": int(cells), "search_rtol": max(SEARCH_RTOL, float(n.rtol))}
+
+
 def fit_kmc_profiles(cfg, kmc_path, D_native_cm2_s, D_foreign_cm2_s, forward=None,
                      workers=None, log=None) -> xr.Dataset:
     """Fit NPP to the last profile of a KMC CAIT dataset (``compare.fit.fit``).
 
     The NPP sample thickness is set to the KMC lattice depth (``nx a``), the fit parameters
-    to the input's ``[fit]`` section or :func:`default_fit_parameters`.
+    to the input's ``[fit]`` section or :func:`default_fit_parameters`, the search model to
+    the input's ``fit.search_n_cells``/``fit.search_rtol`` or :func:`default_search_model`.
 
     Returns
     -------
@@ -187,6 +205,8 @@ def fit_kmc_profiles(cfg, kmc_path, D_native_cm2_s, D_foreign_cm2_s, forward=Non
     if not cfg.fit.parameters:
         cfg = config_mod.replace(cfg, "fit", parameters=default_fit_parameters(
             cfg, D_native_cm2_s, D_foreign_cm2_s))
+    if cfg.fit.search_n_cells == 0 and cfg.fit.search_rtol == 0:
+        cfg = config_mod.replace(cfg, "fit", **default_search_model(cfg))
     measured = read_profiles(kmc_path, cfg.species_names,
                              time_s=cfg.fit.time_s if cfg.fit.time_s >= 0 else None,
                              error_floor=cfg.fit.error_floor)
@@ -393,7 +413,19 @@ def _print_table(ds: xr.Dataset) -> None:
             d = ds.sel(species=sp).isel(x=k)
             if not math.isfinite(float(d.D_eff)):
                 continue
+            fit = ""
+            if "D_fit" in ds:
+                fit = (f", NPP fit D = "
+                       f"{float(np.interp(x, ds.x_fine.values, d.D_fit.values)):.3g}")
             print(f"  {sp:>4s} x = {x:.2f}: D_eff = {float(d.D_eff):.3g} ± "
                   f"{float(d.D_eff_sem):.2g}, 2D* = {float(d.two_D_star):.3g} ± "
-                  f"{float(d.two_D_star_sem):.2g}, CAIT D_eff = {float(d.D_eff_cait):.3g} cm^2/s")
+                  f"{float(d.two_D_star_sem):.2g}, CAIT D_eff = {float(d.D_eff_cait):.3g}"
+                  f"{fit} cm^2/s")
+    if ds.attrs.get("fit") == "ok":
+        names = [k[len("fit_"):-len("_stderr")] for k in ds.attrs
+                 if k.startswith("fit_") and k.endswith("_stderr")]
+        values = ", ".join(f"{n} = {ds.attrs['fit_' + n]:.4g} ± {ds.attrs[f'fit_{n}_stderr']:.2g}"
+                           for n in names)
+        print(f"  NPP fit to the KMC CAIT profile: {values}; reduced chi2 "
+              f"{ds.attrs['fit_reduced_chi2']:.3g}")
 

@@ -176,7 +176,7 @@ def _fake_kmc(path, rng):
     ds.to_netcdf(path)
 
 
-def test_fit_path_recovers_known_parameters(dn_run, tmp_path, rng):
+def test_fit_path_recovers_known_parameters(dn_run, tmp_path, rng, capsys):
     _, inp, out = dn_run
     kmc_path = tmp_path / "kmc.nc"
     _fake_kmc(kmc_path, rng)
@@ -196,9 +196,27 @@ def test_fit_path_recovers_known_parameters(dn_run, tmp_path, rng):
         np.testing.assert_allclose(ds.D_fit.sel(species="K"), ds.attrs["fit_species.K.D_cm2_s"])
         assert float(ds.D_fit.sel(species="Li")[-1]) == pytest.approx(
             ds.attrs["fit_species.Li.D_cm2_s"], rel=1e-9)
+        dn._print_table(ds)  # the table shows the fit next to the KMC values
+        out = capsys.readouterr().out
+        assert ", NPP fit D = " in out and "NPP fit to the KMC CAIT profile: sed.fwhm_eV = " in out
     finally:
         ds.close()
     assert (target / "dn_fit.nc").is_file()
+    with xr.open_dataset(target / "dn_fit.nc") as f:  # default search model: 400 / 4 cells
+        assert f.attrs["search_model"] == "100 cells, rtol 0.001"
+        assert list(f["start_model"].values) == ["search", "search", "full"]
+
+
+@pytest.mark.parametrize("npp, expected", [
+    ("", (100, 1e-3)),  # [npp] defaults: 400 cells, rtol 1e-4
+    ("[npp]\nn_cells = 800\nrtol = 3e-3\n", (200, 3e-3)),
+    ("[npp]\nn_cells = 60\n", (60, 1e-3)),
+])
+def test_default_search_model(tmp_path, npp, expected):
+    p = tmp_path / "g.toml"
+    p.write_text(INPUT + npp)
+    got = dn.default_search_model(load_config(p))
+    assert (got["search_n_cells"], got["search_rtol"]) == expected
 
 
 def test_fit_needs_a_kmc_dataset(dn_run, tmp_path):
