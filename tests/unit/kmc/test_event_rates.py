@@ -128,3 +128,131 @@ def test_event_tables_equal_brute_force_enumeration(model, case):
     # layer 0 within these 2000 events, so no front exit is possible there)
     assert seen[1] or case in ("off", "electrode")
     assert seen[2] == (case != "electrode")
+
+
+def brute_force_by_kind(sim):
+    """Rates [1/s] of every event kind per species, float64 (n_species, N_COUNTERS + 4), in the
+    engine's counter layout (hop_forward, hop_backward, hop_lateral, front_in, front_out,
+    back_in, back_out, beam_in) followed by the lateral hops split by the ion's direction
+    (+y, -y, +z, -z), enumerated per ion and per vacancy as in ``brute_force_totals``."""
+    p, ip, fp = sim.params, sim.ip, sim.fp
+    nx, ny, nz = p.nx, p.ny, p.nz
+    occ = sim.state["occ"].reshape(nx, ny, nz)
+    bfac = sim.bfac.astype(np.float64).reshape(-1, nx, ny, nz)
+    model, nu = int(ip[K.I_MODEL]), sim.nu
+    periodic = bool(ip[K.I_PERIODIC])
+    active, frontopen = int(ip[K.I_ACTIVE]), bool(ip[K.I_FRONTOPEN])
+    back_bulk = ip[K.I_BACKKIND] == K.BACK_BULK and ip[K.I_BACKOPEN]
+    gf, gb = sim.gf, sim.gb
+    out = np.zeros((len(p.species), K.N_COUNTERS + 4))
+    for l in range(nx):
+        for y in range(ny):
+            for z in range(nz):
+                s = occ[l, y, z]
+                if s < 0:
+                    if l == 0 and not periodic and active >= 0 and frontopen:
+                        out[active, K.C_FRONT_IN] += gf[0] * fp[K.F_THF] * site_rate(
+                            model, nu[active], fp[K.F_BRESF], bfac[active, l, y, z])
+                    if l == nx - 1 and not periodic and back_bulk:
+                        out[0, K.C_BACK_IN] += gb[nx] * fp[K.F_THB] * site_rate(
+                            model, nu[0], fp[K.F_BRESB], bfac[0, l, y, z])
+                    continue
+                bi = bfac[s, l, y, z]
+                for dl, kind, g in ((1, K.C_FWD, gf[l + 1]), (-1, K.C_BWD, gb[l])):
+                    lj = l + dl
+                    if 0 <= lj < nx or periodic:
+                        lj %= nx
+                        if occ[lj, y, z] < 0:
+                            out[s, kind] += g * site_rate(model, nu[s], bi, bfac[s, lj, y, z])
+                    elif dl == 1 and s == 0 and ip[K.I_BACKOPEN]:
+                        out[s, K.C_BACK_OUT] += g * (1 - fp[K.F_THB]) * site_rate(
+                            model, nu[0], bi, fp[K.F_BRESB])
+                    elif dl == -1 and s == active and frontopen:
+                        out[s, K.C_FRONT_OUT] += g * (1 - fp[K.F_THF]) * site_rate(
+                            model, nu[s], bi, fp[K.F_BRESF])
+                for d, (yj, zj) in enumerate((((y + 1) % ny, z), ((y - 1) % ny, z),
+                                              (y, (z + 1) % nz), (y, (z - 1) % nz))):
+                    if occ[l, yj, zj] < 0:
+                        w = site_rate(model, nu[s], bi, bfac[s, l, yj, zj])
+                        out[s, K.C_LAT] += w
+                        out[s, K.N_COUNTERS + d] += w
+    if active >= 0:
+        out[active, K.C_BEAM] += fp[K.F_RBEAM]
+    return out
+
+
+def pick_frequencies(sim, n_trials, seed0=0):
+    """Kinds of the next event from one fixed state, over ``n_trials`` independent random
+    streams: counts, float64 (n_species, N_COUNTERS + 4) (layout of ``brute_force_by_kind``;
+    the lateral direction from the collective displacement)."""
+    from kmc.rng import seed_state
+
+    base = sim.checkpoint()
+    counts = np.zeros((base["counters"].shape[0], K.N_COUNTERS + 4))
+    for t in range(n_trials):
+        for k, v in base.items():
+            sim.state[k][...] = v
+        sim.state["rng"][:] = seed_state(seed0 + t)
+        sim._sync_S()
+        sim.rebuild()
+        sim.advance(1)
+        counts[:, :K.N_COUNTERS] += sim.state["counters"] - base["counters"]
+        dc = sim.state["coll"] - base["coll"]
+        for sp in np.flatnonzero(dc[:, 1:].any(axis=1)):
+            ax, sign = (1, dc[sp, 1]) if dc[sp, 1] else (2, dc[sp, 2])
+            counts[sp, K.N_COUNTERS + 2 * (ax - 1) + (0 if sign > 0 else 1)] += 1
+    for k, v in base.items():
+        sim.state[k][...] = v
+    sim._sync_S()
+    sim.rebuild()
+    return counts
+
+
+F, B, L = K.C_FWD, K.C_BWD, K.C_LAT
+NEXT_EVENT_CASES = {
+    # (model, geometry): kinds that must be populated (species, counter) in that state
+    ("trap", "driven"): {(0, F), (0, B), (0, L), (0, K.C_BACK_IN), (1, F), (1, B), (1, L),
+                         (1, K.C_FRONT_IN), (1, K.C_FRONT_OUT), (1, K.C_BEAM)},
+    ("metropolis", "driven"): {(0, F), (0, B), (0, L), (0, K.C_BACK_IN), (0, K.C_BACK_OUT),
+                               (1, K.C_FRONT_IN), (1, K.C_FRONT_OUT)},
+    ("trap", "periodic"): {(s, k) for s in (0, 1) for k in (F, B, L)},
+    ("metropolis", "periodic"): {(s, k) for s in (0, 1) for k in (F, B, L)},
+}
+
+
+@pytest.mark.parametrize("model, geometry", sorted(NEXT_EVENT_CASES))
+def test_next_event_kinds_follow_the_brute_force_rates(model, geometry):
+    """The pick, not only the tables: from one state, the kind and species of the next event
+    over 30 000 random streams is multinomial with the brute-force probabilities; every kind,
+    and every lateral direction, within 4.5 standard errors (Bonferroni for the ~20 populated
+    categories). Driven: Li and K with K at the front, beam on; periodic: a Li/K mixture in a
+    field."""
+    if geometry == "driven":
+        # Metropolis hops run ~1e3 times faster in time: raise the beam so that it is picked too
+        j = 2e6 if model == "trap" else 2e9
+        sim = Simulation(_params(rate_model=model, phases=(
+            Phase("K", 1.0, back_field_V_per_m=3e7, theta_front=0.6, beam_current_A_per_m2=j),)),
+            seed=11)
+    else:
+        sim = Simulation(_params(rate_model=model, geometry="periodic", composition_x=0.5,
+                                 duration_s=1.0, phases=(), periodic_field_V_per_m=3e7), seed=11)
+    sim.advance(1500)
+    lam = brute_force_by_kind(sim)
+    total = lam[:, :K.N_COUNTERS].sum()          # (the direction columns split C_LAT)
+    prob = lam / total
+    assert total == pytest.approx(sim.total_rate(), rel=1e-12)
+    n = 30_000
+    counts = pick_frequencies(sim, n)
+    assert counts[:, :K.N_COUNTERS].sum() == n
+    assert np.array_equal(counts[:, K.C_LAT], counts[:, K.N_COUNTERS:].sum(axis=1))
+    expected = n * prob
+    se = np.sqrt(n * prob * (1 - prob))
+    populated = expected >= 20
+    z = (counts - expected)[populated] / se[populated]
+    assert np.all(np.abs(z) < 4.5), (z, counts, expected)
+    assert np.all(counts[~populated] <= np.maximum(5 * expected[~populated], 10))
+    kinds = {(int(s), int(k)) for s, k in zip(*np.nonzero(populated))}
+    assert NEXT_EVENT_CASES[(model, geometry)] <= kinds, kinds
+    # the lateral direction too, for the species with lateral hops tested above
+    for sp in {s for s, k in NEXT_EVENT_CASES[(model, geometry)] if k == L}:
+        assert all((sp, K.N_COUNTERS + d) in kinds for d in range(4)), kinds
