@@ -19,20 +19,37 @@ SPECIES = (Species("Li", E_DC_eV=0.45), Species("K", role="foreign", E_DC_eV=0.4
            Species("Cs", role="foreign", E_DC_eV=0.32, mu_eV=0.0, sigma_eV=0.1, rho=0.3))
 
 
-def brute_force_totals(sim):
-    """Per-gap totals of forward and backward crossings [1/s] (gap g between layers g-1 and g;
-    gap 0 = front reservoir, gap nx = back reservoir), total lateral rate, beam rate."""
+def enumerate_events(sim):
+    """Every possible event of the current state, listed per ion (hops, exits) and per vacancy
+    (insertions) from the model's rate formula, summed two ways.
+
+    Returns
+    -------
+    fwd, bwd : ndarray of float64, shape (nx + 1,)
+        Rates [1/s] of the forward / backward crossings of each gap (gap g between layers g-1
+        and g; gap 0 = front reservoir, gap nx = back reservoir), gap factors included.
+    by_kind : ndarray of float64, shape (n_species, N_COUNTERS + 4)
+        Rates [1/s] per species in the engine's counter layout (hop_forward, hop_backward,
+        hop_lateral, front_in, front_out, back_in, back_out, beam_in), then the lateral hops
+        split by the ion's direction (+y, -y, +z, -z).
+    """
     p, ip, fp = sim.params, sim.ip, sim.fp
     nx, ny, nz = p.nx, p.ny, p.nz
     occ = sim.state["occ"].reshape(nx, ny, nz)
     bfac = sim.bfac.astype(np.float64).reshape(-1, nx, ny, nz)
-    model, nu = int(ip[K.I_MODEL]), sim.nu
+    model, nu, gf, gb = int(ip[K.I_MODEL]), sim.nu, sim.gf, sim.gb
     periodic = bool(ip[K.I_PERIODIC])
     active, frontopen = int(ip[K.I_ACTIVE]), bool(ip[K.I_FRONTOPEN])
     back_bulk = ip[K.I_BACKKIND] == K.BACK_BULK and ip[K.I_BACKOPEN]
     fwd = np.zeros(nx + 1)
     bwd = np.zeros(nx + 1)
-    lat = 0.0
+    by_kind = np.zeros((len(p.species), K.N_COUNTERS + 4))
+
+    def add(s, kind, gap_arr, gap, rate):
+        if gap_arr is not None:
+            gap_arr[gap] += rate
+        by_kind[s, kind] += rate
+
     for l in range(nx):
         for y in range(ny):
             for z in range(nz):
@@ -40,27 +57,41 @@ def brute_force_totals(sim):
                 if s < 0:
                     # insertions into this vacancy
                     if l == 0 and not periodic and active >= 0 and frontopen:
-                        fwd[0] += fp[K.F_THF] * site_rate(model, nu[active], fp[K.F_BRESF],
-                                                          bfac[active, l, y, z])
+                        add(active, K.C_FRONT_IN, fwd, 0, gf[0] * fp[K.F_THF] * site_rate(
+                            model, nu[active], fp[K.F_BRESF], bfac[active, l, y, z]))
                     if l == nx - 1 and not periodic and back_bulk:
-                        bwd[nx] += fp[K.F_THB] * site_rate(model, nu[0], fp[K.F_BRESB],
-                                                           bfac[0, l, y, z])
+                        add(0, K.C_BACK_IN, bwd, nx, gb[nx] * fp[K.F_THB] * site_rate(
+                            model, nu[0], fp[K.F_BRESB], bfac[0, l, y, z]))
                     continue
                 bi = bfac[s, l, y, z]
-                for dl, gap, arr in ((1, l + 1, fwd), (-1, l, bwd)):
+                for dl, gap, arr, g in ((1, l + 1, fwd, gf[l + 1]), (-1, l, bwd, gb[l])):
                     lj = l + dl
                     if 0 <= lj < nx or periodic:
                         lj %= nx
                         if occ[lj, y, z] < 0:
-                            arr[gap] += site_rate(model, nu[s], bi, bfac[s, lj, y, z])
+                            add(s, K.C_FWD if dl == 1 else K.C_BWD, arr, gap,
+                                g * site_rate(model, nu[s], bi, bfac[s, lj, y, z]))
                     elif dl == 1 and s == 0 and ip[K.I_BACKOPEN]:
-                        arr[gap] += (1 - fp[K.F_THB]) * site_rate(model, nu[0], bi, fp[K.F_BRESB])
+                        add(s, K.C_BACK_OUT, arr, gap,
+                            g * (1 - fp[K.F_THB]) * site_rate(model, nu[0], bi, fp[K.F_BRESB]))
                     elif dl == -1 and s == active and frontopen:
-                        arr[gap] += (1 - fp[K.F_THF]) * site_rate(model, nu[s], bi, fp[K.F_BRESF])
-                for yj, zj in (((y + 1) % ny, z), ((y - 1) % ny, z), (y, (z + 1) % nz), (y, (z - 1) % nz)):
+                        add(s, K.C_FRONT_OUT, arr, gap,
+                            g * (1 - fp[K.F_THF]) * site_rate(model, nu[s], bi, fp[K.F_BRESF]))
+                for d, (yj, zj) in enumerate((((y + 1) % ny, z), ((y - 1) % ny, z),
+                                              (y, (z + 1) % nz), (y, (z - 1) % nz))):
                     if occ[l, yj, zj] < 0:
-                        lat += site_rate(model, nu[s], bi, bfac[s, l, yj, zj])
-    return fwd * sim.gf, bwd * sim.gb, lat, fp[K.F_RBEAM]
+                        w = site_rate(model, nu[s], bi, bfac[s, l, yj, zj])
+                        add(s, K.C_LAT, None, 0, w)
+                        by_kind[s, K.N_COUNTERS + d] += w
+    if active >= 0:
+        by_kind[active, K.C_BEAM] += fp[K.F_RBEAM]
+    return fwd, bwd, by_kind
+
+
+def brute_force_totals(sim):
+    """Per-gap forward and backward rates, total lateral rate, beam rate [1/s]."""
+    fwd, bwd, by_kind = enumerate_events(sim)
+    return fwd, bwd, by_kind[:, K.C_LAT].sum(), sim.fp[K.F_RBEAM]
 
 
 def engine_totals(sim):
@@ -130,60 +161,9 @@ def test_event_tables_equal_brute_force_enumeration(model, case):
     assert seen[2] == (case != "electrode")
 
 
-def brute_force_by_kind(sim):
-    """Rates [1/s] of every event kind per species, float64 (n_species, N_COUNTERS + 4), in the
-    engine's counter layout (hop_forward, hop_backward, hop_lateral, front_in, front_out,
-    back_in, back_out, beam_in) followed by the lateral hops split by the ion's direction
-    (+y, -y, +z, -z), enumerated per ion and per vacancy as in ``brute_force_totals``."""
-    p, ip, fp = sim.params, sim.ip, sim.fp
-    nx, ny, nz = p.nx, p.ny, p.nz
-    occ = sim.state["occ"].reshape(nx, ny, nz)
-    bfac = sim.bfac.astype(np.float64).reshape(-1, nx, ny, nz)
-    model, nu = int(ip[K.I_MODEL]), sim.nu
-    periodic = bool(ip[K.I_PERIODIC])
-    active, frontopen = int(ip[K.I_ACTIVE]), bool(ip[K.I_FRONTOPEN])
-    back_bulk = ip[K.I_BACKKIND] == K.BACK_BULK and ip[K.I_BACKOPEN]
-    gf, gb = sim.gf, sim.gb
-    out = np.zeros((len(p.species), K.N_COUNTERS + 4))
-    for l in range(nx):
-        for y in range(ny):
-            for z in range(nz):
-                s = occ[l, y, z]
-                if s < 0:
-                    if l == 0 and not periodic and active >= 0 and frontopen:
-                        out[active, K.C_FRONT_IN] += gf[0] * fp[K.F_THF] * site_rate(
-                            model, nu[active], fp[K.F_BRESF], bfac[active, l, y, z])
-                    if l == nx - 1 and not periodic and back_bulk:
-                        out[0, K.C_BACK_IN] += gb[nx] * fp[K.F_THB] * site_rate(
-                            model, nu[0], fp[K.F_BRESB], bfac[0, l, y, z])
-                    continue
-                bi = bfac[s, l, y, z]
-                for dl, kind, g in ((1, K.C_FWD, gf[l + 1]), (-1, K.C_BWD, gb[l])):
-                    lj = l + dl
-                    if 0 <= lj < nx or periodic:
-                        lj %= nx
-                        if occ[lj, y, z] < 0:
-                            out[s, kind] += g * site_rate(model, nu[s], bi, bfac[s, lj, y, z])
-                    elif dl == 1 and s == 0 and ip[K.I_BACKOPEN]:
-                        out[s, K.C_BACK_OUT] += g * (1 - fp[K.F_THB]) * site_rate(
-                            model, nu[0], bi, fp[K.F_BRESB])
-                    elif dl == -1 and s == active and frontopen:
-                        out[s, K.C_FRONT_OUT] += g * (1 - fp[K.F_THF]) * site_rate(
-                            model, nu[s], bi, fp[K.F_BRESF])
-                for d, (yj, zj) in enumerate((((y + 1) % ny, z), ((y - 1) % ny, z),
-                                              (y, (z + 1) % nz), (y, (z - 1) % nz))):
-                    if occ[l, yj, zj] < 0:
-                        w = site_rate(model, nu[s], bi, bfac[s, l, yj, zj])
-                        out[s, K.C_LAT] += w
-                        out[s, K.N_COUNTERS + d] += w
-    if active >= 0:
-        out[active, K.C_BEAM] += fp[K.F_RBEAM]
-    return out
-
-
 def pick_frequencies(sim, n_trials, seed0=0):
     """Kinds of the next event from one fixed state, over ``n_trials`` independent random
-    streams: counts, float64 (n_species, N_COUNTERS + 4) (layout of ``brute_force_by_kind``;
+    streams: counts, float64 (n_species, N_COUNTERS + 4) (layout of ``enumerate_events``;
     the lateral direction from the collective displacement)."""
     from kmc.rng import seed_state
 
@@ -237,7 +217,7 @@ def test_next_event_kinds_follow_the_brute_force_rates(model, geometry):
         sim = Simulation(_params(rate_model=model, geometry="periodic", composition_x=0.5,
                                  duration_s=1.0, phases=(), periodic_field_V_per_m=3e7), seed=11)
     sim.advance(1500)
-    lam = brute_force_by_kind(sim)
+    lam = enumerate_events(sim)[2]
     total = lam[:, :K.N_COUNTERS].sum()          # (the direction columns split C_LAT)
     prob = lam / total
     assert total == pytest.approx(sim.total_rate(), rel=1e-12)
