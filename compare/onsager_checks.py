@@ -149,26 +149,16 @@ def measure(lattice: CheckLattice, x: float, seed: int, n_blocks: int = 400,
     if n_blocks % tracer_blocks:
         raise ConfigError(f"`n_blocks` ({n_blocks}) must be a multiple of `tracer_blocks` "
                           f"({tracer_blocks})")
-    sim = _equilibrated_simulation(lattice, x, seed, n_blocks, events_per_block,
-                                   n_equilibration_events)
-    while not sim.advance(1_000_000):
-        pass
-    ds = sim.to_dataset()
-    species = ds.ion_species.values
-    ions = np.flatnonzero(species >= 0)
-    names = [str(s) for s in ds.species.values]
-    volume = sim.n_sites * sim.a_m ** 3
-    pos = ds.ion_displacement.values[:, ions, :] * 1e-9
-    t = ds.time.values
+    blocks, _, n_events = _equilibrium_blocks(lattice, x, seed, n_blocks, events_per_block,
+                                              n_equilibration_events)
 
     def cut(nb):
-        s = analysis.block_samples(pos, t, species[ions], names, volume, sim.params.temperature_K,
-                                   n_blocks=nb)
+        s = blocks(nb)
         s.attrs.update(x=float(x), seed=int(seed))
         return s
 
     return Measurement(onsager=cut(n_blocks), tracer=cut(tracer_blocks), x=float(x),
-                       n_events=int(sim.n_events))
+                       n_events=n_events)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,20 +373,11 @@ def block_length_scan(lattice: CheckLattice, x: float, seed: int, n_records: int
     if any(n_records % nb for nb in n_blocks):
         raise ConfigError(f"`n_records` ({n_records}) must be a multiple of every n_blocks "
                           f"{tuple(n_blocks)}")
-    sim = _equilibrated_simulation(lattice, x, seed, n_records, events_per_record,
-                                   n_equilibration_events)
-    while not sim.advance(1_000_000):
-        pass
-    ds = sim.to_dataset()
-    sp = ds.ion_species.values
-    ions = np.flatnonzero(sp >= 0)
-    pos = ds.ion_displacement.values[:, ions, :] * 1e-9
-    names = [str(v) for v in ds.species.values]
-    vol = sim.n_sites * sim.a_m ** 3
+    blocks, names, n_events = _equilibrium_blocks(lattice, x, seed, n_records, events_per_record,
+                                                  n_equilibration_events)
     rows = []
     for nb in n_blocks:
-        b = analysis.block_samples(pos, ds.time.values, sp[ions], names, vol, sim.params.temperature_K,
-                                   n_blocks=nb)
+        b = blocks(nb)
         summ = analysis.summarize(b)
         ac = [lag1_autocorrelation(b.D_star.sel(species=s).values)
               if np.isfinite(b.D_star.sel(species=s).values).all() else np.nan for s in names]
@@ -411,7 +392,7 @@ def block_length_scan(lattice: CheckLattice, x: float, seed: int, n_records: int
     return xr.Dataset(out, coords={"block_events": be, "species": names,
                                    "n_blocks": ("block_events", np.asarray(n_blocks))},
                       attrs={"x": float(x), "fwhm_eV": lattice.fwhm_eV, "size": lattice.size,
-                             "n_events": int(sim.n_events), "seed": int(seed)})
+                             "n_events": n_events, "seed": int(seed)})
 
 
 def plot_block_length(scans):
@@ -639,10 +620,11 @@ if __name__ == "__main__":
     raise SystemExit(_main())
 
 
-def _equilibrated_simulation(lattice, x, seed, n_blocks, events_per_block,
-                             n_equilibration_events):
-    """A periodic fixed-composition `Simulation`, equilibrated, sampling `n_blocks` blocks of
-    about `events_per_block` events."""
+def _equilibrium_blocks(lattice, x, seed, n_blocks, events_per_block, n_equilibration_events):
+    """Run a periodic fixed-composition `Simulation`, equilibrated, recording `n_blocks` blocks
+    of about `events_per_block` events. Returns ``(blocks, names, n_events)``: ``blocks(nb)``
+    cuts the trajectory into ``nb`` blocks (``analysis.block_samples``; ``nb`` divides
+    `n_blocks`), ``names`` the species."""
     from kmc.engine import Simulation
 
     opt = eqm.EquilibriumOptions(n_blocks=n_blocks, events_per_block=events_per_block,
@@ -654,4 +636,17 @@ def _equilibrated_simulation(lattice, x, seed, n_blocks, events_per_block,
     sim = Simulation(p, int(seed))
     if n_equilibration_events:
         sim.equilibrate(n_equilibration_events)
-    return sim
+    while not sim.advance(1_000_000):
+        pass
+    ds = sim.to_dataset()
+    species = ds.ion_species.values
+    ions = np.flatnonzero(species >= 0)
+    names = [str(v) for v in ds.species.values]
+    pos_m = ds.ion_displacement.values[:, ions, :] * 1e-9
+    volume = sim.n_sites * sim.a_m ** 3
+
+    def blocks(nb):
+        return analysis.block_samples(pos_m, ds.time.values, species[ions], names, volume,
+                                      sim.params.temperature_K, n_blocks=nb)
+
+    return blocks, names, int(sim.n_events)
