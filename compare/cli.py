@@ -31,7 +31,7 @@ def _user_errors() -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from compare.io import package_version
+    from compare.io.datasets import package_version
 
     parser = argparse.ArgumentParser(
         prog="cait",

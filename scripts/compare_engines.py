@@ -37,8 +37,8 @@ import numpy as np
 
 # ---------------------------------------------------------------------------- scenarios
 FWHM_EV = 0.25
-E_FIELD_V_PER_M = 1e7          # compare/bench_kmc.py
-SIGMA_KMC_S_PER_M = 2.0e-4     # compare/bench_kmc.py
+E_FIELD_V_PER_M = 1e7          # compare/checks/bench_kmc.py
+SIGMA_KMC_S_PER_M = 2.0e-4     # compare/checks/bench_kmc.py
 
 SCENARIOS = {
     # 1. one species, trap model, periodic 8^3, 10 % vacancies
@@ -50,7 +50,7 @@ SCENARIOS = {
     # 3. as 1 with Metropolis rates
     "eq_metro": dict(kind="eq", model="metropolis", x=1.0, L=8, n_seeds=16, n_blocks=20,
                      events_per_block=500_000, n_eq=1_000_000),
-    # 4. open, galvanostatic (compare/bench_kmc.py scenario) at L = 12, fixed physical time
+    # 4. open, galvanostatic (compare/checks/bench_kmc.py scenario) at L = 12, fixed physical time
     "driven": dict(kind="driven", L=12, n_seeds=96, n_out=20),
 }
 SEED0 = {"eq_trap": 1000, "eq_mix": 2000, "eq_metro": 3000, "driven": 4000}

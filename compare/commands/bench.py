@@ -8,7 +8,7 @@ BUNDLED_CAIT = ("li3b7o12_k_cait.toml", "li3b7o12_rb_cait.toml", "li3b7o12_cs_ca
 
 
 def _bench_npp(args) -> int:
-    from compare.bench_npp import bench_npp
+    from compare.checks.bench_npp import bench_npp
 
     inputs = args.inputs or [ROOT / "inputs" / name for name in BUNDLED_CAIT]
     bench_npp([Path(p) for p in inputs])
@@ -16,7 +16,7 @@ def _bench_npp(args) -> int:
 
 
 def _bench_kmc(args) -> int:
-    from compare.bench_kmc import bench_kmc
+    from compare.checks.bench_kmc import bench_kmc
 
     bench_kmc(sizes=tuple(args.sizes), n_events=args.events, repeats=args.repeats)
     return 0

@@ -5,7 +5,7 @@ from compare.errors import ConfigError
 
 
 def _run(args) -> int:
-    from compare.comparison import NPP_D_SOURCES, run_compare
+    from compare.workflows.comparison import NPP_D_SOURCES, run_compare
     from compare.commands.kmc import _replicas, _x_list
 
     xs = _x_list(args.x)

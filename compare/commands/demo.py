@@ -32,9 +32,9 @@ def _plateau(ds, native: str, plateau_depth_frac: float = 0.5) -> float:
 
 def run_demo(out_dir: Path, kmc: bool = True, quiet: bool = False) -> dict:
     """Run the demo pipeline into `out_dir`; returns wall times per step [s]."""
-    from compare.config import load_config
-    from compare.run_npp import run_npp
-    from compare.run_sed import run_sed
+    from compare.io.config import load_config
+    from compare.workflows.run_npp import run_npp
+    from compare.workflows.run_sed import run_sed
 
     def say(msg):
         if not quiet:
@@ -56,7 +56,7 @@ def run_demo(out_dir: Path, kmc: bool = True, quiet: bool = False) -> dict:
         say(f"[demo] NPP {name:<24s} -> {out_dir / name}  ({times[name]:.1f} s; Li plateau "
             f"{100 * _plateau(ds, cfg.native.name):.1f} %)")
     if kmc:
-        from compare.comparison import run_compare
+        from compare.workflows.comparison import run_compare
 
         t0 = time.monotonic()
         say(f"[demo] KMC vs NPP on {KMC_INPUT} (kinetic Monte Carlo, ~30 s) ...")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def _run(args) -> int:
     from compare.commands.kmc import _positive_int, _x_list
-    from compare.dn import run_dn
+    from compare.workflows.dn import run_dn
 
     xs = _x_list(args.x) if args.x is not None else None
     replicas = _positive_int(args.replicas) if args.replicas is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def _run(args) -> int:
     from compare.commands.kmc import _replicas
-    from compare.double_cait import run_double
+    from compare.workflows.double_cait import run_double
 
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     res = run_double(args.input, out_dir=args.output, engines=engines, replicas=_replicas(args),
@@ -14,7 +14,7 @@ def _run(args) -> int:
 
 
 def register(sub) -> None:
-    from compare.double_cait import DRIVING_FORCES
+    from compare.workflows.double_cait import DRIVING_FORCES
 
     p = sub.add_parser("double", help="double CAIT: is D of the first beam species constant or "
                                       "concentration dependent in each phase? -> double.nc/md/png")

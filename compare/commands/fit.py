@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def _run(args) -> int:
-    from compare.fit import fit_files
+    from compare.workflows.fit import fit_files
 
     ds, nc, png = fit_files(args.profiles, args.input, out_dir=args.output, quiet=args.quiet)
     if not args.quiet:

@@ -31,14 +31,14 @@ def _replicas(args):
 
 
 def _run(args) -> int:
-    from compare.run_kmc import run_kmc
+    from compare.workflows.run_kmc import run_kmc
 
     return run_kmc(args.input, out_dir=args.output, replicas=_replicas(args),
                    scheduler=args.scheduler, resume=args.resume, quiet=args.quiet)
 
 
 def _equilibrium(args) -> int:
-    from compare.run_kmc import run_equilibrium
+    from compare.workflows.run_kmc import run_equilibrium
 
     return run_equilibrium(args.input, _x_list(args.x), out_dir=args.output,
                            replicas=_replicas(args), scheduler=args.scheduler, quiet=args.quiet)

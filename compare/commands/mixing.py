@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def _run(args) -> int:
-    from compare.mixing import run_mixing
+    from compare.workflows.mixing import run_mixing
 
     run_mixing(args.dataset, args.output, quiet=args.quiet)
     return 0

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 
 def _run(args) -> int:
-    from compare.config import load_config
-    from compare.run_npp import run_npp
+    from compare.io.config import load_config
+    from compare.workflows.run_npp import run_npp
 
     cfg = load_config(args.input)
     ds, paths = run_npp(cfg, args.output, progress=not args.quiet)

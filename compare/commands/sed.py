@@ -3,8 +3,8 @@ from __future__ import annotations
 
 
 def _run(args) -> int:
-    from compare.config import load_config
-    from compare.run_sed import run_sed
+    from compare.io.config import load_config
+    from compare.workflows.run_sed import run_sed
 
     cfg = load_config(args.input)
     paths = run_sed(cfg, args.output_dir)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from compare.config import load_config, replace
-from compare.fit import synthesize_profiles
-from compare.profiles import write_csv_profiles
+from compare.io.config import load_config, replace
+from compare.workflows.fit import synthesize_profiles
+from compare.io.profiles import write_csv_profiles
 
 HERE = Path(__file__).resolve().parent
 SIGMA, SEED = 0.01, 2024

@@ -8,7 +8,7 @@ FWHM = 0.25 eV, D_Li = 1.5e-13 cm^2/s; profiles of Li and K every 2 nm from 1 to
 Gaussian noise sigma = 0.01 (seeded). The fit starts away from the truth (x3 in the D's, +0.07 eV
 in the FWHM) and must land within 3 of its own reported standard errors of the truth. The
 agreement of the reported errors with the scatter over noise realisations is checked on an
-analytic model in tests/unit/compare/test_fit.py (24 realisations are too costly here).
+analytic model in tests/unit/compare/workflows/test_fit.py (24 realisations are too costly here).
 The coarse mesh is not converged (docs/fitting.md), but data and fit use the same forward model,
 so this checks the optimiser and the uncertainties, not the discretisation.
 """
@@ -19,9 +19,9 @@ import pytest
 import xarray as xr
 
 from compare.cli import main
-from compare.config import parse_text
-from compare.fit import REFREEZE_TOL, synthesize_profiles
-from compare.profiles import write_csv_profiles
+from compare.io.config import parse_text
+from compare.workflows.fit import REFREEZE_TOL, synthesize_profiles
+from compare.io.profiles import write_csv_profiles
 
 INPUT = """
 [material]

@@ -207,8 +207,8 @@ def test_beam_current_reaches_the_back_and_sets_the_ohmic_field():
 def test_input_beam_current_is_the_npp_ohmic_current():
     """`params_from_config`: j = e^2 n_bulk D_native E_back / kT (the current NPP carries with
     its back field fixed); potentiostatic and off phases get no beam."""
-    from compare.config import load_config, parse_text
-    from compare.run_kmc import params_from_config
+    from compare.io.config import load_config, parse_text
+    from compare.workflows.run_kmc import params_from_config
     from tests.conftest import INPUTS
     cfg = load_config(INPUTS / "li3b7o12_k_cait.toml")
     ph, cph = params_from_config(cfg).phases[0], cfg.beam[0]

@@ -38,9 +38,9 @@ import numpy as np
 import pytest
 import scipy.constants as sc
 
-from compare import comparison as C
-from compare.config import parse_text
-from compare.run_kmc import params_from_config
+from compare.workflows import comparison as C
+from compare.io.config import parse_text
+from compare.workflows.run_kmc import params_from_config
 from continuum import dmodel as dm
 from kmc import ensemble
 from kmc.engine import Simulation

@@ -1,4 +1,4 @@
-"""compare.mixing on an actual equilibrium KMC run (periodic lattice, two species, disorder).
+"""compare.workflows.mixing on an actual equilibrium KMC run (periodic lattice, two species, disorder).
 
 The trap rate model obeys detailed balance with respect to each species' own site energies, so
 the stationary occupancy of the periodic two-species lattice gas is the generalised Fermi
@@ -8,7 +8,7 @@ counted as one sample, so the stated standard errors are conservative.
 import numpy as np
 import pytest
 
-from compare import mixing as mx
+from compare.workflows import mixing as mx
 from kmc.engine import KMCParams, Simulation, Species
 from kmc.ensemble import merge_replicas
 from kmc.lattice import Gaussian

@@ -1,4 +1,4 @@
-"""compare.mixing on synthetic occupancy records whose answer is known exactly.
+"""compare.workflows.mixing on synthetic occupancy records whose answer is known exactly.
 
 * occupancies drawn from the two-species generalised Fermi function (explicit formula here,
   not the module's solver): the distance to the equilibrium picture is zero within its sampling
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from compare import mixing as mx
+from compare.workflows import mixing as mx
 
 N_SIGMA = 5.0
 KT = 0.025852

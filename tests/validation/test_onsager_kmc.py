@@ -1,8 +1,8 @@
-"""KMC Onsager coefficients against the continuum Onsager module (compare.onsager_checks).
+"""KMC Onsager coefficients against the continuum Onsager module (compare.checks.onsager).
 
 Ordered simple-cubic lattice gas (SED FWHM 0), 6^3 periodic cell at the material's filling
 (c = 0.9), two *identical* species A, B at x = 1/2 (labels only). Exact for the finite cell
-(derivation in compare/onsager_checks.py; N ions, D* tracer, D_c collective):
+(derivation in compare/checks/onsager.py; N ions, D* tracer, D_c collective):
 
 * D_c = kT (L_AA + 2 L_AB + L_BB) / n = D0 (1 - c) N_sites / (N_sites - 1);
 * L_AB = N_A N_B / (N (N - 1)) (S - n D*/kT)   (positive: D_c > D* for the lattice gas);
@@ -18,7 +18,7 @@ effect it is about (the SEM is below a stated fraction of the quantity).
 import numpy as np
 import pytest
 
-from compare import onsager_checks as oc
+from compare.checks import onsager as oc
 
 N_SIGMA = 4.0
 

@@ -455,8 +455,8 @@ def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=F
     import time
     from pathlib import Path
 
-    from compare.config import load_config
-    from compare.io import open_dataset, save_figure, write_dataset
+    from compare.io.config import load_config
+    from compare.io.datasets import open_dataset, save_figure, write_dataset
 
     cfg = load_config(input_path)
     for e in engines:
@@ -477,13 +477,13 @@ def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=F
         t0 = time.monotonic()
         if not (reuse and path.is_file()):
             if eng == "kmc":
-                from compare.run_kmc import run_kmc
+                from compare.workflows.run_kmc import run_kmc
 
                 code = run_kmc(input_path, out_dir=out, replicas=replicas, quiet=quiet)
                 if code != 0:
                     return {"exit_code": code}
             else:
-                from compare.run_npp import run_npp
+                from compare.workflows.run_npp import run_npp
 
                 run_npp(cfg, out, progress=not quiet)
             timings[f"{eng} run"] = time.monotonic() - t0

@@ -4,7 +4,7 @@ CAIT inputs, and its accuracy shown by refinement.
 Accuracy is the difference (fraction of n_bulk, over species, depths and output times) to (a) the same run with rtol / 10 (time error) and (b) the same run on a mesh with every cell
 bisected (space error, compared at the coarse nodes). The plateau is the native level left
 behind the front at the end of the schedule (native
-fraction averaged over 0.25-0.75 x the front depth, `compare.comparison` definitions).
+fraction averaged over 0.25-0.75 x the front depth, `compare.workflows.comparison` definitions).
 Max-norm differences at a sharp front measure its shift in units of its width (a shift of
 0.1 cell gives ~0.1); the relative L1 difference is the better profile measure there.
 """
@@ -19,9 +19,9 @@ import numpy as np
 
 def _front_and_plateau(ds, time_index=-1):
     """Front depth [nm] and native plateau (fraction) with the team's definitions
-    (`compare.comparison`: front where the foreign profile falls through half its level,
+    (`compare.workflows.comparison`: front where the foreign profile falls through half its level,
     plateau = mean native fraction over 0.25-0.75 x front)."""
-    from compare.comparison import FRONT_LEVEL, front_position, front_reference, plateau_level
+    from compare.workflows.comparison import FRONT_LEVEL, front_position, front_reference, plateau_level
 
     native = ds.attrs["native"]
     c = ds.concentration.isel(time=time_index)
@@ -66,8 +66,8 @@ def bench_npp(input_paths, accuracy=True, out=print):
         ``n_cells``, ``plateau``, ``front_nm``, ``err_time``, ``err_space``,
         ``plateau_err_space`` (fractions of n_bulk).
     """
-    from compare.config import load_config
-    from compare.run_npp import npp_problem_from_config
+    from compare.io.config import load_config
+    from compare.workflows.run_npp import npp_problem_from_config
     from continuum.mesh import refine
     from continuum.npp import MeshSpec, _Setup, solve
 

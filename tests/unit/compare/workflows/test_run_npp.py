@@ -1,11 +1,11 @@
-"""`cait npp run` and compare.run_npp (kept with the NPP tests; they exercise the solver glue)."""
+"""`cait npp run` and compare.workflows.run_npp (kept with the NPP tests; they exercise the solver glue)."""
 import numpy as np
 import pytest
 
 from compare.cli import main
-from compare.config import parse_text
+from compare.io.config import parse_text
 from compare.errors import ConfigError
-from compare.io import open_dataset
+from compare.io.datasets import open_dataset
 
 INPUT = """
 [material]
@@ -39,7 +39,7 @@ plot_times_s = [10.0, 30.0]
 
 
 def test_problem_from_config():
-    from compare.run_npp import npp_problem_from_config
+    from compare.workflows.run_npp import npp_problem_from_config
 
     p = npp_problem_from_config(parse_text(INPUT))
     assert p.species == ("Li", "K") and p.native == "Li"
@@ -51,7 +51,7 @@ def test_problem_from_config():
 
 
 def test_problem_errors_become_config_errors():
-    from compare.run_npp import npp_problem_from_config
+    from compare.workflows.run_npp import npp_problem_from_config
 
     bad = INPUT.replace("n_cells = 80", "n_cells = 12")
     with pytest.raises(ConfigError, match="npp: `n_cells` = 12 is too small"):

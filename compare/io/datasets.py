@@ -77,7 +77,7 @@ def write_dataset(ds: xr.Dataset, path, cfg=None, seed=None, status="ok", messag
         The result; its own attrs are kept (provenance keys overwrite).
     path : path-like
         Destination ``.nc`` file; parent folders are created.
-    cfg : compare.config.Config, optional
+    cfg : compare.io.config.Config, optional
         The scenario; its full input text and hash go into the attrs.
     seed : int or sequence of int, optional
         Random seed(s) of the run.

@@ -2,8 +2,8 @@
 
 Pipeline (docs/comparison.md):
 
-1. KMC CAIT ensemble (``kmc.nc``, from :func:`compare.run_kmc.run_kmc`) and the equilibrium
-   table ``D_eff(species, x)`` (``kmc_equilibrium.nc``, :func:`compare.run_kmc.run_equilibrium`),
+1. KMC CAIT ensemble (``kmc.nc``, from :func:`compare.workflows.run_kmc.run_kmc`) and the equilibrium
+   table ``D_eff(species, x)`` (``kmc_equilibrium.nc``, :func:`compare.workflows.run_kmc.run_equilibrium`),
    run or reused.
 2. The KMC's own bulk D of the native species (registry :data:`D_BULK_SOURCES`): from the ohmic
    native current through the back of the CAIT run itself (``"current"``) or from the
@@ -263,7 +263,7 @@ def npp_dmodels(cfg, source, d_bulk_cm2_s, eq=None):
     table rescaled so that D(1) = ``d_bulk_cm2_s`` (one time scale for both NPP runs).
     """
     from continuum import dmodel as dm
-    from compare.run_sed import sed_from_config, kT_from_config
+    from compare.workflows.run_sed import sed_from_config, kT_from_config
 
     if source not in NPP_D_SOURCES:
         raise ConfigError(f"unknown NPP D source {source!r}; legal: {', '.join(NPP_D_SOURCES)}")
@@ -306,7 +306,7 @@ def npp_field_scale(cfg, d_bulk_cm2_s):
     """Factor on the NPP galvanostatic back fields so that NPP carries the KMC's beam current.
 
     The KMC beam current is ``j = e^2 n_bulk D_input E_back / kT`` with the input's native
-    ``D_cm2_s`` (:func:`compare.run_kmc.params_from_config`); NPP runs with the KMC's measured
+    ``D_cm2_s`` (:func:`compare.workflows.run_kmc.params_from_config`); NPP runs with the KMC's measured
     bulk D, so its ohmic back field must be ``E_back D_input / D_bulk`` for the same current.
     """
     return float(cfg.native.D_cm2_s) / float(d_bulk_cm2_s)
@@ -320,7 +320,7 @@ def npp_problem(cfg, d_models, thickness_nm, times_s, field_scale=1.0):
     from continuum import npp
 
     try:
-        from compare.run_npp import npp_problem_from_config
+        from compare.workflows.run_npp import npp_problem_from_config
     except ImportError:
         npp_problem_from_config = None
     if npp_problem_from_config is not None:
@@ -611,7 +611,7 @@ DEFAULT_XS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 def _reusable(path, cfg, reuse):
     """True when ``path`` exists and ``reuse`` is set; a dataset of another input is an error."""
-    from compare.io import open_dataset
+    from compare.io.datasets import open_dataset
     import hashlib
 
     if not (reuse and path.is_file()):
@@ -635,9 +635,9 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
     """
     import time
 
-    from compare.config import load_config
-    from compare.io import open_dataset, save_figure, write_dataset
-    from compare.run_kmc import run_equilibrium, run_kmc
+    from compare.io.config import load_config
+    from compare.io.datasets import open_dataset, save_figure, write_dataset
+    from compare.workflows.run_kmc import run_equilibrium, run_kmc
 
     cfg = load_config(input_path)
     if d_bulk not in D_BULK_SOURCES:

@@ -1,13 +1,13 @@
-"""compare.mixing building blocks: reference occupancies, Fermi levels, distances, fits, errors,
+"""compare.workflows.mixing building blocks: reference occupancies, Fermi levels, distances, fits, errors,
 landscape reconstruction and the `cait mixing` command."""
 import numpy as np
 import pytest
 import xarray as xr
 
-from compare import mixing as mx
+from compare.workflows import mixing as mx
 from compare.cli import main
 from compare.errors import ConfigError
-from compare.io import open_dataset, write_dataset
+from compare.io.datasets import open_dataset, write_dataset
 from kmc.engine import KMCParams, Simulation, Species, fermi_level
 from kmc.lattice import Gaussian
 

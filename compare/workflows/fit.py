@@ -4,7 +4,7 @@ Pipeline::
 
     [fit] section ─► FitParameter's (bounds, log10 for D) ─► normalised box z in [0, 1]^p
     z ─► cfg with the parameters replaced ─► forward model (NPP) ─► profiles at the
-         measured depths (compare.profiles) ─► weighted residuals ─► least_squares (trf)
+         measured depths (compare.io.profiles) ─► weighted residuals ─► least_squares (trf)
 
 Optionally (``fit.search_n_cells``, ``fit.search_rtol``) the starts run on a coarser NPP
 model that only has to find the basin; the best start is polished on the full model, which alone
@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
-from compare import config as config_mod
+from compare.io import config as config_mod
 from compare.errors import CaitError, ConfigError, InputFileError
 
 # Search settings by the kind of forward model (its `smooth` attribute). "noisy" (adaptive time
@@ -281,7 +281,7 @@ class FrozenGridNPP:
 
     def freeze(self, cfg):
         """Adaptive solve of `cfg`; its step times become the grid. Returns its dataset."""
-        from compare.run_npp import npp_problem_from_config
+        from compare.workflows.run_npp import npp_problem_from_config
         from continuum.npp import solve
 
         ds, steps = solve(npp_problem_from_config(cfg), return_steps=True)
@@ -292,7 +292,7 @@ class FrozenGridNPP:
     def __call__(self, cfg):
         if self.grid is None:
             return self.freeze(cfg)
-        from compare.run_npp import npp_problem_from_config
+        from compare.workflows.run_npp import npp_problem_from_config
         from continuum.npp import solve
 
         problem = dataclasses.replace(npp_problem_from_config(cfg), fixed_times_s=self.grid)
@@ -302,7 +302,7 @@ class FrozenGridNPP:
 
 
 def _forward_electroneutral(cfg):
-    from compare.run_npp import npp_problem_from_config
+    from compare.workflows.run_npp import npp_problem_from_config
     from continuum.electroneutral import solve_electroneutral
 
     return solve_electroneutral(npp_problem_from_config(cfg))
@@ -360,9 +360,9 @@ def synthesize_profiles(cfg, depth_nm, sigma, rng=None, time_s=None, species=Non
 
     Returns
     -------
-    compare.profiles.MeasuredProfiles
+    compare.io.profiles.MeasuredProfiles
     """
-    from compare.profiles import MeasuredProfiles
+    from compare.io.profiles import MeasuredProfiles
 
     t = cfg.total_duration_s if time_s is None else time_s
     ds = (forward or forward_model(cfg))(truncate_schedule(cfg, t))
@@ -387,7 +387,7 @@ class FitProblem:
     cfg : Config
         The scenario (schedule already cut at the profile time, see :func:`truncate_schedule`).
     params : tuple of FitParameter
-    measured : compare.profiles.MeasuredProfiles
+    measured : compare.io.profiles.MeasuredProfiles
     forward : callable
         ``forward(cfg) -> xr.Dataset`` with ``concentration(species, time, depth)``; its last
         time is compared with the measurement.
@@ -636,7 +636,7 @@ def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
     ----------
     cfg : Config
         Scenario with a ``[fit]`` section (parameters, starts, time, solver, workers).
-    measured : compare.profiles.MeasuredProfiles
+    measured : compare.io.profiles.MeasuredProfiles
         Profiles to fit; their species must be defined in `cfg`.
     forward : callable, optional
         ``forward(cfg) -> xr.Dataset`` (output contract). Default: ``FORWARD_MODELS[solver]()``
@@ -1001,9 +1001,9 @@ def fit_files(profiles_path, input_path, out_dir=None, quiet=False):
     (xr.Dataset, Path, Path)
         The result and the paths of the dataset and the figure.
     """
-    from compare.config import load_config
-    from compare.io import save_figure, write_dataset
-    from compare.profiles import read_profiles
+    from compare.io.config import load_config
+    from compare.io.datasets import save_figure, write_dataset
+    from compare.io.profiles import read_profiles
 
     cfg = load_config(input_path)
     measured = read_profiles(profiles_path, cfg.species_names,

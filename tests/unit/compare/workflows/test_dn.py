@@ -1,4 +1,4 @@
-"""`cait dn` (compare.dn): the D(x) dataset, reuse rules, the fit path and the CLI contract."""
+"""`cait dn` (compare.workflows.dn): the D(x) dataset, reuse rules, the fit path and the CLI contract."""
 import os
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import xarray as xr
 from scipy.special import erfc
 
-from compare import dn
+from compare.workflows import dn
 from compare.cli import main
-from compare.config import load_config
+from compare.io.config import load_config
 from compare.errors import ConfigError, InputFileError
 
 INPUT = """

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from compare.cli import COMMANDS, build_parser, main
-from tests.unit.compare.test_config import BASE
+from tests.unit.compare.io.test_config import BASE
 
 
 def test_help_lists_the_built_commands(capsys):

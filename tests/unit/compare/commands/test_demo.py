@@ -2,9 +2,9 @@
 import pytest
 
 from compare.cli import main
-from compare.config import load_config, replace
-from compare.io import open_dataset
-from compare.run_npp import solver_from_config
+from compare.io.config import load_config, replace
+from compare.io.datasets import open_dataset
+from compare.workflows.run_npp import solver_from_config
 from continuum.electroneutral import solve_electroneutral
 
 

@@ -14,7 +14,7 @@ n_bulk in a CAIT exchange), so all three share one axis:
     and foreign, plus the NPP-effective D's of the full-L CAIT transformation
     (:func:`continuum.onsager.D_eff_from_L`, no error bar: only block means are stored).
 (c) ``fit`` (optional, ``--fit``): NPP fitted to KMC CAIT profiles (``kmc.nc`` of ``cait kmc
-    run``) with :func:`compare.fit.fit`; free parameters from the input's ``[fit]`` section or,
+    run``) with :func:`compare.workflows.fit.fit`; free parameters from the input's ``[fit]`` section or,
     if it has none, SED FWHM, D_bulk(native) and D(foreign). The NPP sample thickness is set to
     the KMC lattice depth so both have their bulk reservoir at the same place. The starts
     search on a coarser NPP model (:func:`default_search_model`); the best one is polished and
@@ -78,7 +78,7 @@ def kmc_equilibrium(cfg, out: Path, xs, replicas=None, reuse=False, quiet=True) 
     ConfigError
         ``reuse`` with a dataset made from a different input.
     """
-    from compare.io import open_dataset
+    from compare.io.datasets import open_dataset
 
     path = out / "kmc_equilibrium.nc"
     if reuse and path.is_file():
@@ -93,7 +93,7 @@ def kmc_equilibrium(cfg, out: Path, xs, replicas=None, reuse=False, quiet=True) 
         return ds
     if cfg.path is None:
         raise ConfigError("cait dn needs an input file on disk to run the equilibrium KMC")
-    from compare.run_kmc import run_equilibrium
+    from compare.workflows.run_kmc import run_equilibrium
 
     code = run_equilibrium(cfg.path, with_bulk(xs), out_dir=out, replicas=replicas, quiet=quiet)
     ds = open_dataset(path)
@@ -133,7 +133,7 @@ def cait_D_eff_table(eq: xr.Dataset, n_bulk_m3: float, temperature_K: float) -> 
 # ---------------------------------------------------------------------------------------------
 def sed_curve(cfg, D_bulk_cm2_s: float, x, filling: str, fwhm_eV=None, center_eV=None):
     """Native D(x) of paper eqn (2) scaled to ``D_bulk_cm2_s`` at x = 1 [cm^2/s]."""
-    from compare.run_sed import kT_from_config, sed_from_config
+    from compare.workflows.run_sed import kT_from_config, sed_from_config
     from continuum import dmodel, sed as sedmod
 
     if filling not in FILLINGS:
@@ -176,7 +176,7 @@ def default_search_model(cfg) -> dict:
 
 def fit_kmc_profiles(cfg, kmc_path, D_native_cm2_s, D_foreign_cm2_s, forward=None,
                      workers=None, log=None) -> xr.Dataset:
-    """Fit NPP to the last profile of a KMC CAIT dataset (``compare.fit.fit``).
+    """Fit NPP to the last profile of a KMC CAIT dataset (``compare.workflows.fit.fit``).
 
     The NPP sample thickness is set to the KMC lattice depth (``nx a``), the fit parameters
     to the input's ``[fit]`` section or :func:`default_fit_parameters`, the search model to
@@ -185,12 +185,12 @@ def fit_kmc_profiles(cfg, kmc_path, D_native_cm2_s, D_foreign_cm2_s, forward=Non
     Returns
     -------
     xarray.Dataset
-        The fit result of :func:`compare.fit.fit`.
+        The fit result of :func:`compare.workflows.fit.fit`.
     """
-    from compare import config as config_mod
-    from compare import fit as fitmod
-    from compare.io import open_dataset
-    from compare.profiles import read_profiles
+    from compare.io import config as config_mod
+    from compare.workflows import fit as fitmod
+    from compare.io.datasets import open_dataset
+    from compare.io.profiles import read_profiles
 
     kmc_path = Path(kmc_path)
     if not kmc_path.is_file():
@@ -223,7 +223,7 @@ def fitted_curves(cfg, fit_ds: xr.Dataset, x) -> dict:
         kw = dict(fwhm_eV=best.get("sed.fwhm_eV"), center_eV=best.get("sed.center_eV"))
     cfg_fit = cfg
     if "material.vacancy_fraction" in best:
-        from compare import config as config_mod
+        from compare.io import config as config_mod
         cfg_fit = config_mod.replace(cfg, "material",
                                      vacancy_fraction=best["material.vacancy_fraction"])
     out = {"native": sed_curve(cfg_fit, D_nat, x, cfg.sed.filling, **kw)}
@@ -367,8 +367,8 @@ def plot_dn(ds: xr.Dataset):
 def run_dn(input_path, out_dir=None, xs=None, replicas=None, reuse=False, fit=False,
            kmc_dataset=None, quiet=False, forward=None) -> dict:
     """`cait dn`: write ``dn.nc`` and ``dn.png``; returns ``{"dataset": path, "figure": path}``."""
-    from compare.config import load_config
-    from compare.io import save_figure, write_dataset
+    from compare.io.config import load_config
+    from compare.io.datasets import save_figure, write_dataset
 
     t0 = time.monotonic()
     cfg = load_config(input_path)
@@ -387,7 +387,7 @@ def run_dn(input_path, out_dir=None, xs=None, replicas=None, reuse=False, fit=Fa
         path = Path(kmc_dataset) if kmc_dataset is not None else out / "kmc.nc"
         fit_ds = fit_kmc_profiles(cfg, path, D_nat, D_for, forward=forward,
                                   log=None if quiet else print)
-        from compare.fit import plot_fit
+        from compare.workflows.fit import plot_fit
 
         write_dataset(fit_ds, out / "dn_fit.nc", cfg=cfg, seed=cfg.fit.seed,
                       message=fit_ds.attrs.get("fit_message", ""))

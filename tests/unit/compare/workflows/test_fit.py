@@ -5,11 +5,11 @@ import pytest
 import xarray as xr
 from scipy.special import erfc
 
-from compare import fit as fitmod
+from compare.workflows import fit as fitmod
 from compare.cli import main
-from compare.config import parse_text
+from compare.io.config import parse_text
 from compare.errors import ConfigError, InputFileError
-from compare.profiles import MeasuredProfiles
+from compare.io.profiles import MeasuredProfiles
 
 BASE = """
 [material]
@@ -184,7 +184,7 @@ def test_noisy_recovery_errors_and_outputs(cfg, rng, tmp_path):
     dof = ds.attrs["dof"]
     assert abs(float(ds["reduced_chi2"]) - 1.0) < 2 * np.sqrt(2.0 / dof)
     fig = fitmod.plot_fit(ds)
-    from compare.io import save_figure, write_dataset
+    from compare.io.datasets import save_figure, write_dataset
     write_dataset(ds, tmp_path / "fit.nc")
     save_figure(fig, tmp_path / "fit.png")
     back = xr.open_dataset(tmp_path / "fit.nc")

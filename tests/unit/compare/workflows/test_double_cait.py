@@ -1,4 +1,4 @@
-"""compare.double_cait: local effective D from profiles, on synthetic data with a known D."""
+"""compare.workflows.double_cait: local effective D from profiles, on synthetic data with a known D."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import xarray as xr
 from scipy import sparse, special
 from scipy.integrate import solve_ivp
 
-from compare import double_cait as dc
+from compare.workflows import double_cait as dc
 from compare.errors import ConfigError, InputFileError
 
 KT = 0.025852  # eV (300 K)

@@ -26,7 +26,7 @@ All statistics come from independent time blocks (``kmc.equilibrium.measure``): 
 combinations of block quantities get the plain standard error of the mean, non-linear functions
 (ratios, the CAIT transformation) a leave-one-out jackknife over the same blocks.
 
-Run ``python -m compare.onsager_checks [-o DIR]`` for the scan of ``docs/findings.md``.
+Run ``python -m compare.checks.onsager [-o DIR]`` for the scan of ``docs/findings.md``.
 """
 from __future__ import annotations
 
@@ -600,7 +600,7 @@ def _main(argv=None) -> int:
                     help="comma-separated FWHM_eV:foreign")
     ap.add_argument("--figures", default=None, help="also copy the figures to this folder")
     args = ap.parse_args(argv)
-    from compare.io import save_figure, write_dataset
+    from compare.io.datasets import save_figure, write_dataset
 
     cases = [(float(c.split(":")[0]), c.split(":")[1]) for c in args.cases.split(",")]
     xs = [float(v) for v in args.x.split(",")]

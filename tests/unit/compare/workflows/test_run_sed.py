@@ -4,11 +4,11 @@ import pytest
 from scipy import constants, stats
 
 from compare.cli import main
-from compare.config import parse_text
-from compare.io import open_dataset
-from compare.run_sed import dmodels_from_config, sed_from_config
+from compare.io.config import parse_text
+from compare.io.datasets import open_dataset
+from compare.workflows.run_sed import dmodels_from_config, sed_from_config
 from continuum.dmodel import ConstantD, SEDDiffusivity
-from tests.unit.compare.test_config import BASE
+from tests.unit.compare.io.test_config import BASE
 
 
 def test_dmodels_from_config_match_independent_formula():

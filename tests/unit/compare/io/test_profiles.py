@@ -4,8 +4,8 @@ import pytest
 import xarray as xr
 
 from compare.errors import InputFileError
-from compare.io import write_dataset
-from compare.profiles import read_csv_profiles, read_dataset_profiles, read_profiles
+from compare.io.datasets import write_dataset
+from compare.io.profiles import read_csv_profiles, read_dataset_profiles, read_profiles
 from tests.conftest import INPUTS
 
 SPECIES = ("Li", "K")

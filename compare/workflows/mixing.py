@@ -159,7 +159,7 @@ def config_of(ds):
     text = ds.attrs.get("input_text", "")
     if not text:
         return None
-    from compare.config import parse_text
+    from compare.io.config import parse_text
 
     path = ds.attrs.get("input_path", "")
     base = Path(path).parent if path else None
@@ -180,7 +180,7 @@ def landscape_from_dataset(ds, cfg=None) -> Landscape:
     if cfg is None:
         raise ConfigError("dataset has no `input_text`: pass a Landscape (mixing.analyze(ds, "
                           "landscape=...)) or the input file")
-    from compare.run_kmc import params_from_config
+    from compare.workflows.run_kmc import params_from_config
 
     params = params_from_config(cfg)
     nx = int(ds.attrs["nx"])
@@ -1042,7 +1042,7 @@ def run_mixing(dataset_path, out_dir=None, quiet=False) -> dict:
 
     Returns a dict name -> Path of the files written.
     """
-    from compare.io import open_dataset, save_figure, write_dataset
+    from compare.io.datasets import open_dataset, save_figure, write_dataset
 
     path = Path(dataset_path)
     ds = open_dataset(path)

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 
 from compare.errors import ConfigError
-from compare.io import axis_label, save_figure, write_dataset
+from compare.io.datasets import axis_label, save_figure, write_dataset
 
 CM3_TO_M3 = 1e6  # n [cm^-3] -> n [m^-3]
 
 
 def npp_problem_from_config(cfg):
-    """The `continuum.npp.NPPProblem` described by a validated `compare.config.Config`.
+    """The `continuum.npp.NPPProblem` described by a validated `compare.io.config.Config`.
 
     Output times are the input's output times plus its plot times (so that figures show solver
     states, not interpolations).
@@ -24,7 +24,7 @@ def npp_problem_from_config(cfg):
     """
     from continuum import npp
     from continuum.errors import ProblemError
-    from compare.run_sed import dmodels_from_config
+    from compare.workflows.run_sed import dmodels_from_config
 
     f_vac = float(cfg.material.vacancy_fraction)
     phases = []

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from compare import config
-from compare.config import load_config, parse_text
+from compare.io import config
+from compare.io.config import load_config, parse_text
 from compare.errors import ConfigError
 from tests.conftest import INPUTS, ROOT
 
@@ -92,5 +92,5 @@ def test_replace_validates():
 
 
 def test_inputs_reference_is_current():
-    """docs/inputs.md is generated from the schema; regenerate with python -m compare.config --markdown."""
+    """docs/inputs.md is generated from the schema; regenerate with python -m compare.io.config --markdown."""
     assert (ROOT / "docs" / "inputs.md").read_text() == config.markdown()

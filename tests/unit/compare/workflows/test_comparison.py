@@ -1,11 +1,11 @@
-"""Unit tests of compare.comparison: metric definitions on profiles with known answers."""
+"""Unit tests of compare.workflows.comparison: metric definitions on profiles with known answers."""
 import math
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from compare import comparison as cm
+from compare.workflows import comparison as cm
 from compare.errors import ConfigError, InputFileError
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import scipy.constants as sc
 import xarray as xr
 
-from compare.config import load_config
+from compare.io.config import load_config
 from compare.errors import ConfigError
-from compare.io import save_figure, write_dataset
+from compare.io.datasets import save_figure, write_dataset
 from kmc import checkpoint as ck
 from kmc import ensemble
 from kmc import equilibrium as eqm
@@ -32,7 +32,7 @@ FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 # ------------------------------------------------------------------------------ parameters
 def params_from_config(cfg) -> KMCParams:
     """Engine parameters of the input's CAIT scenario (open geometry, beam schedule)."""
-    from compare.run_sed import sed_from_config
+    from compare.workflows.run_sed import sed_from_config
 
     native_fwhm = float(cfg.sed.fwhm_eV)
     species = []

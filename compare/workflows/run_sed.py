@@ -194,7 +194,7 @@ def plot_dn(ds: xr.Dataset):
 
 def run_sed(cfg, out_dir) -> dict:
     """Write ``sed.nc``, ``sed.png`` and ``dn.png`` to ``out_dir``; returns their paths."""
-    from compare.io import save_figure, write_dataset
+    from compare.io.datasets import save_figure, write_dataset
 
     out_dir = Path(out_dir)
     ds = sed_dataset(cfg)

@@ -7,7 +7,7 @@ Validation runs in three stages (as in SPPARKS):
 3. *data*: files named by the input exist and are readable, output times are ordered.
 
 Every error is a :class:`compare.errors.ConfigError` whose message names the key, the value and
-what is legal. The schema below is the single source of truth: ``python -m compare.config
+what is legal. The schema below is the single source of truth: ``python -m compare.io.config
 --markdown`` renders ``docs/inputs.md`` from it (a test checks that the file is current).
 """
 from __future__ import annotations
@@ -606,8 +606,8 @@ def _range_text(key: Key) -> str:
 def markdown() -> str:
     """The reference of all input keys, as Markdown (written to docs/inputs.md)."""
     out = ["# Input file reference", "",
-           "Generated from the schema in `compare/config.py` by "
-           "`python -m compare.config --markdown`; do not edit by hand.", "",
+           "Generated from the schema in `compare/io/config.py` by "
+           "`python -m compare.io.config --markdown`; do not edit by hand.", "",
            "An input file is TOML. Keys carry their unit in the name. Unknown keys, wrong types "
            "and out-of-range values are errors (exit code 2) whose message names the key. "
            "Relative file names are resolved against the input file's folder. Examples: "
@@ -631,7 +631,7 @@ def markdown() -> str:
 
 
 def _main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m compare.config")
+    ap = argparse.ArgumentParser(prog="python -m compare.io.config")
     ap.add_argument("--markdown", action="store_true", help="print the input key reference")
     ap.add_argument("input", nargs="?", help="validate this input file")
     args = ap.parse_args(argv)

@@ -226,7 +226,7 @@ def read_dataset_profiles(path, time_s=None, species_names=None,
         With errors from the replicas' SEM (``replica`` dim: std / sqrt(n_replicas), ddof=1) or
         from ``concentration_sem``; None when neither exists.
     """
-    from compare.io import open_dataset
+    from compare.io.datasets import open_dataset
 
     path = Path(path)
     name = str(path)

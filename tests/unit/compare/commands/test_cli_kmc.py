@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from compare import run_kmc
+from compare.workflows import run_kmc
 from compare.cli import main
-from compare.io import open_dataset
+from compare.io.datasets import open_dataset
 
 TINY = """
 [material]

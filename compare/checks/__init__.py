@@ -1,0 +1,1 @@
+"""Checks and benchmarks: `cait bench`, `cait check` (speed figures and physics studies)."""

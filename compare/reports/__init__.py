@@ -1,0 +1,1 @@
+"""Figures and Markdown reports of the workflows, one module per workflow."""

@@ -1,0 +1,1 @@
+"""Science workflows: one module per `cait` job (run an engine, compare, fit, analyse)."""
