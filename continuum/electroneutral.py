@@ -54,9 +54,9 @@ from scipy import constants
 from scipy.linalg import solve_banded
 
 from continuum.errors import ProblemError, SolverError
+from continuum.problem import check_problem
+from continuum.scharfetter_gummel import bernoulli, bernoulli_derivative
 
-DRIVES = ("galvanostatic", "potentiostatic", "off")
-BACKS = ("bulk", "electrode")
 # Both names map to the same equations in the electroneutral limit (see the module docstring).
 FLUX_CONVENTIONS = {"nernst-planck": "nernst-planck", "lattice-gas": "nernst-planck"}
 
@@ -66,59 +66,8 @@ _MAX_STEPS = 200_000
 
 
 # ---------------------------------------------------------------------------------------------
-# Problem description: the full solver's NPPProblem / Phase (duck-typed)
+# Problem description: continuum.problem.NPPProblem, checked by continuum.problem.check_problem
 # ---------------------------------------------------------------------------------------------
-def total_duration(problem) -> float:
-    """Sum of the phase durations [s]."""
-    return float(sum(p.duration_s for p in problem.phases))
-
-
-def _check_problem(problem):
-    """Parse- and compatibility-level checks; raises ProblemError naming the field."""
-    species = tuple(problem.species)
-    if len(species) < 2 or len(set(species)) != len(species):
-        raise ProblemError(f"`species` needs >= 2 distinct names, got {species}")
-    if problem.native not in species:
-        raise ProblemError(f"`native` = {problem.native!r} is not one of {species}")
-    if len(problem.d_models) != len(species):
-        raise ProblemError(f"`d_models` has {len(problem.d_models)} entries for "
-                           f"{len(species)} species")
-    charges = getattr(problem, "charges", None)
-    if charges is not None and any(z != 1 for z in charges):
-        raise ProblemError(f"the electroneutral solver needs z = +1 for every species, got {charges}")
-    for name in ("n_bulk_m3", "temperature_K", "thickness_m", "rtol", "atol", "dt_initial_s",
-                 "dt_min_s", "newton_tol"):
-        value = getattr(problem, name)
-        if not (np.isfinite(value) and value > 0):
-            raise ProblemError(f"`{name}` must be > 0, got {value}")
-    if not 0 <= problem.f_vac < 1:
-        raise ProblemError(f"`f_vac` must be in [0, 1), got {problem.f_vac}")
-    if problem.flux_convention not in FLUX_CONVENTIONS:
-        raise ProblemError(f"`flux_convention` = {problem.flux_convention!r} unknown; legal: "
-                           f"{', '.join(sorted(FLUX_CONVENTIONS))}")
-    if problem.back not in BACKS:
-        raise ProblemError(f"`back` = {problem.back!r} unknown; legal: {', '.join(BACKS)}")
-    if problem.max_newton < 1:
-        raise ProblemError(f"`max_newton` must be >= 1, got {problem.max_newton}")
-    if not problem.phases:
-        raise ProblemError("the beam schedule needs at least one phase")
-    for k, ph in enumerate(problem.phases):
-        if ph.drive not in DRIVES:
-            raise ProblemError(f"phase {k}: `drive` = {ph.drive!r} unknown; legal: {', '.join(DRIVES)}")
-        if not (np.isfinite(ph.duration_s) and ph.duration_s > 0):
-            raise ProblemError(f"phase {k}: `duration_s` must be > 0, got {ph.duration_s}")
-        if ph.drive != "off" and (ph.species not in species or ph.species == problem.native):
-            raise ProblemError(f"phase {k}: beam species {ph.species!r} is not a foreign species;"
-                               f" legal: {[s for s in species if s != problem.native]}")
-    times = np.asarray(problem.output_times_s, dtype=float)
-    end = total_duration(problem)
-    if times.ndim != 1 or times.size == 0 or np.any(np.diff(times) <= 0):
-        raise ProblemError("`output_times_s` must be a non-empty increasing 1D sequence")
-    if times[0] < 0 or times[-1] > end * (1 + 1e-12):
-        raise ProblemError(f"`output_times_s` must lie in [0, {end:g}] s (the beam schedule), "
-                           f"got [{times[0]:g}, {times[-1]:g}]")
-
-
 def make_faces(problem) -> np.ndarray:
     """Cell faces [m], shape (n_cells + 1,): the full solver's mesh nodes (``problem.mesh``)."""
     return np.asarray(problem.mesh.build(problem.thickness_m * 1e9, problem.back), float) * 1e-9
@@ -127,30 +76,6 @@ def make_faces(problem) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Scharfetter-Gummel helpers
 # ---------------------------------------------------------------------------------------------
-def bernoulli(s):
-    """B(s) = s / (exp(s) - 1), vectorised, B(0) = 1.
-
-    Parameters
-    ----------
-    s : ndarray of float64 (any shape), |s| <= ~700
-
-    Returns
-    -------
-    ndarray of float64, same shape
-    """
-    s = np.asarray(s, dtype=float)
-    small = np.abs(s) < 1e-8
-    safe = np.where(small, 1.0, s)
-    return np.where(small, 1.0 - 0.5 * s, safe / np.expm1(safe))
-
-
-def _bernoulli_derivative(s, b):
-    """dB/ds = B (1 - B - s) / s given b = B(s)."""
-    small = np.abs(s) < 1e-6
-    safe = np.where(small, 1.0, s)
-    return np.where(small, -0.5 + s / 6.0, b * (1.0 - b - safe) / safe)
-
-
 def solve_face_potential(a_left, a_right, jd):
     """Potential step psi per face such that the total SG flux equals the imposed one.
 
@@ -188,8 +113,8 @@ def solve_face_potential(a_left, a_right, jd):
         # g is increasing: keep a bracket, bisect whenever Newton leaves it
         lo = np.where(g <= 0.0, psi, lo)
         hi = np.where(g >= 0.0, psi, hi)
-        dg = (-_bernoulli_derivative(-psi, b_minus) * a_left
-              - _bernoulli_derivative(psi, b_plus) * a_right)
+        dg = (-bernoulli_derivative(-psi) * a_left
+              - bernoulli_derivative(psi) * a_right)
         converged = np.abs(g) <= 1e-15 * scale
         new = psi - g / dg
         outside = ~((new >= lo) & (new <= hi))
@@ -430,7 +355,7 @@ def solve_electroneutral(problem, initial=None) -> xr.Dataset:
     SolverError
         Newton failed at the minimum step; ``.partial`` holds the result up to then.
     """
-    _check_problem(problem)
+    check_problem(problem, solver="electroneutral")
     faces = make_faces(problem)
     op = _Operator(problem, faces)
     jac = _BandedJacobian(op.n_cells, op.n_species)

@@ -30,112 +30,17 @@ from scipy.linalg.lapack import dgbsv
 from tqdm.auto import tqdm
 
 from continuum.errors import ProblemError, SolverError
-from continuum.mesh import graded_mesh
-
-# name -> integer code seen by the kernel
-FLUX_CONVENTIONS = {"nernst-planck": 0, "lattice-gas": 1}
-DRIVES = {"galvanostatic": 0, "potentiostatic": 1, "off": 2}
-BACKS = {"bulk": 0, "electrode": 1}
+from continuum.scharfetter_gummel import bernoulli_and_derivative as _bernoulli
+from continuum.problem import (BACKS, DRIVES, FLUX_CONVENTIONS, MeshSpec, NPPProblem,  # noqa: F401
+                              Phase, check_problem, lookup, mesh_nodes_nm)
 
 _NM = 1e-9
 _M2_TO_NM2 = 1e18
 _NEG_TOL = 1e-12  # a converged step with a concentration below -_NEG_TOL (fraction) is rejected
 
 
-def _lookup(registry, name, what):
-    try:
-        return registry[name]
-    except KeyError:
-        raise ProblemError(f"unknown {what} {name!r}; legal: {', '.join(sorted(registry))}") from None
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One phase of the beam schedule."""
-
-    species: str | None  # foreign species held at the front reservoir; None: front blocked
-    duration_s: float  # phase length [s]
-    drive: str = "galvanostatic"  # "galvanostatic" | "potentiostatic" | "off"
-    back_field_V_per_m: float = 0.0  # galvanostatic: field -dphi/dx at x = L [V/m]
-    voltage_V: float = 0.0  # potentiostatic: phi(0) - phi(L) [V]
-    theta_front: float = 0.9  # front reservoir occupancy (fraction of N_s)
-
-
-@dataclass(frozen=True)
-class MeshSpec:
-    """Parameters of `continuum.mesh.graded_mesh` (or explicit nodes)."""
-
-    n_cells: int = 400  # number of cells
-    h_surface_nm: float = 0.1  # cell size at the front [nm]
-    zone_nm: float | None = None  # depth of the nearly uniform replacement zone [nm]
-    growth: float = 0.1  # cell-size growth per unit length (neighbour ratio exp(growth))
-    h_back_nm: float | None = None  # refine at the back too (default: only for "electrode")
-    nodes_nm: tuple | None = None  # explicit node positions [nm]; overrides everything above
-
-    def build(self, length_nm, back, zone_estimate_nm=None):
-        """Node positions [nm], ndarray of float64, shape (n_nodes,).
-
-        `zone_estimate_nm` replaces the default zone depth when `zone_nm` is None."""
-        if self.nodes_nm is not None:
-            nodes = np.asarray(self.nodes_nm, dtype=float)
-            if nodes.ndim != 1 or len(nodes) < 5 or np.any(np.diff(nodes) <= 0):
-                raise ProblemError("`nodes_nm` must be a strictly increasing 1D array of >= 5 nodes")
-            if nodes[0] != 0 or not np.isclose(nodes[-1], length_nm, rtol=1e-12):
-                raise ProblemError(f"`nodes_nm` must run from 0 to L = {length_nm:g} nm")
-            return nodes
-        h_back = self.h_back_nm
-        if h_back is None and back == "electrode":
-            h_back = self.h_surface_nm  # absorbing electrode: a depletion layer forms at x = L
-        zone = self.zone_nm if self.zone_nm is not None else zone_estimate_nm
-        return graded_mesh(length_nm, self.n_cells, self.h_surface_nm, zone, self.growth, h_back)
-
-
-@dataclass(frozen=True)
-class NPPProblem:
-    """A CAIT scenario for the full NPP solver, SI units.
-
-    `d_models` are duck-typed: any object with ``D_and_dD(x) -> (D [m^2/s], dD/dx)``, vectorised
-    over ``x = n_i / n_bulk``.
-    """
-
-    species: tuple  # species names, str
-    d_models: tuple  # one D model per species
-    native: str  # name of the native species
-    n_bulk_m3: float  # bulk density of native ions = background charge density / e [m^-3]
-    thickness_m: float  # sample thickness L [m]
-    phases: tuple  # tuple of Phase
-    output_times_s: tuple  # absolute output times [s], increasing, within the schedule
-    charges: tuple | None = None  # z_i (default +1 each)
-    f_vac: float = 0.1  # vacant site fraction; N_s = n_bulk / (1 - f_vac)
-    temperature_K: float = 300.0  # [K]
-    eps_r: float = 8.0  # relative permittivity
-    back: str = "bulk"  # "bulk" (reservoir) | "electrode" (thin sample)
-    mesh: MeshSpec = field(default_factory=MeshSpec)
-    flux_convention: str = "nernst-planck"  # see FLUX_CONVENTIONS
-    rtol: float = 1e-3  # relative local error tolerance (concentrations)
-    atol: float = 1e-6  # absolute local error tolerance (fraction of n_bulk)
-    dt_initial_s: float = 1e-6  # first step of every phase [s]
-    dt_min_s: float = 1e-15  # Newton failure below this step raises SolverError [s]
-    max_newton: int = 8  # Newton iterations per attempt
-    newton_tol: float = 0.05  # Newton stops when the weighted update norm is below this
-    # Deterministic time grid: absolute step end times [s] (e.g. `step_times` of a reference
-    # solve), containing every phase end and output time. Steps then follow the grid instead of
-    # the error control, so the solution is a smooth function of the parameters (for fitting).
-    fixed_times_s: tuple | None = None
-    fixed_newton_tol: float = 1e-3  # Newton tolerance on a fixed grid (smoothness, see docs)
-
-
 # ------------------------------------------------------------------------------------ kernel
 
-
-@njit(cache=True)
-def _bernoulli(t):
-    """B(t) = t / (exp(t) - 1) and dB/dt, stable for all t."""
-    if abs(t) < 1e-3:  # series: the closed forms cancel catastrophically near 0
-        t2 = t * t
-        return 1.0 - 0.5 * t + t2 / 12.0 - t2 * t2 / 720.0, -0.5 + t / 6.0 - t2 * t / 180.0
-    b = t / np.expm1(t)
-    return b, b * (1.0 - b) / t - b
 
 
 @njit(cache=True)
@@ -295,37 +200,16 @@ class _Setup:
     """Problem converted to internal units and arrays (validated once, before time stepping)."""
 
     def __init__(self, p):
+        check_problem(p, solver="full")
         self.species = tuple(str(s) for s in p.species)
         k = len(self.species)
-        if k < 1 or len(set(self.species)) != k:
-            raise ProblemError(f"species names must be unique and non-empty, got {p.species}")
-        if len(p.d_models) != k:
-            raise ProblemError(f"need one D model per species ({k}), got {len(p.d_models)}")
-        for name, model in zip(self.species, p.d_models):
-            if not callable(getattr(model, "D_and_dD", None)):
-                raise ProblemError(f"D model of species {name!r} has no method D_and_dD(x)")
-        if p.native not in self.species:
-            raise ProblemError(f"native species {p.native!r} is not among {self.species}")
         self.native = self.species.index(p.native)
         self.z = np.ones(k) if p.charges is None else np.asarray(p.charges, dtype=float)
-        if self.z.shape != (k,):
-            raise ProblemError(f"need one charge per species ({k}), got {p.charges}")
-        for key, val in (("n_bulk_m3", p.n_bulk_m3), ("thickness_m", p.thickness_m),
-                         ("temperature_K", p.temperature_K), ("eps_r", p.eps_r),
-                         ("rtol", p.rtol), ("atol", p.atol), ("dt_initial_s", p.dt_initial_s),
-                         ("dt_min_s", p.dt_min_s), ("newton_tol", p.newton_tol),
-                         ("fixed_newton_tol", p.fixed_newton_tol)):
-            if not (np.isfinite(val) and val > 0):
-                raise ProblemError(f"`{key}` must be > 0, got {val}")
-        if not 0 <= p.f_vac < 1:
-            raise ProblemError(f"`f_vac` must be in [0, 1), got {p.f_vac}")
-        if p.max_newton < 1:
-            raise ProblemError(f"`max_newton` must be >= 1, got {p.max_newton}")
-        self.convention = _lookup(FLUX_CONVENTIONS, p.flux_convention, "flux convention")
-        self.back = _lookup(BACKS, p.back, "back boundary")
+        self.convention = FLUX_CONVENTIONS[p.flux_convention]
+        self.back = BACKS[p.back]
         self.kT_eV = sc.k * p.temperature_K / sc.e  # thermal voltage kT/e [V]
         self.length_nm = p.thickness_m / _NM
-        self.nodes = p.mesh.build(self.length_nm, p.back, self.zone_estimate(p))
+        self.nodes = mesh_nodes_nm(p)
         self.dx = np.diff(self.nodes)
         self.vol = np.zeros(len(self.nodes))  # control-volume lengths [nm]
         self.vol[:-1] += 0.5 * self.dx
@@ -335,23 +219,13 @@ class _Setup:
         self.debye_nm = debye_m / _NM
         self.kappa = 1.0 / self.debye_nm ** 2  # Poisson in psi units: psi'' = -kappa (rho/e n_bulk)
         self.s_lat = 1.0 - p.f_vac  # theta = s_lat * fraction
-        if not p.phases:
-            raise ProblemError("the beam schedule needs at least one phase")
         self.phases = []
         t = 0.0
-        for ip, ph in enumerate(p.phases):
-            drive = _lookup(DRIVES, ph.drive, f"drive of phase {ip}")
-            if not (np.isfinite(ph.duration_s) and ph.duration_s > 0):
-                raise ProblemError(f"phase {ip}: `duration_s` must be > 0, got {ph.duration_s}")
+        for ph in p.phases:
+            drive = DRIVES[ph.drive]
             front_dir = np.zeros(k, dtype=np.bool_)
             front_val = np.zeros(k)
             if ph.species is not None and drive != DRIVES["off"]:
-                if ph.species not in self.species or ph.species == p.native:
-                    raise ProblemError(f"phase {ip}: species {ph.species!r} is not a foreign "
-                                       f"species; legal: {[s for s in self.species if s != p.native]}")
-                if not 0 <= ph.theta_front < 1:
-                    raise ProblemError(f"phase {ip}: `theta_front` must be in [0, 1), "
-                                       f"got {ph.theta_front}")
                 front_dir[self.species.index(ph.species)] = True
                 front_val[self.species.index(ph.species)] = ph.theta_front / self.s_lat
             back_dir = np.zeros(k, dtype=np.bool_)
@@ -372,11 +246,6 @@ class _Setup:
             t += ph.duration_s
         self.t_end = t
         times = np.asarray(p.output_times_s, dtype=float)
-        if times.ndim != 1 or len(times) < 1 or np.any(np.diff(times) <= 0):
-            raise ProblemError("`output_times_s` must be a non-empty increasing 1D sequence")
-        if times[0] < 0 or times[-1] > t * (1 + 1e-12):
-            raise ProblemError(f"`output_times_s` must lie in [0, {t:g}] s (the beam schedule), "
-                               f"got [{times[0]:g}, {times[-1]:g}]")
         self.times = np.minimum(times, t)
         self.grid = None if p.fixed_times_s is None else self.check_grid(p.fixed_times_s)
         self.d_models = tuple(p.d_models)
@@ -401,22 +270,6 @@ class _Setup:
                                    f"time; {t:g} s is missing")
             grid[i] = t  # exactly, so that phase ends and outputs are hit without round-off
         return grid
-
-    def zone_estimate(self, p):
-        """Default depth [nm] of the fine mesh zone: 1.5 x the distance bulk native ions drift
-        during the driven phases (the replacement front moves at about that speed), at least
-        30 nm; None (mesh default) without drive."""
-        d_bulk = float(np.asarray(p.d_models[self.native].D_and_dD(np.ones(1))[0])[0])
-        d_nm2 = d_bulk * _M2_TO_NM2
-        depth = 0.0
-        for ph in p.phases:
-            if ph.drive == "galvanostatic":
-                depth += d_nm2 * abs(ph.back_field_V_per_m) * _NM / self.kT_eV * ph.duration_s
-            elif ph.drive == "potentiostatic":
-                depth += d_nm2 * abs(ph.voltage_V) / (self.kT_eV * self.length_nm) * ph.duration_s
-        if not depth > 0:
-            return None
-        return float(min(self.length_nm, max(30.0, 1.5 * depth)))
 
     def diffusivities(self, c):
         """D [nm^2/s] and dD/dc at every node, two ndarrays of shape (k, n)."""
