@@ -67,9 +67,10 @@ def bench_npp(input_paths, accuracy=True, out=print):
         ``plateau_err_space`` (fractions of n_bulk).
     """
     from compare.io.config import load_config
-    from compare.workflows.run_npp import npp_problem_from_config
+    from compare import scenario
     from continuum.mesh import refine
-    from continuum.npp import MeshSpec, _Setup, solve
+    from continuum.npp import solve
+    from continuum.problem import MeshSpec, mesh_nodes_nm
 
     rows = []
     header = (f"{'input':26s} {'wall[s]':>7s} {'cpu[s]':>6s} {'steps':>5s} {'newton':>6s} "
@@ -80,7 +81,7 @@ def bench_npp(input_paths, accuracy=True, out=print):
     warm = True
     for path in input_paths:
         cfg = load_config(path)
-        problem = npp_problem_from_config(cfg)
+        problem = scenario.npp_problem(cfg)
         if warm:  # compile the numba kernels outside the timing
             short = dataclasses.replace(problem, output_times_s=(0.0,), phases=(
                 dataclasses.replace(problem.phases[0], duration_s=1e-3),))
@@ -98,7 +99,7 @@ def bench_npp(input_paths, accuracy=True, out=print):
                 f"{row['n_newton']:6d} {row['n_rejected']:3d} {plateau:7.4f} {front:6.1f}")
         if accuracy:
             tight = solve(dataclasses.replace(problem, rtol=problem.rtol / 10))
-            nodes = refine(_Setup(problem).nodes)
+            nodes = refine(mesh_nodes_nm(problem))
             fine = solve(dataclasses.replace(problem, mesh=MeshSpec(nodes_nm=tuple(nodes))))
             for key, ref, stride in (("time", tight, 1), ("space", fine, 2)):
                 emax, el1 = _profile_errors(ds, ref, stride)

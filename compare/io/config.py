@@ -104,7 +104,8 @@ SPECIES_KEYS = [
     Key("site_mu_eV", "float", 0.0, "KMC, foreign species: mean site energy mu_k of the "
         "species' landscape.", "eV"),
     Key("site_fwhm_eV", "float", -1.0, "KMC, foreign species: FWHM of the species' Gaussian site "
-        "energies (negative: same as the native SED's FWHM).", "eV"),
+        "energies (negative: the native landscape's width, i.e. a Gaussian with the standard "
+        "deviation of the native SED, whatever its kind).", "eV"),
     Key("site_correlation", "float", 1.0, "KMC, foreign species: correlation rho_k of the foreign "
         "with the native landscape (1: same ranking of sites).", "", lo=-1.0, hi=1.0),
 ]
@@ -463,7 +464,7 @@ def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None
     for s in foreign:
         if s.site_fwhm_eV == 0.0:
             raise ConfigError(f"`species.{s.name}.site_fwhm_eV` must be > 0 (or negative for "
-                              f"the native FWHM), got 0.0")
+                              f"the native landscape's width), got 0.0")
 
     default_theta = 1.0 - material["vacancy_fraction"]
     for i, p in enumerate(phases):
@@ -493,10 +494,12 @@ def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None
             p["theta_front"] = default_theta
         elif p["theta_front"] == 0.0:
             raise ConfigError(f"`{where}.theta_front` must be > 0, got 0.0")
-        if p["drive"] == "galvanostatic":
-            p["voltage_V"] = float("nan")
+        # placeholders resolved once: a drive value that does not apply is 0 (as the engines
+        # take it), so no consumer has to test for NaN
+        if p["drive"] != "potentiostatic":
+            p["voltage_V"] = 0.0
         if p["drive"] != "galvanostatic":
-            p["back_field_V_per_m"] = 0.0 if p["drive"] == "off" else float("nan")
+            p["back_field_V_per_m"] = 0.0
     beam = tuple(Phase(**p) for p in phases)
 
     sed = sections["sed"]

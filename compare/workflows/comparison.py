@@ -19,17 +19,15 @@ Everything here works on fractions of n_bulk and depths in nm.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from scipy import constants
 
+from compare import scenario
 from compare.errors import ConfigError, InputFileError
-
-CM2_TO_M2 = 1e-4
+from compare.units import CM2_TO_M2
 PLATEAU_WINDOW = (0.25, 0.75)  # native plateau: mean over [0.25, 0.75] x front position
 FRONT_LEVEL = 0.5  # front: foreign fraction crosses FRONT_LEVEL x its reference level
 SURFACE_SKIP_NM = 0.5  # reference level of the front ignores the surface layer (double layer)
@@ -137,10 +135,6 @@ def profile_metrics(depth, edges, native, foreign, level=None):
 
 
 # =============================================================================== D scales
-def _kT_eV(cfg):
-    return constants.k * float(cfg.material.temperature_K) / constants.e
-
-
 FOREIGN_FREE = 0.02  # galvanostatic bulk field: gaps whose two layers hold less foreign
 
 
@@ -218,7 +212,7 @@ def d_bulk_from_current(kmc, cfg):
         k1, k2 = 0, 1
         field = np.full(var.sizes["replica"], float(phase.voltage_V) / ((nx + 1) * a_m))
     n_out = (var.isel(time=k2) - var.isel(time=k1)).values
-    D = n_out / (area * (t[k2] - t[k1])) * _kT_eV(cfg) / (n_bulk * field) / CM2_TO_M2
+    D = n_out / (area * (t[k2] - t[k1])) * scenario.kT_eV(cfg) / (n_bulk * field) / CM2_TO_M2
     D = np.atleast_1d(D)
     sem = float(np.std(D, ddof=1) / np.sqrt(D.size)) if D.size > 1 else math.nan
     return float(np.mean(D)), sem
@@ -263,7 +257,6 @@ def npp_dmodels(cfg, source, d_bulk_cm2_s, eq=None):
     table rescaled so that D(1) = ``d_bulk_cm2_s`` (one time scale for both NPP runs).
     """
     from continuum import dmodel as dm
-    from compare.workflows.run_sed import sed_from_config, kT_from_config
 
     if source not in NPP_D_SOURCES:
         raise ConfigError(f"unknown NPP D source {source!r}; legal: {', '.join(NPP_D_SOURCES)}")
@@ -279,9 +272,7 @@ def npp_dmodels(cfg, source, d_bulk_cm2_s, eq=None):
     scale = D_foreign / float(foreign1.D_cm2_s)
     models = {}
     if source == "sed":
-        models[native.name] = dm.SEDDiffusivity(sed_from_config(cfg), d_bulk_cm2_s * CM2_TO_M2,
-                                                float(cfg.material.vacancy_fraction),
-                                                kT_from_config(cfg), cfg.sed.filling)
+        models[native.name] = scenario.sed_diffusivity(cfg, d_bulk_cm2_s)
         models[foreign1.name] = dm.ConstantD(D_foreign * CM2_TO_M2)
     else:
         nx_, nD = equilibrium_table(eq, native.name, "native")
@@ -306,59 +297,10 @@ def npp_field_scale(cfg, d_bulk_cm2_s):
     """Factor on the NPP galvanostatic back fields so that NPP carries the KMC's beam current.
 
     The KMC beam current is ``j = e^2 n_bulk D_input E_back / kT`` with the input's native
-    ``D_cm2_s`` (:func:`compare.workflows.run_kmc.params_from_config`); NPP runs with the KMC's measured
+    ``D_cm2_s`` (:func:`compare.scenario.kmc_phases`); NPP runs with the KMC's measured
     bulk D, so its ohmic back field must be ``E_back D_input / D_bulk`` for the same current.
     """
     return float(cfg.native.D_cm2_s) / float(d_bulk_cm2_s)
-
-
-def npp_problem(cfg, d_models, thickness_nm, times_s, field_scale=1.0):
-    """The NPP problem of ``cfg`` on the KMC domain, with the given D models and output times.
-
-    ``field_scale`` multiplies the galvanostatic back fields (:func:`npp_field_scale`).
-    """
-    from continuum import npp
-
-    try:
-        from compare.workflows.run_npp import npp_problem_from_config
-    except ImportError:
-        npp_problem_from_config = None
-    if npp_problem_from_config is not None:
-        base = npp_problem_from_config(cfg)
-        phases = tuple(dataclasses.replace(ph, back_field_V_per_m=ph.back_field_V_per_m
-                                           * field_scale) if ph.drive == "galvanostatic"
-                       else ph for ph in base.phases)
-        return dataclasses.replace(base, d_models=tuple(d_models[s] for s in base.species),
-                                   thickness_m=thickness_nm * 1e-9, phases=phases,
-                                   output_times_s=tuple(times_s))
-    f_vac = float(cfg.material.vacancy_fraction)
-    phases = tuple(npp.Phase(species=ph.species, duration_s=float(ph.duration_s), drive=ph.drive,
-                             back_field_V_per_m=(0.0 if ph.drive != "galvanostatic"
-                                                 else float(ph.back_field_V_per_m) * field_scale),
-                             voltage_V=(float(ph.voltage_V) if ph.drive == "potentiostatic"
-                                        else 0.0),
-                             theta_front=float(ph.theta_front) if ph.theta_front > 0 else 1 - f_vac)
-                   for ph in cfg.beam)
-    n = cfg.npp
-    names = tuple(cfg.species_names)
-    return npp.NPPProblem(
-        species=names, d_models=tuple(d_models[s] for s in names), native=cfg.native.name,
-        n_bulk_m3=float(cfg.material.n_bulk_cm3) * 1e6, thickness_m=thickness_nm * 1e-9,
-        phases=phases, output_times_s=tuple(times_s), f_vac=f_vac,
-        temperature_K=float(cfg.material.temperature_K), eps_r=float(cfg.material.eps_r),
-        back=cfg.sample.back, mesh=npp.MeshSpec(n_cells=int(n.n_cells),
-                                                h_surface_nm=float(n.h_surface_nm)),
-        flux_convention=n.flux, rtol=float(n.rtol), atol=float(n.atol),
-        dt_initial_s=float(n.dt_initial_s), max_newton=int(n.max_newton))
-
-
-def solve_npp(cfg, problem):
-    """Run the solver named by ``cfg.npp.solver`` (``full`` or ``electroneutral``)."""
-    from continuum import npp
-    from continuum.electroneutral import solve_electroneutral
-
-    solvers = {"full": npp.solve, "electroneutral": solve_electroneutral}
-    return solvers[cfg.npp.solver](problem)
 
 
 # =============================================================================== comparison
@@ -679,10 +621,11 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
     npp_results = {}
     for src in sources:
         t0 = time.monotonic()
-        problem = npp_problem(cfg, npp_dmodels(cfg, src, D_b, eq), thickness,
-                              tuple(float(t) for t in kmc.time.values),
-                              field_scale=npp_field_scale(cfg, D_b))
-        npp_results[src] = solve_npp(cfg, problem)
+        problem = scenario.npp_problem(cfg, d_models=npp_dmodels(cfg, src, D_b, eq),
+                                       thickness_nm=thickness,
+                                       output_times_s=tuple(float(t) for t in kmc.time.values),
+                                       field_scale=npp_field_scale(cfg, D_b))
+        npp_results[src] = scenario.solve_npp(cfg, problem)
         timings[f"npp {src}"] = time.monotonic() - t0
     cmp = compare_profiles(cfg, kmc, npp_results, scales)
     cmp.attrs["npp_field_scale"] = npp_field_scale(cfg, D_b)

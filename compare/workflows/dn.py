@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from compare import scenario
 from compare.errors import ConfigError, InputFileError
-
-CM2_TO_M2 = 1.0e-4
+from compare.units import CM2_TO_M2
 DEFAULT_X = (0.3, 0.5, 0.7, 0.85, 1.0)
 N_GRID = 200  # points of the SED-formula curves
 FILLINGS = ("step", "fermi-dirac")
@@ -133,19 +133,10 @@ def cait_D_eff_table(eq: xr.Dataset, n_bulk_m3: float, temperature_K: float) -> 
 # ---------------------------------------------------------------------------------------------
 def sed_curve(cfg, D_bulk_cm2_s: float, x, filling: str, fwhm_eV=None, center_eV=None):
     """Native D(x) of paper eqn (2) scaled to ``D_bulk_cm2_s`` at x = 1 [cm^2/s]."""
-    from compare.workflows.run_sed import kT_from_config, sed_from_config
-    from continuum import dmodel, sed as sedmod
-
     if filling not in FILLINGS:
         raise ConfigError(f"unknown filling {filling!r}; legal: {', '.join(FILLINGS)}")
-    if fwhm_eV is None and center_eV is None:
-        sed = sed_from_config(cfg)
-    else:
-        sed = sedmod.GaussianSED(cfg.sed.center_eV if center_eV is None else center_eV,
-                                 cfg.sed.fwhm_eV if fwhm_eV is None else fwhm_eV)
-    model = dmodel.SEDDiffusivity(sed, float(D_bulk_cm2_s) * CM2_TO_M2,
-                                  float(cfg.material.vacancy_fraction), kT_from_config(cfg),
-                                  filling)
+    sed = scenario.native_sed(cfg, fwhm_eV=fwhm_eV, center_eV=center_eV)
+    model = scenario.sed_diffusivity(cfg, D_bulk_cm2_s, sed=sed, filling=filling)
     return model.D(np.asarray(x, dtype=float)) / CM2_TO_M2
 
 
@@ -153,12 +144,16 @@ def sed_curve(cfg, D_bulk_cm2_s: float, x, filling: str, fwhm_eV=None, center_eV
 # (c) NPP fitted to KMC CAIT profiles
 # ---------------------------------------------------------------------------------------------
 def default_fit_parameters(cfg, D_native_cm2_s: float, D_foreign_cm2_s: float) -> list:
-    """SED FWHM, D_bulk(native), D(first foreign), bounds two decades around the starts."""
+    """D_bulk(native), D(first foreign), bounds two decades around the starts, and the SED FWHM
+    when the SED is one Gaussian (other kinds have no single width to fit)."""
     if len(cfg.species) < 2:
         raise ConfigError("cait dn --fit needs a foreign species in the input")
-    fwhm = float(cfg.sed.fwhm_eV)
-    return [
-        {"name": "sed.fwhm_eV", "lower": 0.05, "upper": max(0.5, 2 * fwhm), "start": fwhm},
+    width = []
+    if cfg.sed.kind == "gaussian":
+        fwhm = float(cfg.sed.fwhm_eV)
+        width = [{"name": "sed.fwhm_eV", "lower": 0.05, "upper": max(0.5, 2 * fwhm),
+                  "start": fwhm}]
+    return width + [
         {"name": f"species.{cfg.native.name}.D_cm2_s", "lower": D_native_cm2_s / 100,
          "upper": D_native_cm2_s * 100, "start": D_native_cm2_s},
         {"name": f"species.{cfg.species[1].name}.D_cm2_s", "lower": D_foreign_cm2_s / 100,

@@ -28,8 +28,8 @@ import math
 
 import numpy as np
 import xarray as xr
-from scipy import constants
 
+from compare import scenario
 from compare.errors import ConfigError, InputFileError
 
 NM2_S_TO_CM2_S = 1e-14
@@ -364,11 +364,6 @@ def replica_betas(ds, species, phases, kT_eV, f_vac, convention="nernst-planck",
     return np.array(out, dtype=float)
 
 
-def kT_eV(temperature_K):
-    """k_B T [eV]."""
-    return constants.k * float(temperature_K) / constants.e
-
-
 def cait_phases(cfg, drive_only=True):
     """``[(label, t_start, t_end)]`` of the input's beam phases (``drive = "off"`` skipped)."""
     out = []
@@ -470,7 +465,7 @@ def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=F
         f"{Path(cfg.path).stem}_double" if cfg.path else "double")
     out.mkdir(parents=True, exist_ok=True)
     phases = cait_phases(cfg)
-    kT, f_vac = kT_eV(cfg.material.temperature_K), float(cfg.material.vacancy_fraction)
+    kT, f_vac = scenario.kT_eV(cfg), float(cfg.material.vacancy_fraction)
     timings, results = {}, {}
     for eng in engines:
         path = out / f"{eng}.nc"

@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
+from compare import scenario
 from compare.io import config as config_mod
 from compare.errors import CaitError, ConfigError, InputFileError
 
@@ -281,10 +282,9 @@ class FrozenGridNPP:
 
     def freeze(self, cfg):
         """Adaptive solve of `cfg`; its step times become the grid. Returns its dataset."""
-        from compare.workflows.run_npp import npp_problem_from_config
         from continuum.npp import solve
 
-        ds, steps = solve(npp_problem_from_config(cfg), return_steps=True)
+        ds, steps = solve(scenario.npp_problem(cfg), return_steps=True)
         self.grid = tuple(float(t) for t in steps)
         self.last_max_error = float(ds.attrs["max_error_estimate"])
         return ds
@@ -292,20 +292,16 @@ class FrozenGridNPP:
     def __call__(self, cfg):
         if self.grid is None:
             return self.freeze(cfg)
-        from compare.workflows.run_npp import npp_problem_from_config
         from continuum.npp import solve
 
-        problem = dataclasses.replace(npp_problem_from_config(cfg), fixed_times_s=self.grid)
+        problem = dataclasses.replace(scenario.npp_problem(cfg), fixed_times_s=self.grid)
         ds = solve(problem)
         self.last_max_error = float(ds.attrs["max_error_estimate"])
         return ds
 
 
 def _forward_electroneutral(cfg):
-    from compare.workflows.run_npp import npp_problem_from_config
-    from continuum.electroneutral import solve_electroneutral
-
-    return solve_electroneutral(npp_problem_from_config(cfg))
+    return scenario.solve_npp(cfg, solver_name="electroneutral")
 
 
 # name -> factory of a forward model ``forward(cfg) -> xr.Dataset``; a factory call gives a fresh

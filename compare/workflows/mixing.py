@@ -180,9 +180,9 @@ def landscape_from_dataset(ds, cfg=None) -> Landscape:
     if cfg is None:
         raise ConfigError("dataset has no `input_text`: pass a Landscape (mixing.analyze(ds, "
                           "landscape=...)) or the input file")
-    from compare.workflows.run_kmc import params_from_config
+    from compare import scenario
 
-    params = params_from_config(cfg)
+    params = scenario.kmc_params(cfg)
     nx = int(ds.attrs["nx"])
     from dataclasses import replace
     params = replace(params, nx=nx, ny=int(ds.attrs["ny"]), nz=int(ds.attrs["nz"]))

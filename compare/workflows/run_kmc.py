@@ -9,80 +9,23 @@ uninterrupted run (the engine's chunking never changes the trajectory).
 """
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import scipy.constants as sc
-import xarray as xr
 
-from compare.io.config import load_config
+from compare import scenario
 from compare.errors import ConfigError
+from compare.io.config import load_config
 from compare.io.datasets import save_figure, write_dataset
+from compare.reports.kmc import equilibrium_figure, profile_figure
 from kmc import checkpoint as ck
 from kmc import ensemble
 from kmc import equilibrium as eqm
-from kmc.engine import KMCParams, Phase, Simulation, Species
-
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+from kmc.engine import Simulation
 
 
-# ------------------------------------------------------------------------------ parameters
-def params_from_config(cfg) -> KMCParams:
-    """Engine parameters of the input's CAIT scenario (open geometry, beam schedule)."""
-    from compare.workflows.run_sed import sed_from_config
-
-    native_fwhm = float(cfg.sed.fwhm_eV)
-    species = []
-    for s in cfg.species:
-        fwhm = native_fwhm if s.site_fwhm_eV < 0 else float(s.site_fwhm_eV)
-        species.append(Species(name=s.name, role=s.role, E_DC_eV=float(s.E_DC_eV),
-                               nu_Hz=float(s.attempt_frequency_Hz), mu_eV=float(s.site_mu_eV),
-                               sigma_eV=fwhm / FWHM_PER_SIGMA, rho=float(s.site_correlation)))
-    f_vac = float(cfg.material.vacancy_fraction)
-
-    def value(v):
-        return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-    # galvanostatic: the KMC fixes the BEAM CURRENT j = sigma_bulk E_back, with the ohmic
-    # conductivity the NPP solver gives the bulk (sigma = e^2 n_bulk D_native / kT), so both
-    # engines carry the same current; the KMC's bulk field then follows from its own D.
-    n_bulk_m3 = float(cfg.material.n_bulk_cm3) * 1e6
-    D_native_m2_s = float(cfg.native.D_cm2_s) * 1e-4
-    sigma_bulk = sc.e ** 2 * n_bulk_m3 * D_native_m2_s / (sc.k * float(cfg.material.temperature_K))
-    phases = tuple(Phase(species=ph.species or None, duration_s=float(ph.duration_s),
-                         drive=ph.drive, back_field_V_per_m=value(ph.back_field_V_per_m),
-                         voltage_V=value(ph.voltage_V),
-                         theta_front=(1.0 - f_vac) if ph.theta_front < 0 else float(ph.theta_front),
-                         beam_current_A_per_m2=(sigma_bulk * value(ph.back_field_V_per_m)
-                                                if ph.drive == "galvanostatic" else 0.0))
-                   for ph in cfg.beam)
-    k = cfg.kmc
-    return KMCParams(nx=int(k.nx), ny=int(k.ny), nz=int(k.nz), species=tuple(species),
-                     native_sampler=sed_from_config(cfg),
-                     n_bulk_m3=float(cfg.material.n_bulk_cm3) * 1e6, vacancy_fraction=f_vac,
-                     temperature_K=float(cfg.material.temperature_K),
-                     eps_r=float(cfg.material.eps_r), rate_model=k.rate_model,
-                     selector=k.selector, back=cfg.sample.back, phases=phases,
-                     output_times_s=tuple(float(t) for t in cfg.output_times_s),
-                     n_energy_bins=int(cfg.output.n_energy_bins),
-                     n_slabs=min(int(cfg.output.n_slabs), int(k.nx)),
-                     energy_range_eV=_energy_range(species, sed_from_config(cfg)))
-
-
-def _energy_range(species, native_sed, tail=1e-5, n_sigma=4.5) -> tuple:
-    """Energy window [eV] of the populated-SED histograms: every landscape's sites but a
-    fraction ~`tail` fall inside (native: SED quantiles; foreign: mu +- n_sigma sigma)."""
-    lo = float(native_sed.ppf(tail))
-    hi = float(native_sed.ppf(1.0 - tail))
-    for s in species[1:]:
-        lo = min(lo, s.mu_eV - n_sigma * s.sigma_eV)
-        hi = max(hi, s.mu_eV + n_sigma * s.sigma_eV)
-    return (lo, hi)
-
-
+# ------------------------------------------------------------------------------ paths
 def _out_dir(cfg, out_dir) -> Path:
     if out_dir is not None:
         return Path(out_dir)
@@ -181,50 +124,6 @@ def kmc_replica(seed, replica, params, out_dir, input_text, resume=False,
     return ds
 
 
-# ------------------------------------------------------------------------------ figures
-def _profile_figure(ds, cfg):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    conc = ds["concentration_mean"] if "concentration_mean" in ds else ds["concentration"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    times = [t for t in cfg.plot_times_s if t <= float(ds.time.max()) + 1e-12] or [float(ds.time[-1])]
-    for t in times:
-        prof = conc.sel(time=t, method="nearest")
-        for s in prof.species.values:
-            ax.plot(prof.depth, prof.sel(species=s), label=f"{s}, t = {float(prof.time):.3g} s")
-    ax.set_xlabel("depth [nm]")
-    ax.set_ylabel("concentration / n_bulk")
-    ax.set_title(f"KMC: {cfg.material.name or ''} ({ds.attrs.get('status', 'ok')})")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def _equilibrium_figure(ds):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for s in ds.species.values:
-        for name, ax, ls in (("D_star", axes[0], "o-"), ("D_eff", axes[0], "s--"),
-                             ("haven", axes[1], "o-")):
-            v = ds[name].sel(species=s)
-            e = ds[f"{name}_sem"].sel(species=s)
-            ax.errorbar(ds.x, v, yerr=e, fmt=ls, capsize=3, label=f"{name} {s}")
-    axes[0].set_yscale("log")
-    axes[0].set_xlabel("x = n_native/(n_native+n_foreign)")
-    axes[0].set_ylabel("D [cm^2/s]")
-    axes[1].set_xlabel("x = n_native/(n_native+n_foreign)")
-    axes[1].set_ylabel("Haven ratio")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    return fig
-
-
 # ------------------------------------------------------------------------------ commands
 def _exit_code(flag, status) -> int:
     if status != "interrupted":
@@ -238,10 +137,8 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
     cfg = load_config(input_path)
     out = _out_dir(cfg, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    n_rep = int(replicas if replicas is not None else cfg.kmc.replicas)
-    if n_rep < 1:
-        raise ConfigError(f"`--replicas` must be >= 1, got {n_rep}")
-    params = params_from_config(cfg)
+    n_rep = scenario.replicas(cfg, replicas)
+    params = scenario.kmc_params(cfg)
     seeds = ensemble.replica_seeds(int(cfg.kmc.seed), n_rep)
     if resume:
         missing = [r for r in range(n_rep) if not checkpoint_path(out, r).exists()]
@@ -266,17 +163,10 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
                else "")
     write_dataset(ds, out / "kmc.nc", cfg=cfg, seed=seeds, status=status, message=message)
     if ds.sizes.get("time", 0) > 0:
-        save_figure(_profile_figure(ds, cfg), out / "kmc_profiles.png")
+        save_figure(profile_figure(ds, cfg), out / "kmc_profiles.png")
     if not quiet:
         print(f"cait kmc run: {status}, {sum(n_events)} events -> {out / 'kmc.nc'}")
     return _exit_code(flag, status)
-
-
-def equilibrium_params_from_config(cfg) -> KMCParams:
-    """The CAIT parameters reshaped for `cait kmc equilibrium` (L^3 periodic lattice)."""
-    p = params_from_config(cfg)
-    L = int(cfg.kmc.eq_size)
-    return replace(p, nx=L, ny=L, nz=L, phases=(), output_times_s=(), n_slabs=1)
 
 
 def run_equilibrium(input_path, xs, out_dir=None, replicas=None, scheduler=None,
@@ -285,10 +175,10 @@ def run_equilibrium(input_path, xs, out_dir=None, replicas=None, scheduler=None,
     cfg = load_config(input_path)
     out = _out_dir(cfg, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    n_rep = int(replicas if replicas is not None else cfg.kmc.replicas)
+    n_rep = scenario.replicas(cfg, replicas)
     if any(x < 1.0 for x in xs) and len(cfg.species) < 2:
         raise ConfigError("`--x` below 1 needs a foreign species in the input")
-    params = equilibrium_params_from_config(cfg)
+    params = scenario.kmc_equilibrium_params(cfg)
     k = cfg.kmc
     opt = eqm.EquilibriumOptions(n_blocks=int(k.eq_blocks), events_per_block=int(k.eq_events_per_block),
                                  n_equilibration_events=int(k.eq_equilibration_events),
@@ -309,7 +199,7 @@ def run_equilibrium(input_path, xs, out_dir=None, replicas=None, scheduler=None,
                     foreign_species=cfg.species[1].name if len(cfg.species) > 1 else "")
     write_dataset(ds, out / "kmc_equilibrium.nc", cfg=cfg, seed=seeds, status=status,
                   message="interrupted: compositions not reached are missing" if status != "ok" else "")
-    save_figure(_equilibrium_figure(ds), out / "kmc_equilibrium.png")
+    save_figure(equilibrium_figure(ds), out / "kmc_equilibrium.png")
     n_bulk_frac = {0: ds.x.values, 1: 1.0 - ds.x.values}
     for i, s in enumerate(ds.species.values[:2]):
         frac = n_bulk_frac[i]

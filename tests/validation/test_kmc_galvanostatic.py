@@ -208,15 +208,15 @@ def test_input_beam_current_is_the_npp_ohmic_current():
     """`params_from_config`: j = e^2 n_bulk D_native E_back / kT (the current NPP carries with
     its back field fixed); potentiostatic and off phases get no beam."""
     from compare.io.config import load_config, parse_text
-    from compare.workflows.run_kmc import params_from_config
+    from compare import scenario
     from tests.conftest import INPUTS
     cfg = load_config(INPUTS / "li3b7o12_k_cait.toml")
-    ph, cph = params_from_config(cfg).phases[0], cfg.beam[0]
+    ph, cph = scenario.kmc_params(cfg).phases[0], cfg.beam[0]
     assert ph.drive == "galvanostatic"
     j = (sc.e ** 2 * cfg.material.n_bulk_cm3 * 1e6 * cfg.native.D_cm2_s * 1e-4
          * cph.back_field_V_per_m / (sc.k * cfg.material.temperature_K))
     assert ph.beam_current_A_per_m2 == pytest.approx(j, rel=1e-12) and j > 0
     text = cfg.text.replace('drive = "galvanostatic"', 'drive = "potentiostatic"').replace(
         "back_field_V_per_m = 9882.0", "voltage_V = 3.0")
-    pot = params_from_config(parse_text(text, base_dir=INPUTS)).phases[0]
+    pot = scenario.kmc_params(parse_text(text, base_dir=INPUTS)).phases[0]
     assert pot.drive == "potentiostatic" and pot.beam_current_A_per_m2 == 0.0

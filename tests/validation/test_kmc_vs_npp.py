@@ -40,7 +40,7 @@ import scipy.constants as sc
 
 from compare.workflows import comparison as C
 from compare.io.config import parse_text
-from compare.workflows.run_kmc import params_from_config
+from compare import scenario
 from continuum import dmodel as dm
 from kmc import ensemble
 from kmc.engine import Simulation
@@ -111,7 +111,7 @@ def _lattice_gas_D(species, a_m, f_vac, kT):
 @pytest.fixture(scope="module")
 def runs():
     cfg = parse_text(TEXT)
-    params = params_from_config(cfg)
+    params = scenario.kmc_params(cfg)
     seeds = ensemble.replica_seeds(int(cfg.kmc.seed), N_REPLICAS)
     kmc = []
     for seed in seeds:
@@ -124,8 +124,9 @@ def runs():
     models = {s.name: dm.ConstantD(_lattice_gas_D(s, a_nm * 1e-9, f_vac, kT))
               for s in params.species}
     times = tuple(float(t) for t in kmc[0].time.values)
-    problem = C.npp_problem(cfg, models, (params.nx + 1) * a_nm, times)
-    npp = C.solve_npp(cfg, problem)
+    problem = scenario.npp_problem(cfg, d_models=models, thickness_nm=(params.nx + 1) * a_nm,
+                                   output_times_s=times)
+    npp = scenario.solve_npp(cfg, problem)
     conc = np.stack([d.concentration.transpose("species", "time", "depth").values for d in kmc])
     depth = kmc[0].depth.values
     # control volume of KMC layer l in NPP coordinates: [(l + 1/2) a, (l + 3/2) a]

@@ -22,14 +22,14 @@ CASES = [("li3b7o12_k_cait.toml", 0.15, 0.02), ("li3b7o12_rb_cait.toml", 0.07, 0
 @pytest.mark.parametrize("name, plateau, band", CASES)
 def test_bundled_input_plateau(name, plateau, band):
     from compare.io.config import load_config
-    from compare.workflows.run_npp import npp_problem_from_config
+    from compare import scenario
     from continuum.npp import solve
 
     path = ROOT / "inputs" / name
     if not path.exists():
         pytest.skip(f"bundled input {name} not present yet")
     cfg = load_config(path)
-    ds = solve(npp_problem_from_config(cfg))
+    ds = solve(scenario.npp_problem(cfg))
     native = cfg.native.name
     last = ds.isel(time=-1)
     depth = ds.depth.values

@@ -1,18 +1,8 @@
-"""`cait demo` (NPP part) and the `npp.solver` switch."""
+"""`cait demo` (NPP part)."""
 import pytest
 
 from compare.cli import main
-from compare.io.config import load_config, replace
 from compare.io.datasets import open_dataset
-from compare.workflows.run_npp import solver_from_config
-from continuum.electroneutral import solve_electroneutral
-
-
-def test_solver_switch(k_input):
-    cfg = load_config(k_input)
-    assert solver_from_config(cfg).__module__ == "continuum.npp"
-    en = solver_from_config(replace(cfg, "npp", solver="electroneutral"))
-    assert en is not solve_electroneutral and callable(en)
 
 
 @pytest.mark.slow

@@ -39,9 +39,9 @@ plot_times_s = [10.0, 30.0]
 
 
 def test_problem_from_config():
-    from compare.workflows.run_npp import npp_problem_from_config
+    from compare import scenario
 
-    p = npp_problem_from_config(parse_text(INPUT))
+    p = scenario.npp_problem(parse_text(INPUT))
     assert p.species == ("Li", "K") and p.native == "Li"
     assert p.n_bulk_m3 == pytest.approx(1.4e28) and p.thickness_m == pytest.approx(200e-9)
     assert p.phases[0].species == "K" and p.phases[1].species is None
@@ -51,11 +51,11 @@ def test_problem_from_config():
 
 
 def test_problem_errors_become_config_errors():
-    from compare.workflows.run_npp import npp_problem_from_config
+    from compare import scenario
 
     bad = INPUT.replace("n_cells = 80", "n_cells = 12")
     with pytest.raises(ConfigError, match="npp: `n_cells` = 12 is too small"):
-        npp_problem_from_config(parse_text(bad))
+        scenario.npp_problem(parse_text(bad))
 
 
 def test_cli_writes_dataset_and_figures(tmp_path):

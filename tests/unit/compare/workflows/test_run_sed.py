@@ -6,14 +6,14 @@ from scipy import constants, stats
 from compare.cli import main
 from compare.io.config import parse_text
 from compare.io.datasets import open_dataset
-from compare.workflows.run_sed import dmodels_from_config, sed_from_config
+from compare import scenario
 from continuum.dmodel import ConstantD, SEDDiffusivity
 from tests.unit.compare.io.test_config import BASE
 
 
 def test_dmodels_from_config_match_independent_formula():
     cfg = parse_text(BASE)
-    models = dmodels_from_config(cfg)
+    models = scenario.dmodels(cfg)
     assert list(models) == ["Li", "K"]
     assert isinstance(models["Li"], SEDDiffusivity) and isinstance(models["K"], ConstantD)
     # Independent: step filling of a Gaussian (FWHM 250 meV) and eqn (2) relative to the bulk.
