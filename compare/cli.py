@@ -15,7 +15,8 @@ import sys
 from compare.errors import CaitError
 
 # Sub-command modules, in the order `cait --help` lists them.
-COMMANDS = ("npp", "kmc", "sed", "compare", "double", "fit", "dn", "mixing", "bench", "demo")
+COMMANDS = ("npp", "kmc", "sed", "compare", "double", "fit", "dn", "mixing", "bench", "check",
+            "demo")
 
 
 def _user_errors() -> tuple:

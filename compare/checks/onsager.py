@@ -40,14 +40,14 @@ import numpy as np
 import scipy.constants as sc
 import xarray as xr
 
+from compare import units
 from compare.errors import ConfigError
+from compare.units import CM2_TO_M2
 from continuum import onsager
 from kmc import analysis
 from kmc import equilibrium as eqm
 from kmc.engine import KMCParams, Species
 
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-CM2_TO_M2 = 1.0e-4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ class CheckLattice:
         if self.foreign not in FOREIGN_MODELS:
             raise ConfigError(f"unknown foreign model {self.foreign!r}; legal: "
                               f"{', '.join(FOREIGN_MODELS)}")
-        sigma = float(self.fwhm_eV) / FWHM_PER_SIGMA
+        sigma = units.fwhm_to_sigma(self.fwhm_eV)
         rho = FOREIGN_MODELS[self.foreign][0]
         sp = (Species("A", "native", E_DC_eV=self.E_DC_eV, nu_Hz=self.nu_Hz),
               Species("B", "foreign", E_DC_eV=self.E_DC_eV, nu_Hz=self.nu_Hz, mu_eV=0.0,
@@ -111,7 +111,7 @@ class CheckLattice:
 
     def D0_cm2_s(self) -> float:
         """``nu a^2 exp(-E_DC/kT)`` [cm^2/s]: the hop D of an ordered lattice (fwhm 0)."""
-        kT_eV = sc.k * self.temperature_K / sc.e
+        kT_eV = units.kT_eV(self.temperature_K)
         return self.nu_Hz * self.a_m ** 2 * math.exp(-self.E_DC_eV / kT_eV) / CM2_TO_M2
 
 
@@ -164,6 +164,38 @@ def measure(lattice: CheckLattice, x: float, seed: int, n_blocks: int = 400,
 # ---------------------------------------------------------------------------------------------
 # Statistics on block samples
 # ---------------------------------------------------------------------------------------------
+def _equilibrium_blocks(lattice, x, seed, n_blocks, events_per_block, n_equilibration_events):
+    """Run a periodic fixed-composition `Simulation`, equilibrated, recording `n_blocks` blocks
+    of about `events_per_block` events. Returns ``(blocks, names, n_events)``: ``blocks(nb)``
+    cuts the trajectory into ``nb`` blocks (``analysis.block_samples``; ``nb`` divides
+    `n_blocks`), ``names`` the species."""
+    from kmc.engine import Simulation
+
+    opt = eqm.EquilibriumOptions(n_blocks=n_blocks, events_per_block=events_per_block,
+                                 n_equilibration_events=n_equilibration_events)
+    p = eqm.equilibrium_params(lattice.params(), float(x), opt)
+    tau = eqm.block_length_s(p, int(seed), opt)
+    times = tau * np.arange(n_blocks + 1)
+    p = replace(p, output_times_s=tuple(times), duration_s=float(times[-1]))
+    sim = Simulation(p, int(seed))
+    if n_equilibration_events:
+        sim.equilibrate(n_equilibration_events)
+    while not sim.advance(1_000_000):
+        pass
+    ds = sim.to_dataset()
+    species = ds.ion_species.values
+    ions = np.flatnonzero(species >= 0)
+    names = [str(v) for v in ds.species.values]
+    pos_m = ds.ion_displacement.values[:, ions, :] * 1e-9
+    volume = sim.n_sites * sim.a_m ** 3
+
+    def blocks(nb):
+        return analysis.block_samples(pos_m, ds.time.values, species[ions], names, volume,
+                                      sim.params.temperature_K, n_blocks=nb)
+
+    return blocks, names, int(sim.n_events)
+
+
 def _L_blocks(samples: xr.Dataset):
     """L (n_blocks, 2, 2) [1/(J m s)], counts (2,), V [m^3], kT [J], T [K]."""
     L = samples.L.transpose("block", "species", "species2").values
@@ -587,23 +619,32 @@ def markdown_table(ds: xr.Dataset) -> str:
     return "\n".join(rows)
 
 
-def _main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="KMC Onsager scan for docs/findings.md")
-    ap.add_argument("-o", "--output", default="outputs/onsager_checks")
-    ap.add_argument("--size", type=int, default=6)
-    ap.add_argument("--blocks", type=int, default=400)
-    ap.add_argument("--tracer-blocks", type=int, default=10)
+def add_arguments(ap) -> None:
+    """Options of the scan (shared by `cait check onsager` and ``python -m``)."""
+    ap.add_argument("-o", "--output", default="outputs/onsager_checks",
+                    help="output folder (default: outputs/onsager_checks)")
+    ap.add_argument("--size", type=int, default=6, help="edge L of the periodic L^3 lattice")
+    ap.add_argument("--blocks", type=int, default=400, help="time blocks per composition")
+    ap.add_argument("--tracer-blocks", type=int, default=10,
+                    help="longer blocks for the tracer D* (the blocks are merged)")
     ap.add_argument("--events-per-block", type=int, default=5_000)
     ap.add_argument("--equilibration-events", type=int, default=100_000)
-    ap.add_argument("--x", default="0.2,0.5,0.8,1.0")
+    ap.add_argument("--x", default="0.2,0.5,0.8,1.0", help="compositions, comma-separated")
     ap.add_argument("--cases", default="0:labels,0.25:labels,0.25:uncorrelated",
                     help="comma-separated FWHM_eV:foreign")
     ap.add_argument("--figures", default=None, help="also copy the figures to this folder")
-    args = ap.parse_args(argv)
+
+
+def run(args) -> int:
+    """The scan of docs/findings.md: dataset, figures and the Markdown table (printed)."""
     from compare.io.datasets import save_figure, write_dataset
 
-    cases = [(float(c.split(":")[0]), c.split(":")[1]) for c in args.cases.split(",")]
-    xs = [float(v) for v in args.x.split(",")]
+    try:
+        cases = [(float(c.split(":")[0]), c.split(":")[1]) for c in args.cases.split(",")]
+        xs = [float(v) for v in args.x.split(",")]
+    except (ValueError, IndexError):
+        raise ConfigError(f"`--cases` must be FWHM_eV:foreign pairs and `--x` numbers, got "
+                          f"{args.cases!r} and {args.x!r}") from None
     out = Path(args.output)
     ds = scan(cases, xs, size=args.size, n_blocks=args.blocks,
               events_per_block=args.events_per_block, tracer_blocks=args.tracer_blocks,
@@ -616,37 +657,12 @@ def _main(argv=None) -> int:
     return 0
 
 
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m compare.checks.onsager",
+                                 description="KMC Onsager scan for docs/findings.md")
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
+
+
 if __name__ == "__main__":
-    raise SystemExit(_main())
-
-
-def _equilibrium_blocks(lattice, x, seed, n_blocks, events_per_block, n_equilibration_events):
-    """Run a periodic fixed-composition `Simulation`, equilibrated, recording `n_blocks` blocks
-    of about `events_per_block` events. Returns ``(blocks, names, n_events)``: ``blocks(nb)``
-    cuts the trajectory into ``nb`` blocks (``analysis.block_samples``; ``nb`` divides
-    `n_blocks`), ``names`` the species."""
-    from kmc.engine import Simulation
-
-    opt = eqm.EquilibriumOptions(n_blocks=n_blocks, events_per_block=events_per_block,
-                                 n_equilibration_events=n_equilibration_events)
-    p = eqm.equilibrium_params(lattice.params(), float(x), opt)
-    tau = eqm.block_length_s(p, int(seed), opt)
-    times = tau * np.arange(n_blocks + 1)
-    p = replace(p, output_times_s=tuple(times), duration_s=float(times[-1]))
-    sim = Simulation(p, int(seed))
-    if n_equilibration_events:
-        sim.equilibrate(n_equilibration_events)
-    while not sim.advance(1_000_000):
-        pass
-    ds = sim.to_dataset()
-    species = ds.ion_species.values
-    ions = np.flatnonzero(species >= 0)
-    names = [str(v) for v in ds.species.values]
-    pos_m = ds.ion_displacement.values[:, ions, :] * 1e-9
-    volume = sim.n_sites * sim.a_m ** 3
-
-    def blocks(nb):
-        return analysis.block_samples(pos_m, ds.time.values, species[ions], names, volume,
-                                      sim.params.temperature_K, n_blocks=nb)
-
-    return blocks, names, int(sim.n_events)
+    raise SystemExit(main())
