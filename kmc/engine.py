@@ -164,6 +164,25 @@ def fermi_level(E, n, kT):
     return 0.5 * (lo + hi)
 
 
+def _draw_landscape(params, rng):
+    """Site energies of every species, drawn from `rng` (the engine's draw order)."""
+    n_sites = params.nx * params.ny * params.nz
+    return landscape(n_sites, params.native_sampler,
+                     [(s.mu_eV, s.sigma_eV, s.rho) for s in params.species[1:]], rng)
+
+
+def build_landscape(params, seed):
+    """The site energies that ``Simulation(params, seed)`` draws, without building the rest.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_species, nx * ny * nz), eV
+        Row 0 native; site order of :mod:`kmc.lattice` (depth layer slowest). Bit-identical to
+        ``Simulation(params, seed).site_energies()``.
+    """
+    return _draw_landscape(params, np.random.default_rng(int(seed)))
+
+
 class Simulation:
     """A KMC run: lattice, landscape, state arrays and the compiled kernel.
 
@@ -194,7 +213,7 @@ class Simulation:
                           if p.electrostatics and not (p.geometry == "periodic") else 0.0)
         self.periodic = p.geometry == "periodic"
         rng = np.random.default_rng(self.seed)
-        E = landscape(N, p.native_sampler, [(s.mu_eV, s.sigma_eV, s.rho) for s in p.species[1:]], rng)
+        E = _draw_landscape(p, rng)  # first draws of the stream: build_landscape repeats them
         self.bfac = np.vstack([b_factor(E[k], s.E_DC_eV, self.kT_eV) for k, s in enumerate(p.species)])
         e0, e1 = p.energy_range_eV
         self.energy_edges_eV = np.linspace(e0, e1, p.n_energy_bins + 1)
@@ -500,10 +519,7 @@ class Simulation:
     def site_energies(self):
         """Site energies [eV], float64 shape (n_species, n_sites), regenerated from the seed."""
         if self._energies_cache is None:
-            p = self.params
-            rng = np.random.default_rng(self.seed)
-            self._energies_cache = landscape(self.n_sites, p.native_sampler,
-                                             [(s.mu_eV, s.sigma_eV, s.rho) for s in p.species[1:]], rng)
+            self._energies_cache = build_landscape(self.params, self.seed)
         return self._energies_cache
 
     def class_totals(self):

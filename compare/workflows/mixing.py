@@ -72,12 +72,9 @@ def landscape_from_simulation(*sims) -> Landscape:
 def landscape_from_params(params, seeds) -> Landscape:
     """Regenerate the landscapes of ``Simulation(params, seed)`` for each seed (bit-identical:
     the engine draws the landscape first from ``numpy.random.default_rng(seed)``)."""
-    from kmc.lattice import landscape
+    from kmc.engine import build_landscape
 
-    n = params.nx * params.ny * params.nz
-    foreign = [(s.mu_eV, s.sigma_eV, s.rho) for s in params.species[1:]]
-    E = [landscape(n, params.native_sampler, foreign, np.random.default_rng(int(s)))
-         for s in np.atleast_1d(seeds)]
+    E = [build_landscape(params, int(s)) for s in np.atleast_1d(seeds)]
     return Landscape(E, params.ny * params.nz, "reconstructed")
 
 

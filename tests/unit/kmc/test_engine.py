@@ -148,3 +148,21 @@ def test_field_runaway_stops_with_clear_error():
     with pytest.raises(KMCError, match="non-finite.*beam current"):
         sim.advance(2_000_000)
     assert np.isfinite(sim.time_s)
+
+
+def test_build_landscape_is_the_engine_draw():
+    """``build_landscape`` gives the energies a Simulation was built on (its trap factors and
+    energy bins, computed at construction from its own draw)."""
+    from kmc.engine import build_landscape
+    from kmc.rates import b_factor
+
+    p = _params()
+    for seed in (0, 7):
+        E = build_landscape(p, seed)
+        sim = Simulation(p, seed)
+        assert E.shape == (len(p.species), sim.n_sites)
+        for k, s in enumerate(p.species):
+            np.testing.assert_array_equal(b_factor(E[k], s.E_DC_eV, sim.kT_eV), sim.bfac[k])
+        ebin = np.clip(np.searchsorted(sim.energy_edges_eV, E, side="right") - 1, 0,
+                       p.n_energy_bins - 1)
+        np.testing.assert_array_equal(ebin, sim.ebin)
