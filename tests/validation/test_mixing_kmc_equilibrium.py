@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from compare.workflows import mixing as mx
+from compare.workflows import mixing_models as mm
 from kmc.engine import KMCParams, Simulation, Species
 from kmc.ensemble import merge_replicas
 from kmc.lattice import Gaussian
@@ -32,7 +33,7 @@ def runs():
         sim.equilibrate(200_000)
         sims.append(sim.run())
     ds = merge_replicas([s.to_dataset() for s in sims], seeds=SEEDS)
-    kw = dict(landscape=mx.landscape_from_simulation(*sims), phases=mx.phases_from_params(p),
+    kw = dict(landscape=mx.landscape_from_simulation(*sims), phases=mm.phases_from_params(p),
               vacancy_fraction=p.vacancy_fraction)
     return ds, kw, mx.analyze(ds, **kw)
 

@@ -14,6 +14,7 @@ import pytest
 import xarray as xr
 
 from compare.workflows import mixing as mx
+from compare.workflows import mixing_models as mm
 
 N_SIGMA = 5.0
 KT = 0.025852
@@ -85,7 +86,7 @@ def dataset(E, states, times):
         attrs={"engine": "kmc", "kT_eV": KT, "a_nm": a_nm, "nx": NX, "ny": 50, "nz": 50})
 
 
-PHASES = (mx.PhaseSpan(0.0, 1.0, "galvanostatic"), mx.PhaseSpan(1.0, 3.0, "off"))
+PHASES = (mm.PhaseSpan(0.0, 1.0, "galvanostatic"), mm.PhaseSpan(1.0, 3.0, "off"))
 
 
 def analyze(E, states, times):
