@@ -19,9 +19,10 @@ import numpy as np
 
 def _front_and_plateau(ds, time_index=-1):
     """Front depth [nm] and native plateau (fraction) with the team's definitions
-    (`compare.workflows.comparison`: front where the foreign profile falls through half its level,
-    plateau = mean native fraction over 0.25-0.75 x front)."""
-    from compare.workflows.comparison import FRONT_LEVEL, front_position, front_reference, plateau_level
+    (`compare.workflows.profile_metrics`: front where the foreign profile falls through half its
+    level, plateau = mean native fraction over 0.25-0.75 x front)."""
+    from compare.workflows.profile_metrics import (FRONT_LEVEL, front_position, front_reference,
+                                                   plateau_level)
 
     native = ds.attrs["native"]
     c = ds.concentration.isel(time=time_index)

@@ -12,8 +12,9 @@ Pipeline (docs/comparison.md):
 3. NPP on the KMC's domain (thickness ``nx a``) with D(n) from each source of
    :data:`NPP_D_SOURCES`: ``"sed"`` (paper eqn 2 scaled to the KMC bulk D, foreign D constant at
    the KMC's pure-foreign value) and ``"kmc-table"`` (the equilibrium table, as ``TableD``).
-4. Metrics per time (:data:`METRICS`): front position, native plateau, foreign inventory, L2
-   distance (absolute and in KMC standard errors).
+4. :class:`ProfileComparison`: metrics per time (:mod:`compare.workflows.profile_metrics`):
+   front position, native plateau, foreign inventory, L2 distance (absolute and in KMC
+   standard errors). Figures and the report: :mod:`compare.reports.comparison`.
 
 Everything here works on fractions of n_bulk and depths in nm.
 """
@@ -28,110 +29,10 @@ import xarray as xr
 from compare import scenario
 from compare.errors import ConfigError, InputFileError
 from compare.units import CM2_TO_M2
-PLATEAU_WINDOW = (0.25, 0.75)  # native plateau: mean over [0.25, 0.75] x front position
-FRONT_LEVEL = 0.5  # front: foreign fraction crosses FRONT_LEVEL x its reference level
-SURFACE_SKIP_NM = 0.5  # reference level of the front ignores the surface layer (double layer)
+from compare.workflows.profile_metrics import (FRONT_LEVEL, METRICS, PLATEAU_WINDOW, front_reference,
+                                               l2_distance, layer_average, profile_metrics)
+
 REL_SEM_MAX = 0.5  # equilibrium D values with larger relative error are not tabulated
-
-
-# =============================================================================== metrics
-def front_position(depth, foreign, level):
-    """Deepest depth where ``foreign`` falls through ``level`` (linear interpolation).
-
-    Parameters
-    ----------
-    depth : ndarray of float, shape (n,), nm, increasing
-    foreign : ndarray of float, shape (n,), fraction of n_bulk
-    level : float
-
-    Returns
-    -------
-    float
-        Depth [nm]; 0 when no point reaches ``level``, NaN for NaN input.
-    """
-    depth = np.asarray(depth, float)
-    c = np.asarray(foreign, float)
-    if not np.isfinite(c).all():
-        return math.nan
-    above = np.flatnonzero(c >= level)
-    if above.size == 0:
-        return 0.0
-    k = above[-1]
-    if k == c.size - 1:
-        return float(depth[-1])
-    # between k (>= level) and k + 1 (< level)
-    w = (c[k] - level) / (c[k] - c[k + 1])
-    return float(depth[k] + w * (depth[k + 1] - depth[k]))
-
-
-def front_reference(depth, foreign, skip_nm=SURFACE_SKIP_NM):
-    """Reference foreign level: the maximum of the profile below ``skip_nm`` (fraction)."""
-    depth = np.asarray(depth, float)
-    c = np.asarray(foreign, float)
-    sel = depth >= skip_nm
-    if not sel.any():
-        sel = np.ones_like(sel)
-    return float(np.nanmax(c[sel])) if np.isfinite(c[sel]).any() else math.nan
-
-
-def plateau_level(depth, native, front_nm, window=PLATEAU_WINDOW):
-    """Mean native fraction over depths in ``[window[0], window[1]] * front_nm``.
-
-    Uses the points inside the window; when none is inside (front too shallow) the profile is
-    interpolated at the window centre. NaN when ``front_nm`` is 0 or NaN.
-    """
-    depth = np.asarray(depth, float)
-    native = np.asarray(native, float)
-    if not (np.isfinite(front_nm) and front_nm > 0):
-        return math.nan
-    lo, hi = window[0] * front_nm, window[1] * front_nm
-    sel = (depth >= lo) & (depth <= hi)
-    if sel.any():
-        return float(np.mean(native[sel]))
-    return float(np.interp(0.5 * (lo + hi), depth, native))
-
-
-def inventory(depth_edges, profile):
-    """Areal inventory ``integral c dx`` [nm] of layer values on layers with ``depth_edges``."""
-    return float(np.sum(np.diff(depth_edges) * np.asarray(profile, float)))
-
-
-def l2_distance(a, b, weights=None):
-    """Root-mean-square difference of two profiles on the same layers (fractions)."""
-    d = np.asarray(a, float) - np.asarray(b, float)
-    w = np.ones_like(d) if weights is None else np.asarray(weights, float)
-    return float(np.sqrt(np.sum(w * d * d) / np.sum(w)))
-
-
-def layer_average(x_nm, c, edges_nm, n_sub=16):
-    """Average of a piecewise-linear profile ``c(x_nm)`` over each layer ``[edges[l], edges[l+1]]``.
-
-    The NPP solution lives on a graded mesh; the KMC records layer counts, so the NPP profile is
-    averaged over the same layers before any comparison (midpoint rule with ``n_sub`` points).
-    """
-    edges = np.asarray(edges_nm, float)
-    t = (np.arange(n_sub) + 0.5) / n_sub
-    pts = edges[:-1, None] + t[None, :] * np.diff(edges)[:, None]
-    return np.interp(pts, np.asarray(x_nm, float), np.asarray(c, float)).mean(axis=1)
-
-
-METRICS = {
-    "front_position": "deepest depth where the foreign fraction falls through 0.5 x its maximum "
-                      "below 0.5 nm [nm]",
-    "plateau": "mean native fraction in [0.25, 0.75] x front position [1]",
-    "inventory": "foreign areal inventory, integral of the foreign fraction over depth [nm]",
-    "l2": "rms difference KMC - NPP over all layers [1]",
-    "l2_sem": "rms of (KMC - NPP) / KMC standard error over all layers [1]",
-}
-
-
-def profile_metrics(depth, edges, native, foreign, level=None):
-    """Front, plateau and inventory of one profile (layers); ``level`` default from the profile."""
-    if level is None:
-        level = FRONT_LEVEL * front_reference(depth, foreign)
-    front = front_position(depth, foreign, level)
-    return {"front_position": front, "plateau": plateau_level(depth, native, front),
-            "inventory": inventory(edges, foreign), "level": level}
 
 
 # =============================================================================== D scales
@@ -324,8 +225,17 @@ def kmc_layers(kmc):
     return depth, edges, mean, sem, rep
 
 
-def compare_profiles(cfg, kmc, npp_results, d_bulk):
-    """Metrics of KMC and every NPP run at the KMC times -> ``xarray.Dataset`` (``compare.nc``).
+METRIC_NAMES = ("front_position", "plateau", "inventory")
+
+
+class ProfileComparison:
+    """KMC against NPP runs on the KMC's layers, one output time at a time.
+
+    ``ProfileComparison(cfg, kmc, npp_results, d_bulk).run()`` prepares the layer profiles of
+    every model (the NPP solutions averaged over the KMC layers), computes per output time the
+    front, plateau and inventory of every model (the KMC's with standard errors over replicas)
+    and the L2 distances KMC - NPP, and concludes with the ``compare.nc`` dataset in
+    :attr:`dataset`.
 
     Parameters
     ----------
@@ -336,87 +246,102 @@ def compare_profiles(cfg, kmc, npp_results, d_bulk):
     d_bulk : dict
         ``{"current": (value, sem), "equilibrium": (value, sem), "used": name}`` [cm^2/s].
     """
-    depth, edges, mean, sem, rep = kmc_layers(kmc)
-    times = kmc.time.values
-    native = cfg.native.name
-    foreign = [s.name for s in cfg.species[1:]]
-    names = list(kmc.species.values)
-    sources = list(npp_results)
-    models = ["kmc"] + [f"npp-{s}" for s in sources]
-    n_t = times.size
 
-    def active_foreign(t):
-        ends = np.cumsum([p.duration_s for p in cfg.beam])
-        k = min(int(np.searchsorted(ends, t * (1 - 1e-12))), len(cfg.beam) - 1)
+    def __init__(self, cfg, kmc, npp_results, d_bulk):
+        self.cfg, self.kmc, self.npp_results, self.d_bulk = cfg, kmc, npp_results, d_bulk
+        self.dataset = None
+
+    def run(self):
+        self._prepare()
+        for k in range(self.times.size):
+            self._single_time(k)
+        self.dataset = self._conclude()
+        return self
+
+    def _prepare(self):
+        kmc, cfg = self.kmc, self.cfg
+        self.depth, self.edges, mean, sem, rep = kmc_layers(kmc)
+        self.times = kmc.time.values
+        self.names = list(kmc.species.values)
+        self.sources = list(self.npp_results)
+        self.models = ["kmc"] + [f"npp-{s}" for s in self.sources]
+        n_m, n_s, n_t = len(self.models), len(self.names), self.times.size
+        self.profiles = np.full((n_m, n_s, n_t, self.depth.size), np.nan)
+        self.profiles[0] = mean.transpose("species", "time", "depth").values
+        for m, src in enumerate(self.sources, start=1):
+            ds = self.npp_results[src]
+            for i, s in enumerate(self.names):
+                for k in range(n_t):
+                    c = ds.concentration.sel(species=s).isel(time=k).values
+                    self.profiles[m, i, k] = layer_average(ds.depth.values, c, self.edges)
+        self.sem_v = sem.transpose("species", "time", "depth").values
+        self.rep_v = rep.transpose("replica", "species", "time", "depth").values
+        self.i_nat = self.names.index(cfg.native.name)
+        self.vals = np.full((len(METRIC_NAMES), n_m, n_t), np.nan)
+        self.vals_sem = np.full((len(METRIC_NAMES), n_t), np.nan)
+        self.l2 = np.full((len(self.sources), n_s, n_t), np.nan)
+        self.l2_sem = np.full_like(self.l2, np.nan)
+
+    def _active_foreign(self, t):
+        """The beam species of the phase at `t` (or of the last phase with a beam before it)."""
+        beam = self.cfg.beam
+        ends = np.cumsum([p.duration_s for p in beam])
+        k = min(int(np.searchsorted(ends, t * (1 - 1e-12))), len(beam) - 1)
         for j in range(k, -1, -1):
-            if cfg.beam[j].species:
-                return cfg.beam[j].species
-        return foreign[0]
+            if beam[j].species:
+                return beam[j].species
+        return self.cfg.species[1].name
 
-    profiles = np.full((len(models), len(names), n_t, depth.size), np.nan)
-    profiles[0] = mean.transpose("species", "time", "depth").values
-    for m, src in enumerate(sources, start=1):
-        ds = npp_results[src]
-        for i, s in enumerate(names):
-            for k in range(n_t):
-                c = ds.concentration.sel(species=s).isel(time=k).values
-                profiles[m, i, k] = layer_average(ds.depth.values, c, edges)
-    metric_names = ("front_position", "plateau", "inventory")
-    vals = np.full((len(metric_names), len(models), n_t), np.nan)
-    vals_sem = np.full((len(metric_names), n_t), np.nan)
-    l2 = np.full((len(sources), len(names), n_t), np.nan)
-    l2_sem = np.full_like(l2, np.nan)
-    i_nat = names.index(native)
-    sem_v = sem.transpose("species", "time", "depth").values
-    rep_v = rep.transpose("replica", "species", "time", "depth").values
-    for k, t in enumerate(times):
-        i_f = names.index(active_foreign(t))
-        level = FRONT_LEVEL * front_reference(depth, profiles[0, i_f, k])
-        for m in range(len(models)):
-            mt = profile_metrics(depth, edges, profiles[m, i_nat, k], profiles[m, i_f, k],
+    def _single_time(self, k):
+        depth, edges, prof, i_nat = self.depth, self.edges, self.profiles, self.i_nat
+        i_f = self.names.index(self._active_foreign(self.times[k]))
+        # every model's front is read at the KMC's level, except the NPP models' own
+        level = FRONT_LEVEL * front_reference(depth, prof[0, i_f, k])
+        for m in range(len(self.models)):
+            mt = profile_metrics(depth, edges, prof[m, i_nat, k], prof[m, i_f, k],
                                  level if m == 0 else None)
-            for q, name in enumerate(metric_names):
-                vals[q, m, k] = mt[name]
-        if rep_v.shape[0] > 1:
+            for q, name in enumerate(METRIC_NAMES):
+                self.vals[q, m, k] = mt[name]
+        if self.rep_v.shape[0] > 1:
             per = np.array([[profile_metrics(depth, edges, r[i_nat, k], r[i_f, k], level)[n]
-                             for n in metric_names] for r in rep_v])
-            vals_sem[:, k] = np.nanstd(per, axis=0, ddof=1) / np.sqrt(per.shape[0])
-        for m in range(len(sources)):
-            for i in range(len(names)):
-                l2[m, i, k] = l2_distance(profiles[0, i, k], profiles[m + 1, i, k])
-                s_ik = sem_v[i, k]
+                             for n in METRIC_NAMES] for r in self.rep_v])
+            self.vals_sem[:, k] = np.nanstd(per, axis=0, ddof=1) / np.sqrt(per.shape[0])
+        for m in range(len(self.sources)):
+            for i in range(len(self.names)):
+                self.l2[m, i, k] = l2_distance(prof[0, i, k], prof[m + 1, i, k])
+                s_ik = self.sem_v[i, k]
                 ok = np.isfinite(s_ik) & (s_ik > 0)  # layers never visited have SEM 0
-                z = (profiles[0, i, k][ok] - profiles[m + 1, i, k][ok]) / s_ik[ok]
-                l2_sem[m, i, k] = float(np.sqrt(np.mean(z * z))) if z.size else math.nan
-    out = xr.Dataset(
-        {
-            "concentration": (("model", "species", "time", "depth"), profiles,
-                              {"units": "1", "long_name": "concentration / n_bulk (layer mean)"}),
-            "kmc_sem": (("species", "time", "depth"), sem_v,
-                        {"units": "1", "long_name": "KMC standard error over replicas"}),
-            "front_position": (("model", "time"), vals[0],
-                               {"units": "nm", "long_name": METRICS["front_position"]}),
-            "front_position_sem": (("time",), vals_sem[0],
-                                   {"units": "nm", "long_name": "KMC front SEM over replicas"}),
-            "plateau": (("model", "time"), vals[1], {"units": "1", "long_name": METRICS["plateau"]}),
-            "plateau_sem": (("time",), vals_sem[1],
-                            {"units": "1", "long_name": "KMC plateau SEM over replicas"}),
-            "inventory": (("model", "time"), vals[2],
-                          {"units": "nm", "long_name": METRICS["inventory"]}),
-            "inventory_sem": (("time",), vals_sem[2],
-                              {"units": "nm", "long_name": "KMC inventory SEM over replicas"}),
-            "l2": (("source", "species", "time"), l2, {"units": "1", "long_name": METRICS["l2"]}),
-            "l2_sem": (("source", "species", "time"), l2_sem,
-                       {"units": "1", "long_name": METRICS["l2_sem"]}),
-        },
-        coords={
-            "model": ("model", models, {"long_name": "engine and D(n) source"}),
-            "source": ("source", sources, {"long_name": "NPP D(n) source"}),
-            "species": ("species", names, {"long_name": "ion species"}),
-            "time": ("time", times, {"units": "s", "long_name": "time"}),
-            "depth": ("depth", depth, {"units": "nm", "long_name": "depth (KMC layer centre)"}),
-        },
-        attrs={
+                z = (prof[0, i, k][ok] - prof[m + 1, i, k][ok]) / s_ik[ok]
+                self.l2_sem[m, i, k] = float(np.sqrt(np.mean(z * z))) if z.size else math.nan
+
+    def _conclude(self) -> xr.Dataset:
+        vals, vals_sem, d_bulk = self.vals, self.vals_sem, self.d_bulk
+
+        def var(dims, data, units, long_name):
+            return (dims, data, {"units": units, "long_name": long_name})
+
+        data = {
+            "concentration": var(("model", "species", "time", "depth"), self.profiles, "1",
+                                 "concentration / n_bulk (layer mean)"),
+            "kmc_sem": var(("species", "time", "depth"), self.sem_v, "1",
+                           "KMC standard error over replicas"),
+        }
+        for q, (name, units, what) in enumerate((("front_position", "nm", "front"),
+                                                 ("plateau", "1", "plateau"),
+                                                 ("inventory", "nm", "inventory"))):
+            data[name] = var(("model", "time"), vals[q], units, METRICS[name])
+            data[f"{name}_sem"] = var(("time",), vals_sem[q], units,
+                                      f"KMC {what} SEM over replicas")
+        data["l2"] = var(("source", "species", "time"), self.l2, "1", METRICS["l2"])
+        data["l2_sem"] = var(("source", "species", "time"), self.l2_sem, "1", METRICS["l2_sem"])
+        coords = {
+            "model": ("model", self.models, {"long_name": "engine and D(n) source"}),
+            "source": ("source", self.sources, {"long_name": "NPP D(n) source"}),
+            "species": ("species", self.names, {"long_name": "ion species"}),
+            "time": ("time", self.times, {"units": "s", "long_name": "time"}),
+            "depth": ("depth", self.depth, {"units": "nm", "long_name": "depth (KMC layer centre)"}),
+        }
+        attrs = {
             "engine": "compare",
             "D_bulk_current_cm2_s": d_bulk["current"][0],
             "D_bulk_current_sem_cm2_s": d_bulk["current"][1],
@@ -425,126 +350,17 @@ def compare_profiles(cfg, kmc, npp_results, d_bulk):
             "D_bulk_source": d_bulk["used"],
             "front_definition": METRICS["front_position"],
             "plateau_window": np.asarray(PLATEAU_WINDOW),
-            "qEa_over_kT": float(kmc.attrs.get("qEa_over_kT", math.nan)),
-            "kmc_replicas": int(rep_v.shape[0]),
-            "kmc_thickness_nm": float(edges[-1]),
-            "npp_solver": cfg.npp.solver,
-        },
-    )
-    return out
+            "qEa_over_kT": float(self.kmc.attrs.get("qEa_over_kT", math.nan)),
+            "kmc_replicas": int(self.rep_v.shape[0]),
+            "kmc_thickness_nm": float(self.edges[-1]),
+            "npp_solver": self.cfg.npp.solver,
+        }
+        return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-# =============================================================================== figures, report
-def profile_figure(cmp, times=None):
-    """Paper Fig. 1 style: KMC mean with +-1 SEM band, NPP (sed, kmc-table) lines, per time."""
-    import matplotlib.pyplot as plt
-
-    times = list(cmp.time.values[1:] if times is None else times)
-    fig, axes = plt.subplots(1, len(cmp.species), figsize=(5.2 * len(cmp.species), 3.8),
-                             squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = {"npp-sed": "--", "npp-kmc-table": ":"}
-    for ax, sp in zip(axes[0], cmp.species.values):
-        for j, t in enumerate(times):
-            col = colors[j % len(colors)]
-            c = cmp.concentration.sel(model="kmc", species=sp, time=t)
-            e = cmp.kmc_sem.sel(species=sp, time=t).fillna(0.0)
-            ax.plot(cmp.depth, c, "o", ms=3, color=col, label=f"KMC t = {t:.3g} s")
-            ax.fill_between(cmp.depth, c - e, c + e, color=col, alpha=0.25, lw=0)
-            for m in cmp.model.values[1:]:
-                ax.plot(cmp.depth, cmp.concentration.sel(model=m, species=sp, time=t),
-                        styles.get(str(m), "-"), color=col, lw=1.2,
-                        label=f"{m}" if j == 0 else None)
-        ax.set_xlabel("depth [nm]")
-        ax.set_ylabel(f"{sp} / n_bulk")
-        ax.set_ylim(-0.02, 1.15)
-        ax.legend(fontsize=6)
-    fig.suptitle("KMC (points, band: 1 SEM) vs NPP (dashed: SED formula, dotted: KMC table)",
-                 fontsize=9)
-    return fig
-
-
-def metrics_figure(cmp):
-    """Front position, plateau and inventory vs time for every model (KMC with error bars)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, name in zip(axes, ("front_position", "plateau", "inventory")):
-        for m in cmp.model.values:
-            y = cmp[name].sel(model=m)
-            if m == "kmc":
-                ax.errorbar(cmp.time, y, yerr=cmp[f"{name}_sem"].fillna(0.0), fmt="o", ms=3,
-                            capsize=2, label="KMC")
-            else:
-                ax.plot(cmp.time, y, "-", label=str(m))
-        ax.set_xlabel("time [s]")
-        ax.set_ylabel(f"{name} [{cmp[name].attrs['units']}]")
-        ax.legend(fontsize=7)
-    return fig
-
-
-MAX_SHOWN_TIMES = 8  # profiles drawn / report rows when the input gives no plot_times_s
-
-
-def shown_times(cmp, cfg=None):
-    """Output times drawn in the profile figure and listed in the report.
-
-    The input's explicit ``[output] plot_times_s`` (nearest recorded time) when given, else
-    every recorded time after 0, thinned to at most :data:`MAX_SHOWN_TIMES` (the KMC records
-    many snapshots for the bulk-field average of a galvanostatic run).
-    """
-    t = cmp.time.values
-    want = tuple(cfg.output.plot_times_s) if cfg is not None else ()
-    if want:
-        idx = sorted({int(np.argmin(np.abs(t - w))) for w in want})
-        return [float(t[i]) for i in idx]
-    t = t[1:]
-    step = max(1, math.ceil(t.size / MAX_SHOWN_TIMES))
-    keep = t[::-1][::step][::-1]  # always keep the last time
-    return [float(x) for x in keep]
-
-
-def report_markdown(cmp, cfg, timings, figures):
-    """Short Markdown report: set-up, D scales, metrics table at the shown times, figures."""
-    a = cmp.attrs
-    lines = [f"# KMC vs NPP: {cfg.path.name if cfg.path else cfg.material.name}", "",
-             f"* KMC: {a['kmc_replicas']} replica(s), depth {a['kmc_thickness_nm']:.2f} nm, "
-             f"max applied q E a / kT = {a['qEa_over_kT']:.3g}",
-             f"* NPP solver `{a['npp_solver']}` on the same depth; D_bulk (native, x = 1) from "
-             f"`{a['D_bulk_source']}`:",
-             f"  * ohmic KMC current: {a['D_bulk_current_cm2_s']:.3g} "
-             f"+- {a['D_bulk_current_sem_cm2_s']:.2g} cm^2/s",
-             f"  * equilibrium KMC (x = 1): {a['D_bulk_equilibrium_cm2_s']:.3g} "
-             f"+- {a['D_bulk_equilibrium_sem_cm2_s']:.2g} cm^2/s",
-             f"* NPP galvanostatic back fields x {a.get('npp_field_scale', 1.0):.3g} (same "
-             f"current as the KMC beam); KMC bulk field "
-             f"{a.get('kmc_bulk_field_V_per_m', math.nan):.3g} "
-             f"+- {a.get('kmc_bulk_field_sem_V_per_m', math.nan):.2g} V/m (galvanostatic)",
-             "* wall times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), "",
-             "Front: " + METRICS["front_position"] + ". Plateau: " + METRICS["plateau"] + ".", "",
-             "| time [s] | model | front [nm] | plateau | inventory [nm] | L2 (native, foreign) |"
-             " L2 / SEM |", "|---|---|---|---|---|---|---|"]
-    names = list(cmp.species.values)
-    for t in shown_times(cmp, cfg):
-        for m in cmp.model.values:
-            f = float(cmp.front_position.sel(model=m, time=t))
-            p = float(cmp.plateau.sel(model=m, time=t))
-            inv = float(cmp.inventory.sel(model=m, time=t))
-            if m == "kmc":
-                fs = f"{f:.2f} +- {float(cmp.front_position_sem.sel(time=t)):.2f}"
-                ps = f"{p:.3f} +- {float(cmp.plateau_sem.sel(time=t)):.3f}"
-                invs = f"{inv:.2f} +- {float(cmp.inventory_sem.sel(time=t)):.2f}"
-                l2s = l2z = ""
-            else:
-                src = str(m)[4:]
-                fs, ps, invs = f"{f:.2f}", f"{p:.3f}", f"{inv:.2f}"
-                l2s = ", ".join(f"{float(cmp.l2.sel(source=src, species=s, time=t)):.3f}"
-                                for s in names)
-                l2z = ", ".join(f"{float(cmp.l2_sem.sel(source=src, species=s, time=t)):.2f}"
-                                for s in names)
-            lines.append(f"| {t:.3g} | {m} | {fs} | {ps} | {invs} | {l2s} | {l2z} |")
-    lines += [""] + [f"![{k}]({Path(v).name})" for k, v in figures.items()] + [""]
-    return "\n".join(lines)
+def compare_profiles(cfg, kmc, npp_results, d_bulk) -> xr.Dataset:
+    """The ``compare.nc`` dataset of :class:`ProfileComparison` (same parameters)."""
+    return ProfileComparison(cfg, kmc, npp_results, d_bulk).run().dataset
 
 
 # =============================================================================== driver
@@ -579,6 +395,8 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
 
     from compare.io.config import load_config
     from compare.io.datasets import open_dataset, save_figure, write_dataset
+    from compare.reports.comparison import (metrics_figure, profile_figure, report_markdown,
+                                            shown_times)
     from compare.workflows.run_kmc import run_equilibrium, run_kmc
 
     cfg = load_config(input_path)

@@ -38,7 +38,7 @@ import numpy as np
 import pytest
 import scipy.constants as sc
 
-from compare.workflows import comparison as C
+from compare.workflows import profile_metrics as pm
 from compare.io.config import parse_text
 from compare import scenario
 from continuum import dmodel as dm
@@ -132,7 +132,7 @@ def runs():
     # control volume of KMC layer l in NPP coordinates: [(l + 1/2) a, (l + 3/2) a]
     edges_npp = np.concatenate(([0.5 * a_nm], depth + a_nm))
     names = list(kmc[0].species.values)
-    npp_layers = np.array([[C.layer_average(npp.depth.values,
+    npp_layers = np.array([[pm.layer_average(npp.depth.values,
                                             npp.concentration.sel(species=s).isel(time=k).values,
                                             edges_npp)
                             for k in range(len(times))] for s in names])
@@ -157,7 +157,7 @@ def test_foreign_inventory_agrees(runs):
     r = runs
     i_k = r["names"].index("K")
     edges = np.concatenate(([0.0], r["depth"] + 0.5 * r["a_nm"]))
-    inv = np.array([[C.inventory(edges, r["conc"][j, i_k, k]) for k in range(r["times"].size)]
+    inv = np.array([[pm.inventory(edges, r["conc"][j, i_k, k]) for k in range(r["times"].size)]
                     for j in range(N_REPLICAS)])
     mean, sem = inv.mean(0), inv.std(0, ddof=1) / math.sqrt(N_REPLICAS)
     npp = r["npp"]
@@ -182,7 +182,7 @@ def test_foreign_current_agrees(runs):
     i_k = r["names"].index("K")
     edges = np.concatenate(([0.0], r["depth"] + 0.5 * r["a_nm"]))
     k0, k1 = r["times"].size // 2, r["times"].size - 1
-    inc = np.array([C.inventory(edges, r["conc"][j, i_k, k1] - r["conc"][j, i_k, k0])
+    inc = np.array([pm.inventory(edges, r["conc"][j, i_k, k1] - r["conc"][j, i_k, k0])
                     for j in range(N_REPLICAS)])
     lower = r["a_nm"] * (r["npp_layers"][i_k, k1].sum() - r["npp_layers"][i_k, k0].sum())
     tr = r["npp"].transferred.sel(species="K", boundary="front").values

@@ -6,6 +6,8 @@ import pytest
 import xarray as xr
 
 from compare.workflows import comparison as cm
+from compare.workflows import profile_metrics as pm
+from compare.reports import comparison as rc
 from compare.errors import ConfigError, InputFileError
 
 
@@ -13,39 +15,39 @@ def test_front_position_interpolates_deepest_crossing():
     depth = np.arange(10) + 0.5
     c = np.array([0.9, 0.9, 0.8, 0.6, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0])
     # crossing of 0.4 between 3.5 (0.6) and 4.5 (0.2): halfway
-    assert cm.front_position(depth, c, 0.4) == pytest.approx(4.0)
+    assert pm.front_position(depth, c, 0.4) == pytest.approx(4.0)
 
 
 def test_front_position_ignores_shallow_dips_and_handles_edges():
     depth = np.arange(6) + 0.5
     c = np.array([0.9, 0.1, 0.9, 0.9, 0.0, 0.0])  # a noisy dip must not end the front
-    assert cm.front_position(depth, c, 0.45) == pytest.approx(3.5 + 0.45 / 0.9)
-    assert cm.front_position(depth, np.zeros(6), 0.5) == 0.0
-    assert cm.front_position(depth, np.ones(6), 0.5) == depth[-1]
-    assert math.isnan(cm.front_position(depth, np.full(6, np.nan), 0.5))
+    assert pm.front_position(depth, c, 0.45) == pytest.approx(3.5 + 0.45 / 0.9)
+    assert pm.front_position(depth, np.zeros(6), 0.5) == 0.0
+    assert pm.front_position(depth, np.ones(6), 0.5) == depth[-1]
+    assert math.isnan(pm.front_position(depth, np.full(6, np.nan), 0.5))
 
 
 def test_front_reference_skips_surface_layer():
     depth = np.array([0.2, 0.6, 1.0, 1.4])
     c = np.array([1.0, 0.7, 0.6, 0.1])
-    assert cm.front_reference(depth, c) == pytest.approx(0.7)
+    assert pm.front_reference(depth, c) == pytest.approx(0.7)
 
 
 def test_plateau_window_mean_and_fallback():
     depth = np.arange(20) * 0.5 + 0.25
     native = np.where(depth < 5.0, 0.3, 1.0)
-    assert cm.plateau_level(depth, native, 5.0) == pytest.approx(0.3)
+    assert pm.plateau_level(depth, native, 5.0) == pytest.approx(0.3)
     # window [0.25, 0.75] nm holds no layer centre: interpolate at 0.5 nm
-    assert cm.plateau_level(depth, depth, 1.0) == pytest.approx(0.5)
-    assert math.isnan(cm.plateau_level(depth, native, 0.0))
+    assert pm.plateau_level(depth, depth, 1.0) == pytest.approx(0.5)
+    assert math.isnan(pm.plateau_level(depth, native, 0.0))
 
 
 def test_inventory_l2_and_layer_average_exact():
     edges = np.array([0.0, 1.0, 3.0])
-    assert cm.inventory(edges, [0.5, 0.25]) == pytest.approx(1.0)
-    assert cm.l2_distance([0, 0, 0, 0], [1, 1, -1, -1]) == pytest.approx(1.0)
+    assert pm.inventory(edges, [0.5, 0.25]) == pytest.approx(1.0)
+    assert pm.l2_distance([0, 0, 0, 0], [1, 1, -1, -1]) == pytest.approx(1.0)
     x = np.linspace(0, 3, 31)
-    avg = cm.layer_average(x, 2 * x, edges)  # linear profile: layer mean = value at the centre
+    avg = pm.layer_average(x, 2 * x, edges)  # linear profile: layer mean = value at the centre
     np.testing.assert_allclose(avg, [1.0, 4.0], rtol=1e-12)
 
 
@@ -55,7 +57,7 @@ def test_profile_metrics_on_a_step_profile():
     edges = np.arange(31) * a
     foreign = np.where(depth < 6.0, 0.7, 0.0)
     native = 1.0 - foreign
-    m = cm.profile_metrics(depth, edges, native, foreign)
+    m = pm.profile_metrics(depth, edges, native, foreign)
     assert m["level"] == pytest.approx(0.35)
     assert m["front_position"] == pytest.approx(6.0, abs=0.5 * a)
     assert m["plateau"] == pytest.approx(0.3)
@@ -161,8 +163,8 @@ def test_shown_times_thin_and_follow_plot_times():
     from types import SimpleNamespace
 
     cmp = xr.Dataset(coords={"time": np.arange(33) * 0.25})
-    t = cm.shown_times(cmp)
-    assert len(t) <= cm.MAX_SHOWN_TIMES and t[-1] == 8.0 and 0.0 not in t
+    t = rc.shown_times(cmp)
+    assert len(t) <= rc.MAX_SHOWN_TIMES and t[-1] == 8.0 and 0.0 not in t
     cfg = SimpleNamespace(output=SimpleNamespace(plot_times_s=(2.0, 4.1, 8.0)))
-    assert cm.shown_times(cmp, cfg) == [2.0, 4.0, 8.0]
-    assert cm.shown_times(xr.Dataset(coords={"time": np.arange(4.0)})) == [1.0, 2.0, 3.0]
+    assert rc.shown_times(cmp, cfg) == [2.0, 4.0, 8.0]
+    assert rc.shown_times(xr.Dataset(coords={"time": np.arange(4.0)})) == [1.0, 2.0, 3.0]
