@@ -318,52 +318,12 @@ def dn_dataset(cfg, eq: xr.Dataset, fit_ds: xr.Dataset | None = None) -> xr.Data
         attrs=attrs)
 
 
-def plot_dn(ds: xr.Dataset):
-    """D(x) on a log axis: SED formula (lines), KMC D_eff and 2 D* (markers), fit (dashed)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.2, 4.4))
-    xf = ds.x_fine.values
-    for f, ls in zip(ds.filling.values, ("-", "-.")):
-        ax.semilogy(xf, ds.D_sed.sel(filling=f), color="k", ls=ls, lw=1.3,
-                    label=f"(a) SED formula, {f}, D_bulk = KMC")
-    ax.semilogy(xf, ds.D_sed_input, color="0.6", ls=":", lw=1,
-                label="SED formula, input D_bulk (NPP scale)")
-    colors = {0: "tab:blue", 1: "tab:red"}
-    for k, sp in enumerate(ds.species.values):
-        c = colors.get(k, f"C{k + 2}")
-        x = ds.x.values
-        ok = np.isfinite(ds.D_eff.sel(species=sp).values)
-        if ok.any():
-            ax.errorbar(x[ok], ds.D_eff.sel(species=sp).values[ok],
-                        yerr=ds.D_eff_sem.sel(species=sp).values[ok], fmt="o", color=c,
-                        capsize=3, label=f"(b) KMC D_eff {sp}")
-            ax.errorbar(x[ok] + 0.01, ds.two_D_star.sel(species=sp).values[ok],
-                        yerr=ds.two_D_star_sem.sel(species=sp).values[ok], fmt="^", mfc="none",
-                        color=c, capsize=3, label=f"(b) KMC 2 D* {sp}")
-        cait = ds.D_eff_cait.sel(species=sp).values
-        if np.isfinite(cait).any():
-            ax.semilogy(x - 0.01, cait, "s", mfc="none", color=c, ms=5,
-                        label=f"(b) KMC full-L CAIT D_eff {sp}")
-        if "D_fit" in ds:
-            ax.semilogy(xf, ds.D_fit.sel(species=sp), ls="--", color=c, lw=1.5,
-                        label=f"(c) NPP fit to KMC CAIT, {sp}")
-    ax.set_xlabel("x = n_native / (n_native + n_foreign)")
-    ax.set_ylabel("D [cm^2/s]")
-    ax.set_xlim(0, 1.03)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6.5, loc="lower right")
-    ax.set_title(f"D(x) three ways; KMC bulk D = {ds.attrs['D_bulk_kmc_cm2_s']:.3g} cm^2/s "
-                 f"({ds.attrs['D_bulk_source']})", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def run_dn(input_path, out_dir=None, xs=None, replicas=None, reuse=False, fit=False,
            kmc_dataset=None, quiet=False, forward=None) -> dict:
     """`cait dn`: write ``dn.nc`` and ``dn.png``; returns ``{"dataset": path, "figure": path}``."""
     from compare.io.config import load_config
     from compare.io.datasets import save_figure, write_dataset
+    from compare.reports.dn import plot_dn
 
     t0 = time.monotonic()
     cfg = load_config(input_path)
@@ -382,7 +342,7 @@ def run_dn(input_path, out_dir=None, xs=None, replicas=None, reuse=False, fit=Fa
         path = Path(kmc_dataset) if kmc_dataset is not None else out / "kmc.nc"
         fit_ds = fit_kmc_profiles(cfg, path, D_nat, D_for, forward=forward,
                                   log=None if quiet else print)
-        from compare.workflows.fit import plot_fit
+        from compare.reports.fit import plot_fit
 
         write_dataset(fit_ds, out / "dn_fit.nc", cfg=cfg, seed=cfg.fit.seed,
                       message=fit_ds.attrs.get("fit_message", ""))

@@ -387,50 +387,6 @@ def _first_foreign(cfg):
     raise ConfigError("the beam schedule has no phase with a foreign `species`")
 
 
-def _figure(results, species):
-    import matplotlib.pyplot as plt
-
-    any_ds = next(iter(results.values()))
-    phases = list(any_ds.phase.values)
-    fig, axes = plt.subplots(1, len(phases), figsize=(4.6 * len(phases), 3.6), squeeze=False,
-                             sharey=True)
-    marks = {"kmc": "o", "npp": "s"}
-    for ax, ph in zip(axes[0], phases):
-        for eng, r in results.items():
-            x = r.sel(phase=ph)
-            ok = np.isfinite(x.D.values)
-            ax.errorbar(x.c_mean.values[ok], x.D.values[ok], yerr=x.D_se.values[ok],
-                        fmt=marks.get(eng, "^"), ms=4, capsize=2,
-                        label=f"{eng}: {str(x.verdict.values)}")
-        ax.set_yscale("log")
-        ax.set_xlim(0, 1)
-        ax.set_xlabel(f"{species} fraction c (of n_bulk)")
-        ax.set_title(f"phase {ph}", fontsize=9)
-        ax.legend(fontsize=7)
-    axes[0, 0].set_ylabel(f"local D of {species} [cm^2/s]")
-    return fig
-
-
-def _report(results, cfg, species, timings, figure_name):
-    lines = [f"# Double CAIT: local D of {species} ({cfg.path.name if cfg.path else ''})", "",
-             "Method: docs/comparison.md, section \"Double CAIT\" (flux from continuity / "
-             "driving force, binned in concentration).", "",
-             "* wall times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), "",
-             "| engine | convention | phase | c range | d ln D/dc | D ratio over range | verdict | "
-             "d ln D/dc per replica (mean +- SEM) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for eng, r in results.items():
-        for ph in r.phase.values:
-            x = r.sel(phase=ph)
-            lines.append(f"| {eng} | {r.attrs['convention']} | {ph} | "
-                         f"{float(x.c_lo):.2f}-{float(x.c_hi):.2f} | "
-                         f"{float(x.beta):.2f} +- {float(x.beta_se):.2f} | {float(x.ratio):.3g} | "
-                         f"{str(x.verdict.values)} | {float(x.beta_replica_mean):.2f} +- "
-                         f"{float(x.beta_replica_sem):.2f} |")
-    lines += ["", f"![local D]({figure_name})", ""]
-    return "\n".join(lines)
-
-
 def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=False,
                quiet=False, species=None, convention=None):
     """`cait double`: KMC and/or NPP on a double-CAIT input, local D of the first beam species
@@ -447,6 +403,7 @@ def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=F
     dict
         ``{"dataset", "report", "figure", "timings", "exit_code"}``.
     """
+    from compare.reports.double_cait import figure, report_markdown
     import time
     from pathlib import Path
 
@@ -504,9 +461,9 @@ def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=F
                          combine_attrs="drop_conflicts")
     combined.attrs.update(species=species, convention=",".join(
         f"{e}:{r.attrs['convention']}" for e, r in results.items()))
-    fig_path = save_figure(_figure(results, species), out / "double.png")
+    fig_path = save_figure(figure(results, species), out / "double.png")
     path = write_dataset(combined, out / "double.nc", cfg=cfg)
-    (out / "double.md").write_text(_report(results, cfg, species, timings, Path(fig_path).name))
+    (out / "double.md").write_text(report_markdown(results, cfg, species, timings, Path(fig_path).name))
     if not quiet:
         print(f"cait double: -> {path}, {out / 'double.md'}")
     return {"dataset": path, "report": out / "double.md", "figure": fig_path,

@@ -512,12 +512,17 @@ class FitProblem:
         return ((model - self.measured.values) * self.weights).ravel()
 
 
-# Set in the parent before the worker pool forks; the workers inherit it.
-_PROBLEM: FitProblem | None = None
+# The problem of a pool's worker process, set once by the pool's initializer (:func:`_pool`).
+_WORKER_PROBLEM: FitProblem | None = None
 
 
-def _run_start(z0, pool=None):
-    """One least-squares run from `z0` on `_PROBLEM`.
+def _init_worker(problem):
+    global _WORKER_PROBLEM
+    _WORKER_PROBLEM = problem
+
+
+def _run_start(prob, z0, pool=None):
+    """One least-squares run from `z0` on the problem `prob`.
 
     Forward differences with an absolute step (`SEARCH_SETTINGS`) in the box (scipy's
     `diff_step` is relative to |z| and collapses near z = 0, below the solver's time-stepping
@@ -526,7 +531,6 @@ def _run_start(z0, pool=None):
     """
     from scipy.optimize import least_squares
 
-    prob = _PROBLEM
     n0, f0 = prob.n_evaluations, prob.n_failed
     t0, c0 = time.perf_counter(), time.process_time()
     extra = [0, 0]  # evaluations and failures in other processes
@@ -551,7 +555,7 @@ def _run_start(z0, pool=None):
                 prob.n_failed += 1
         h = np.where(z + fd <= 1.0, fd, -fd)  # step back from the upper bound
         points = [z + h[j] * np.eye(len(z))[j] for j in range(len(z))]
-        out = _map(pool, _residuals_task, [(q, prob.grid) for q in points])
+        out = _map(pool, _residuals_task, [(q, prob.grid) for q in points], prob)
         if pool is not None:
             extra[0] += sum(o[1] for o in out)
             extra[1] += sum(o[2] for o in out)
@@ -570,10 +574,15 @@ def _run_start(z0, pool=None):
             "cpu_seconds": time.process_time() - c0, "model": prob.recent(res.x)}
 
 
+def _start_task(z0):
+    """A least-squares start in a worker (the Jacobian's columns evaluated there too)."""
+    return _run_start(_WORKER_PROBLEM, z0)
+
+
 def _residuals_task(args):
     """(z, time grid or None) -> (residuals, evaluations, failures), in a worker."""
     z, grid = args
-    prob = _PROBLEM
+    prob = _WORKER_PROBLEM
     prob.use_grid(grid)
     n0, f0 = prob.n_evaluations, prob.n_failed
     r = prob.residuals(z)
@@ -582,8 +591,8 @@ def _residuals_task(args):
 
 def _simulate_task(args):
     z, grid = args
-    _PROBLEM.use_grid(grid)
-    return _PROBLEM.simulate(z)
+    _WORKER_PROBLEM.use_grid(grid)
+    return _WORKER_PROBLEM.simulate(z)
 
 
 def _start_points(params, n_starts, sampling, seed, z_input) -> np.ndarray:
@@ -602,15 +611,27 @@ def _start_points(params, n_starts, sampling, seed, z_input) -> np.ndarray:
     return np.vstack([z_input[None, :], extra])
 
 
-def _pool(workers):
-    """A process pool whose workers fork (inheriting `_PROBLEM`), or None for serial runs."""
+def _pool(workers, problem):
+    """A process pool whose workers get `problem` from the initializer, or None (serial).
+
+    The workers fork, so the problem (forward model, compiled kernels) is handed over without
+    pickling."""
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_init_worker, initargs=(problem,))
 
 
-def _map(pool, fn, items):
-    return list(pool.map(fn, items)) if pool is not None else [fn(x) for x in items]
+def _map(pool, fn, items, problem):
+    """``fn`` over `items` in the pool, or in this process on `problem` without one."""
+    if pool is not None:
+        return list(pool.map(fn, items))
+    previous = _WORKER_PROBLEM
+    _init_worker(problem)
+    try:
+        return [fn(x) for x in items]
+    finally:
+        _init_worker(previous)
 
 
 def _covariance(jac_u, s2):
@@ -623,225 +644,6 @@ def _covariance(jac_u, s2):
     cov = np.where(np.isnan(cov), np.inf, cov) * s2
     cond = float(sv.max() / sv.min()) if sv.min() > 0 else math.inf
     return cov, cond
-
-
-def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
-    """Fit the free parameters of ``cfg.fit`` to `measured` profiles.
-
-    Parameters
-    ----------
-    cfg : Config
-        Scenario with a ``[fit]`` section (parameters, starts, time, solver, workers).
-    measured : compare.io.profiles.MeasuredProfiles
-        Profiles to fit; their species must be defined in `cfg`.
-    forward : callable, optional
-        ``forward(cfg) -> xr.Dataset`` (output contract). Default: ``FORWARD_MODELS[solver]()``
-        with solver = ``fit.solver`` or ``npp.solver`` (for "full": a :class:`FrozenGridNPP`).
-        A forward model with ``smooth = True`` gets the "smooth" `SEARCH_SETTINGS`; one with
-        a ``freeze`` method has its time grid re-frozen during the search and at the optimum.
-        With ``fit.search_n_cells``/``fit.search_rtol`` (:func:`search_config`) the starts
-        call it with the coarser ``[npp]`` of the search model; the best start is then
-        polished, and the Jacobian computed, with the input's ``[npp]``.
-    workers : int, optional
-        Worker processes (default ``fit.workers``; 0 = one per core), capped by
-        max(n_starts, n_params). With at least as many starts as workers the starts run in
-        parallel; otherwise the starts run one after the other, each with the Jacobian's
-        columns in parallel.
-    log : callable or None
-        Progress messages (one line per start); None for silence.
-
-    Returns
-    -------
-    xarray.Dataset
-        Best parameters (`best`, natural units; `best_fit` in fit coordinates), `stderr`
-        (fit coordinates) and `stderr_natural` (linearised), 1-sigma intervals, `covariance`
-        and `correlation(param, param2)`, `measured`, `measured_err`, `fitted` and `residual`
-        at the measured depths, the full fitted profile `model(species, model_depth)`, `chi2`,
-        `reduced_chi2`, `n_evaluations` and per-start results (dim `start`; `start_model`
-        says which starts ran on the search model). Attributes `search_model`,
-        `search_shift_sigma` (search -> full model at the best start, in measurement errors)
-        and `n_evaluations_search`.
-    """
-    global _PROBLEM
-    log = log or (lambda *a, **k: None)
-    t_start = time.perf_counter()
-    times_now = os.times()  # children: the worker processes, once they are joined
-    cpu_start = (times_now.user + times_now.system + times_now.children_user
-                 + times_now.children_system)
-    params = fit_parameters(cfg)
-    for s in measured.species:
-        cfg.species_by_name(s)
-    solver = cfg.fit.solver or cfg.npp.solver
-    forward = forward or forward_model(cfg)
-    t_fit = cfg.fit.time_s if cfg.fit.time_s >= 0 else (
-        measured.time_s if measured.time_s is not None else cfg.total_duration_s)
-    run_cfg = truncate_schedule(cfg, t_fit)
-    prob = FitProblem(run_cfg, params, measured, forward)
-    # the starts run on the search model (coarser, optional), the polish and the Jacobian on prob
-    search_cfg = search_config(run_cfg)
-    sprob = prob if search_cfg is None else FitProblem(search_cfg, params, measured, forward)
-    m, p = prob.n_points, len(params)
-    if m <= p:
-        raise InputFileError(f"{measured.source}: {m} measured points cannot determine {p} "
-                             f"parameters (need more points than parameters)")
-
-    z_input = prob.values_to_z([q.start for q in params])
-    starts = _start_points(params, cfg.fit.n_starts, cfg.fit.sampling, cfg.fit.seed, z_input)
-    workers = cfg.fit.workers if workers is None else workers
-    # More workers than starts are used for the Jacobian's columns instead (see _run_start).
-    workers = min(workers or (os.cpu_count() or 1), max(len(starts), len(params)))
-
-    # One evaluation in the parent first: a broken scenario fails here with the solver's own
-    # message, and numba compiles once before the workers fork.
-    r0 = sprob.residuals(starts[0])
-    if sprob.n_failed:
-        try:
-            sprob.simulate(starts[0])
-        except _engine_errors() as exc:
-            raise ConfigError(f"the forward model ({solver}) fails at the start values: "
-                              f"{exc}") from None
-    search_text = ("the full model" if search_cfg is None else
-                   f"{search_cfg.npp.n_cells} cells, rtol {search_cfg.npp.rtol:g}")
-    log(f"fit: {p} parameters, {m} points, {len(starts)} starts, {workers} worker(s), "
-        f"solver {solver}, profile time {t_fit:g} s; starts search on {search_text}; first "
-        f"evaluation {time.perf_counter() - t_start:.2f} s, cost {0.5 * float(r0 @ r0):.4g}")
-
-    _PROBLEM = sprob
-    pool = _pool(workers)
-    n_parent, refreeze_shifts, corrections = 1, [], []
-    search_shift, n_search, n_search_starts, search_failures = math.nan, 0, 0, []
-    try:
-        if pool is not None and len(starts) < workers:
-            results = [_run_start(z0, pool) for z0 in starts]  # parallel Jacobian columns
-        else:
-            results = _map(pool, _run_start, list(starts))  # parallel starts
-        for i, r in enumerate(results):
-            _log_start(log, sprob, i, r, "" if search_cfg is None else "search model")
-        best = min(range(len(results)), key=lambda i: results[i]["cost"])
-        if search_cfg is not None:
-            # Move to the full model at the best start and polish there (always: the search
-            # model's optimum is off by its discretisation error). Fresh workers: they fork with
-            # the full problem.
-            n_search = 1 + sum(r["nfev"] for r in results)
-            if pool is not None:
-                pool.shutdown()
-                pool = None
-            _PROBLEM = prob
-            # the best start on which the full model runs (it may fail where the search one
-            # did not: then the next best)
-            for i in sorted(range(len(results)), key=lambda i: results[i]["cost"]):
-                z_best, conc_search = results[i]["z"], results[i]["model"]
-                n_parent += 1
-                try:
-                    if hasattr(forward, "freeze"):
-                        search_shift = prob.refreeze(z_best, conc_search)
-                    else:
-                        search_shift = prob.shift_sigma(prob.simulate(z_best), conc_search)
-                except prob._errors as exc:
-                    if isinstance(exc, CaitError):
-                        raise
-                    search_failures.append(f"the full model fails at the end of start {i} "
-                                           f"({exc})")
-                    log(f"  {search_failures[-1]}")
-                    continue
-                best = i
-                break
-            else:
-                raise ConfigError(f"the full forward model ({solver}) fails at the end point "
-                                  f"of every start: {'; '.join(search_failures)}")
-            pool = _pool(workers)
-            log(f"  full model ({run_cfg.npp.n_cells} cells, rtol {run_cfg.npp.rtol:g}) at the "
-                f"end of start {best}: profiles differ from the search model by "
-                f"{search_shift:.3g} sigma (max); polishing on the full model")
-            r = _run_start(z_best, pool)  # one start: the Jacobian's columns in parallel
-            n_search_starts = len(results)
-            starts = np.vstack([starts, z_best[None, :]])
-            results.append(r)
-            _log_start(log, prob, len(results) - 1, r, f"polish of start {best}, full model")
-            best = len(results) - 1
-        # The time grid was frozen at the first start: re-freeze it at the optimum and, when the
-        # profiles moved visibly, polish the optimum on the new grid (a least-squares run from
-        # there; one Gauss-Newton step is not enough along a curved valley).
-        if hasattr(forward, "freeze"):
-            prob.use_grid(results[best]["grid"])  # the grid that start ended on (maybe a worker's)
-        for _ in range(MAX_REFREEZE if hasattr(forward, "freeze") else 0):
-            r = results[best]
-            z_best = r["z"]
-            shift = prob.refreeze(z_best, r["model"])
-            n_parent += 1
-            refreeze_shifts.append(shift)
-            log(f"  time grid re-frozen at the optimum: profiles moved by {shift:.3g} sigma "
-                f"(max), {len(forward.grid)} steps")
-            if shift <= REFREEZE_TOL:
-                r["model"] = prob.recent(z_best)
-                break
-            r = _run_start(z_best, pool)  # one start: the Jacobian's columns in parallel
-            corrections.append(f"start {len(results)} polishes start {best}")
-            starts = np.vstack([starts, z_best[None, :]])
-            results.append(r)
-            _log_start(log, prob, len(results) - 1, r, f"polish of start {best}")
-            best = len(results) - 1
-        z_best = results[best]["z"]
-        jac_z, n_jac, model_conc = _jacobian(prob, pool, z_best, results[best]["model"])
-    finally:
-        if pool is not None:
-            pool.shutdown()
-        _PROBLEM = None
-
-    n_eval = n_parent + sum(r["nfev"] for r in results) + n_jac
-    n_failed = prob.n_failed + sum(r["n_failed"] for r in results)
-    if sprob is not prob:
-        n_failed += sprob.n_failed
-    fitted = prob.model_at_measured(model_conc)
-    resid = (fitted - measured.values) * prob.weights
-    chi2 = float(np.sum(resid ** 2))
-    dof = m - p
-    has_err = measured.errors is not None
-    s2 = 1.0 if has_err else chi2 / dof
-    jac_u = jac_z / (prob.hi_u - prob.lo_u)
-    cov, cond = _covariance(jac_u, s2)
-    seconds = time.perf_counter() - t_start
-    times_now = os.times()
-    cpu_seconds = (times_now.user + times_now.system + times_now.children_user
-                   + times_now.children_system) - cpu_start
-
-    u_best = prob.lo_u + z_best * (prob.hi_u - prob.lo_u)
-    se_u = np.sqrt(np.diag(cov))
-    values = prob.z_to_values(z_best)
-    at_bound = [q.name for q, z in zip(params, z_best) if z < 1e-6 or z > 1 - 1e-6]
-    msgs = []
-    if at_bound:
-        msgs.append(f"at a bound (uncertainty not meaningful): {', '.join(at_bound)}")
-    if not np.all(np.isfinite(se_u)):
-        msgs.append("some parameters have no effect on the profiles (infinite uncertainty)")
-    if has_err and chi2 / dof > 1.0 + 3.0 * math.sqrt(2.0 / dof):
-        # chi2/dof of a right model with right errors is 1 +- sqrt(2/dof)
-        msgs.append(f"reduced chi2 = {chi2 / dof:.3g} is more than 3 sigma above 1: not "
-                    f"converged, wrong model or underestimated errors; the standard errors "
-                    f"are then too small")
-    if n_failed:
-        msgs.append(f"{n_failed} forward evaluations failed and were penalised")
-    msgs += search_failures
-    log(f"fit: best start {best}, chi2 {chi2:.6g} ({dof} dof), {n_eval} evaluations, "
-        f"{seconds:.1f} s wall, {cpu_seconds:.1f} s CPU" + ("; " + "; ".join(msgs) if msgs
-                                                          else ""))
-    ds = _result_dataset(prob, params, results, best, values, u_best, se_u, cov, cond, fitted,
-                         resid, chi2, dof, has_err, n_eval, n_failed, seconds, model_conc,
-                         solver, t_fit, starts, "; ".join(msgs))
-    ds["cpu_time"] = ((), cpu_seconds, {"units": "s", "long_name": "CPU time of the fit, all "
-                                        "processes"})
-    ds.attrs["time_grid"] = "frozen" if hasattr(forward, "freeze") else "solver default"
-    ds.attrs["n_refreeze"] = len(refreeze_shifts)
-    ds.attrs["refreeze_shift_sigma"] = ", ".join(f"{x:.3g}" for x in refreeze_shifts)
-    ds.attrs["refreeze_corrections"] = ", ".join(corrections)
-    ds["start_model"] = ("start", ["search"] * n_search_starts
-                         + ["full"] * (len(results) - n_search_starts),
-                         {"long_name": "forward model of the start: the search model or the "
-                                       "full one (start_cost is that model's chi2)"})
-    ds.attrs["search_model"] = search_text
-    ds.attrs["search_shift_sigma"] = search_shift
-    ds.attrs["n_evaluations_search"] = n_search
-    return ds
 
 
 def _log_start(log, prob, i, r, what=""):
@@ -867,10 +669,10 @@ def _jacobian(prob, pool, z, model=None):
         zm[j] = max(z[j] - h, 0.0)
         points += [zp, zm]
         steps.append(zp[j] - zm[j])
-    out = _map(pool, _residuals_task, [(q, prob.grid) for q in points])
+    out = _map(pool, _residuals_task, [(q, prob.grid) for q in points], prob)
     n_eval = sum(o[1] for o in out)
     if model is None:
-        model = _map(pool, _simulate_task, [(z, prob.grid)])[0]
+        model = _map(pool, _simulate_task, [(z, prob.grid)], prob)[0]
         n_eval += 1
     jac = np.empty((prob.n_points, p))
     for j in range(p):
@@ -879,116 +681,354 @@ def _jacobian(prob, pool, z, model=None):
     return jac, n_eval, model
 
 
-def _result_dataset(prob, params, results, best, values, u_best, se_u, cov, cond, fitted, resid,
-                    chi2, dof, has_err, n_eval, n_failed, seconds, model_conc, solver, t_fit,
-                    starts, message) -> xr.Dataset:
-    meas = prob.measured
-    names = [q.name for q in params]
-    ln10 = math.log(10.0)
-    se_nat = np.array([v * ln10 * s if q.log_scale else s
-                       for q, v, s in zip(params, values, se_u)])
-    lo_1s = np.array([float(q.from_fit(u - s)) for q, u, s in zip(params, u_best, se_u)])
-    hi_1s = np.array([float(q.from_fit(u + s)) for q, u, s in zip(params, u_best, se_u)])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cov / np.outer(se_u, se_u)
-    coords = {
-        "param": ("param", names, {"long_name": "free parameter"}),
-        "param2": ("param2", names, {"long_name": "free parameter"}),
-        "species": ("species", list(meas.species)),
-        "depth": ("depth", meas.depth_nm, {"units": "nm", "long_name": "measured depth"}),
-        "model_depth": ("model_depth", np.asarray(model_conc["depth"].values, dtype=float),
-                        {"units": "nm", "long_name": "depth"}),
-        "start": ("start", np.arange(len(results)), {"long_name": "least-squares start"}),
-        "param_units": ("param", [q.units for q in params]),
-        "fit_coordinate": ("param", [q.fit_name for q in params]),
-    }
-    z_final = np.array([r["z"] for r in results])
-    ds = xr.Dataset(coords=coords)
-    v = lambda dims, data, units, long_name: (dims, np.asarray(data),  # noqa: E731
-                                              {"units": units, "long_name": long_name})
-    ds["best"] = v("param", values, "see param_units", "best-fit value")
-    ds["best_fit"] = v("param", u_best, "see fit_coordinate", "best fit, fit coordinate")
-    ds["stderr"] = v("param", se_u, "see fit_coordinate",
-                     "standard error of the fit coordinate (log10 for log_scale)")
-    ds["stderr_natural"] = v("param", se_nat, "see param_units",
-                             "linearised standard error in natural units")
-    ds["lower_1sigma"] = v("param", lo_1s, "see param_units", "best - 1 stderr (fit coordinate)")
-    ds["upper_1sigma"] = v("param", hi_1s, "see param_units", "best + 1 stderr (fit coordinate)")
-    ds["lower"] = v("param", [q.lower for q in params], "see param_units", "lower bound")
-    ds["upper"] = v("param", [q.upper for q in params], "see param_units", "upper bound")
-    ds["initial"] = v("param", [q.start for q in params], "see param_units", "input value")
-    ds["log_scale"] = v("param", [int(q.log_scale) for q in params], "1", "fitted as log10")
-    ds["covariance"] = v(("param", "param2"), cov, "fit coordinates",
-                         "covariance of the fit coordinates")
-    ds["correlation"] = v(("param", "param2"), corr, "1", "correlation of the parameters")
-    ds["measured"] = v(("species", "depth"), meas.values, "1", "measured concentration / n_bulk")
-    if has_err:
-        ds["measured_err"] = v(("species", "depth"), meas.errors, "1",
-                               "standard error of measured")
-    ds["fitted"] = v(("species", "depth"), fitted, "1", "fitted concentration / n_bulk")
-    ds["residual"] = v(("species", "depth"), resid, "1" if has_err else "1",
-                       "(fitted - measured) / error" if has_err else "fitted - measured")
-    ds["model"] = v(("species", "model_depth"), np.asarray(model_conc.values, dtype=float), "1",
-                    "fitted concentration / n_bulk")
-    ds["chi2"] = v((), chi2, "1", "sum of squared (weighted) residuals")
-    ds["reduced_chi2"] = v((), chi2 / dof, "1", "chi2 / (n_points - n_params)")
-    ds["n_evaluations"] = v((), n_eval, "1", "forward-model evaluations")
-    ds["n_failed"] = v((), n_failed, "1", "failed forward-model evaluations")
-    ds["wall_time"] = v((), seconds, "s", "wall time of the fit")
-    ds["start_initial"] = v(("start", "param"),
-                            [prob.z_to_values(z) for z in starts], "see param_units",
-                            "initial values of each start")
-    ds["start_final"] = v(("start", "param"), [prob.z_to_values(z) for z in z_final],
-                          "see param_units", "final values of each start")
-    ds["start_cost"] = v("start", [2 * r["cost"] for r in results], "1", "chi2 of each start")
-    ds["start_nfev"] = v("start", [r["nfev"] for r in results], "1", "evaluations of each start")
-    ds["start_cpu_time"] = v("start", [r["cpu_seconds"] for r in results], "s",
-                             "CPU time of each start (independent of machine load)")
-    ds["start_status"] = v("start", [r["status"] for r in results], "1",
-                           "scipy least_squares status")
-    ds.attrs.update({
-        "best_start": int(best), "n_points": int(prob.n_points), "n_params": len(params),
-        "dof": int(dof), "weights": "standard errors" if has_err else "uniform (s^2 = chi2/dof)",
-        "forward_model": solver, "profile_time_s": float(t_fit),
-        "profile_source": meas.source, "condition_number": cond,
-        "flux_convention": prob.cfg.npp.flux, "fit_message": message,
-    })
-    return ds
+def _cpu_seconds() -> float:
+    """CPU time of this process and its joined children (the worker processes) [s]."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class Fitter:
+    """Fit the free parameters of ``cfg.fit`` to `measured` profiles, in steps.
+
+    ``Fitter(cfg, measured).run()`` returns the result dataset; the steps are:
+
+    1. :meth:`_search`: least squares from every start, on the search model
+       (``fit.search_n_cells``/``fit.search_rtol``, :func:`search_config`) or the full one;
+    2. :meth:`_full_model`: with a search model, the best start that the full model can run
+       is polished on the full model (the input's ``[npp]``);
+    3. :meth:`_refreeze`: for a frozen-grid forward model, the time grid is re-frozen at the
+       optimum, and the optimum polished again while the profiles move;
+    4. :meth:`_uncertainty`: the central-difference Jacobian at the optimum, the covariance and
+       the result dataset (:meth:`_result_dataset`).
+
+    Parameters
+    ----------
+    cfg : Config
+        Scenario with a ``[fit]`` section (parameters, starts, time, solver, workers).
+    measured : compare.io.profiles.MeasuredProfiles
+        Profiles to fit; their species must be defined in `cfg`.
+    forward : callable, optional
+        ``forward(cfg) -> xr.Dataset`` (output contract). Default: ``FORWARD_MODELS[solver]()``
+        with solver = ``fit.solver`` or ``npp.solver`` (for "full": a :class:`FrozenGridNPP`).
+        A forward model with ``smooth = True`` gets the "smooth" `SEARCH_SETTINGS`; one with
+        a ``freeze`` method has its time grid re-frozen during the search and at the optimum.
+    workers : int, optional
+        Worker processes (default ``fit.workers``; 0 = one per core), capped by
+        max(n_starts, n_params). With at least as many starts as workers the starts run in
+        parallel; otherwise the starts run one after the other, each with the Jacobian's
+        columns in parallel. The workers receive the problem from the pool's initializer.
+    log : callable or None
+        Progress messages (one line per start); None for silence.
+    """
+
+    def __init__(self, cfg, measured, forward=None, workers=None, log=print):
+        self.t_start, self.cpu_start = time.perf_counter(), _cpu_seconds()
+        self.log = log or (lambda *a, **k: None)
+        self.measured = measured
+        self.params = fit_parameters(cfg)
+        for s in measured.species:
+            cfg.species_by_name(s)
+        self.solver = cfg.fit.solver or cfg.npp.solver
+        self.forward = forward = forward or forward_model(cfg)
+        self.t_fit = cfg.fit.time_s if cfg.fit.time_s >= 0 else (
+            measured.time_s if measured.time_s is not None else cfg.total_duration_s)
+        self.run_cfg = truncate_schedule(cfg, self.t_fit)
+        self.prob = FitProblem(self.run_cfg, self.params, measured, forward)
+        # the starts run on the search model (coarser, optional), the polish and Jacobian on prob
+        self.search_cfg = search_config(self.run_cfg)
+        self.sprob = self.prob if self.search_cfg is None else FitProblem(
+            self.search_cfg, self.params, measured, forward)
+        m, p = self.prob.n_points, len(self.params)
+        if m <= p:
+            raise InputFileError(f"{measured.source}: {m} measured points cannot determine {p} "
+                                 f"parameters (need more points than parameters)")
+        z_input = self.prob.values_to_z([q.start for q in self.params])
+        self.starts = _start_points(self.params, cfg.fit.n_starts, cfg.fit.sampling,
+                                    cfg.fit.seed, z_input)
+        workers = cfg.fit.workers if workers is None else workers
+        # More workers than starts are used for the Jacobian's columns instead (see _run_start).
+        self.workers = min(workers or (os.cpu_count() or 1), max(len(self.starts), p))
+        self.pool = None
+        self.results, self.best = [], 0
+        self.n_parent, self.refreeze_shifts, self.corrections = 1, [], []
+        self.search_shift, self.n_search, self.n_search_starts = math.nan, 0, 0
+        self.search_failures = []
+        self.search_text = ("the full model" if self.search_cfg is None else
+                            f"{self.search_cfg.npp.n_cells} cells, rtol "
+                            f"{self.search_cfg.npp.rtol:g}")
+
+    def run(self) -> xr.Dataset:
+        self._first_evaluation()
+        try:
+            self._search()
+            if self.search_cfg is not None:
+                self._full_model()
+            self._refreeze()
+            return self._uncertainty()
+        finally:
+            self._close_pool()
+
+    # -- steps -----------------------------------------------------------------------------
+    def _first_evaluation(self):
+        """One evaluation in the parent first: a broken scenario fails here with the solver's
+        own message, and numba compiles once before the workers fork."""
+        sprob = self.sprob
+        r0 = sprob.residuals(self.starts[0])
+        if sprob.n_failed:
+            try:
+                sprob.simulate(self.starts[0])
+            except _engine_errors() as exc:
+                raise ConfigError(f"the forward model ({self.solver}) fails at the start "
+                                  f"values: {exc}") from None
+        self.log(f"fit: {len(self.params)} parameters, {self.prob.n_points} points, "
+                 f"{len(self.starts)} starts, {self.workers} worker(s), solver {self.solver}, "
+                 f"profile time {self.t_fit:g} s; starts search on {self.search_text}; first "
+                 f"evaluation {time.perf_counter() - self.t_start:.2f} s, cost "
+                 f"{0.5 * float(r0 @ r0):.4g}")
+
+    def _search(self):
+        """Least squares from every start on the search model."""
+        sprob = self.sprob
+        self.pool = _pool(self.workers, sprob)
+        if self.pool is not None and len(self.starts) < self.workers:
+            self.results = [_run_start(sprob, z0, self.pool) for z0 in self.starts]  # columns
+        elif self.pool is not None:
+            self.results = list(self.pool.map(_start_task, list(self.starts)))  # parallel starts
+        else:
+            self.results = [_run_start(sprob, z0) for z0 in self.starts]
+        for i, r in enumerate(self.results):
+            _log_start(self.log, sprob, i, r, "" if self.search_cfg is None else "search model")
+        self.best = min(range(len(self.results)), key=lambda i: self.results[i]["cost"])
+
+    def _full_model(self):
+        """Move to the full model at the best start its solver can run, and polish there
+        (always: the search model's optimum is off by its discretisation error)."""
+        prob, results = self.prob, self.results
+        self.n_search = 1 + sum(r["nfev"] for r in results)
+        self._close_pool()  # fresh workers: they get the full problem
+        for i in sorted(range(len(results)), key=lambda i: results[i]["cost"]):
+            z_best, conc_search = results[i]["z"], results[i]["model"]
+            self.n_parent += 1
+            try:
+                if hasattr(self.forward, "freeze"):
+                    self.search_shift = prob.refreeze(z_best, conc_search)
+                else:
+                    self.search_shift = prob.shift_sigma(prob.simulate(z_best), conc_search)
+            except prob._errors as exc:
+                if isinstance(exc, CaitError):
+                    raise
+                self.search_failures.append(f"the full model fails at the end of start {i} "
+                                            f"({exc})")
+                self.log(f"  {self.search_failures[-1]}")
+                continue
+            self.best = i
+            break
+        else:
+            raise ConfigError(f"the full forward model ({self.solver}) fails at the end point "
+                              f"of every start: {'; '.join(self.search_failures)}")
+        self.pool = _pool(self.workers, prob)
+        n = self.run_cfg.npp
+        self.log(f"  full model ({n.n_cells} cells, rtol {n.rtol:g}) at the end of start "
+                 f"{self.best}: profiles differ from the search model by "
+                 f"{self.search_shift:.3g} sigma (max); polishing on the full model")
+        self.n_search_starts = len(results)
+        self._polish(results[self.best]["z"], f"polish of start {self.best}, full model")
+
+    def _polish(self, z, what):
+        """One more least-squares run from `z` on the full model (Jacobian columns in parallel)."""
+        r = _run_start(self.prob, z, self.pool)
+        self.starts = np.vstack([self.starts, z[None, :]])
+        self.results.append(r)
+        _log_start(self.log, self.prob, len(self.results) - 1, r, what)
+        self.best = len(self.results) - 1
+
+    def _refreeze(self):
+        """The time grid was frozen at the first start: re-freeze it at the optimum and, when
+        the profiles moved visibly, polish the optimum on the new grid (a least-squares run
+        from there; one Gauss-Newton step is not enough along a curved valley)."""
+        if not hasattr(self.forward, "freeze"):
+            return
+        prob = self.prob
+        prob.use_grid(self.results[self.best]["grid"])  # that start's grid (maybe a worker's)
+        for _ in range(MAX_REFREEZE):
+            r = self.results[self.best]
+            z_best = r["z"]
+            shift = prob.refreeze(z_best, r["model"])
+            self.n_parent += 1
+            self.refreeze_shifts.append(shift)
+            self.log(f"  time grid re-frozen at the optimum: profiles moved by {shift:.3g} sigma "
+                     f"(max), {len(self.forward.grid)} steps")
+            if shift <= REFREEZE_TOL:
+                r["model"] = prob.recent(z_best)
+                break
+            self.corrections.append(f"start {len(self.results)} polishes start {self.best}")
+            self._polish(z_best, f"polish of start {self.best}")
+
+    def _uncertainty(self) -> xr.Dataset:
+        """Jacobian at the optimum, covariance, messages and the result dataset."""
+        prob, measured, results = self.prob, self.measured, self.results
+        z_best = results[self.best]["z"]
+        jac_z, n_jac, model_conc = _jacobian(prob, self.pool, z_best,
+                                             results[self.best]["model"])
+        self._close_pool()
+        n_eval = self.n_parent + sum(r["nfev"] for r in results) + n_jac
+        n_failed = prob.n_failed + sum(r["n_failed"] for r in results)
+        if self.sprob is not prob:
+            n_failed += self.sprob.n_failed
+        fitted = prob.model_at_measured(model_conc)
+        resid = (fitted - measured.values) * prob.weights
+        chi2 = float(np.sum(resid ** 2))
+        dof = prob.n_points - len(self.params)
+        has_err = measured.errors is not None
+        cov, cond = _covariance(jac_z / (prob.hi_u - prob.lo_u), 1.0 if has_err else chi2 / dof)
+        seconds = time.perf_counter() - self.t_start
+        cpu_seconds = _cpu_seconds() - self.cpu_start
+        se_u = np.sqrt(np.diag(cov))
+        msgs = self._messages(z_best, se_u, chi2, dof, has_err, n_failed)
+        self.log(f"fit: best start {self.best}, chi2 {chi2:.6g} ({dof} dof), {n_eval} "
+                 f"evaluations, {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU"
+                 + ("; " + "; ".join(msgs) if msgs else ""))
+        ds = self._result_dataset(z_best, se_u, cov, cond, fitted, resid, chi2, dof, has_err,
+                                  n_eval, n_failed, seconds, model_conc, "; ".join(msgs))
+        ds["cpu_time"] = ((), cpu_seconds, {"units": "s", "long_name": "CPU time of the fit, all "
+                                            "processes"})
+        return ds
+
+    def _messages(self, z_best, se_u, chi2, dof, has_err, n_failed) -> list:
+        """One line per thing a user must know about the result."""
+        msgs = []
+        at_bound = [q.name for q, z in zip(self.params, z_best) if z < 1e-6 or z > 1 - 1e-6]
+        if at_bound:
+            msgs.append(f"at a bound (uncertainty not meaningful): {', '.join(at_bound)}")
+        if not np.all(np.isfinite(se_u)):
+            msgs.append("some parameters have no effect on the profiles (infinite uncertainty)")
+        if has_err and chi2 / dof > 1.0 + 3.0 * math.sqrt(2.0 / dof):
+            # chi2/dof of a right model with right errors is 1 +- sqrt(2/dof)
+            msgs.append(f"reduced chi2 = {chi2 / dof:.3g} is more than 3 sigma above 1: not "
+                        f"converged, wrong model or underestimated errors; the standard errors "
+                        f"are then too small")
+        if n_failed:
+            msgs.append(f"{n_failed} forward evaluations failed and were penalised")
+        return msgs + self.search_failures
+
+    def _result_dataset(self, z_best, se_u, cov, cond, fitted, resid, chi2, dof, has_err,
+                        n_eval, n_failed, seconds, model_conc, message) -> xr.Dataset:
+        """The labelled fit result (see :func:`fit`)."""
+        prob, params, results, best = self.prob, self.params, self.results, self.best
+        starts, solver, t_fit = self.starts, self.solver, self.t_fit
+        u_best = prob.lo_u + z_best * (prob.hi_u - prob.lo_u)
+        values = prob.z_to_values(z_best)
+        meas = prob.measured
+        names = [q.name for q in params]
+        ln10 = math.log(10.0)
+        se_nat = np.array([v * ln10 * s if q.log_scale else s
+                           for q, v, s in zip(params, values, se_u)])
+        lo_1s = np.array([float(q.from_fit(u - s)) for q, u, s in zip(params, u_best, se_u)])
+        hi_1s = np.array([float(q.from_fit(u + s)) for q, u, s in zip(params, u_best, se_u)])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / np.outer(se_u, se_u)
+        coords = {
+            "param": ("param", names, {"long_name": "free parameter"}),
+            "param2": ("param2", names, {"long_name": "free parameter"}),
+            "species": ("species", list(meas.species)),
+            "depth": ("depth", meas.depth_nm, {"units": "nm", "long_name": "measured depth"}),
+            "model_depth": ("model_depth", np.asarray(model_conc["depth"].values, dtype=float),
+                            {"units": "nm", "long_name": "depth"}),
+            "start": ("start", np.arange(len(results)), {"long_name": "least-squares start"}),
+            "param_units": ("param", [q.units for q in params]),
+            "fit_coordinate": ("param", [q.fit_name for q in params]),
+        }
+        z_final = np.array([r["z"] for r in results])
+        ds = xr.Dataset(coords=coords)
+        v = lambda dims, data, units, long_name: (dims, np.asarray(data),  # noqa: E731
+                                                  {"units": units, "long_name": long_name})
+        ds["best"] = v("param", values, "see param_units", "best-fit value")
+        ds["best_fit"] = v("param", u_best, "see fit_coordinate", "best fit, fit coordinate")
+        ds["stderr"] = v("param", se_u, "see fit_coordinate",
+                         "standard error of the fit coordinate (log10 for log_scale)")
+        ds["stderr_natural"] = v("param", se_nat, "see param_units",
+                                 "linearised standard error in natural units")
+        ds["lower_1sigma"] = v("param", lo_1s, "see param_units", "best - 1 stderr (fit coordinate)")
+        ds["upper_1sigma"] = v("param", hi_1s, "see param_units", "best + 1 stderr (fit coordinate)")
+        ds["lower"] = v("param", [q.lower for q in params], "see param_units", "lower bound")
+        ds["upper"] = v("param", [q.upper for q in params], "see param_units", "upper bound")
+        ds["initial"] = v("param", [q.start for q in params], "see param_units", "input value")
+        ds["log_scale"] = v("param", [int(q.log_scale) for q in params], "1", "fitted as log10")
+        ds["covariance"] = v(("param", "param2"), cov, "fit coordinates",
+                             "covariance of the fit coordinates")
+        ds["correlation"] = v(("param", "param2"), corr, "1", "correlation of the parameters")
+        ds["measured"] = v(("species", "depth"), meas.values, "1", "measured concentration / n_bulk")
+        if has_err:
+            ds["measured_err"] = v(("species", "depth"), meas.errors, "1",
+                                   "standard error of measured")
+        ds["fitted"] = v(("species", "depth"), fitted, "1", "fitted concentration / n_bulk")
+        ds["residual"] = v(("species", "depth"), resid, "1" if has_err else "1",
+                           "(fitted - measured) / error" if has_err else "fitted - measured")
+        ds["model"] = v(("species", "model_depth"), np.asarray(model_conc.values, dtype=float), "1",
+                        "fitted concentration / n_bulk")
+        ds["chi2"] = v((), chi2, "1", "sum of squared (weighted) residuals")
+        ds["reduced_chi2"] = v((), chi2 / dof, "1", "chi2 / (n_points - n_params)")
+        ds["n_evaluations"] = v((), n_eval, "1", "forward-model evaluations")
+        ds["n_failed"] = v((), n_failed, "1", "failed forward-model evaluations")
+        ds["wall_time"] = v((), seconds, "s", "wall time of the fit")
+        ds["start_initial"] = v(("start", "param"),
+                                [prob.z_to_values(z) for z in starts], "see param_units",
+                                "initial values of each start")
+        ds["start_final"] = v(("start", "param"), [prob.z_to_values(z) for z in z_final],
+                              "see param_units", "final values of each start")
+        ds["start_cost"] = v("start", [2 * r["cost"] for r in results], "1", "chi2 of each start")
+        ds["start_nfev"] = v("start", [r["nfev"] for r in results], "1", "evaluations of each start")
+        ds["start_cpu_time"] = v("start", [r["cpu_seconds"] for r in results], "s",
+                                 "CPU time of each start (independent of machine load)")
+        ds["start_status"] = v("start", [r["status"] for r in results], "1",
+                               "scipy least_squares status")
+        ds.attrs.update({
+            "best_start": int(best), "n_points": int(prob.n_points), "n_params": len(params),
+            "dof": int(dof), "weights": "standard errors" if has_err else "uniform (s^2 = chi2/dof)",
+            "forward_model": solver, "profile_time_s": float(t_fit),
+            "profile_source": meas.source, "condition_number": cond,
+            "flux_convention": prob.cfg.npp.flux, "fit_message": message,
+        })
+        ds.attrs["time_grid"] = "frozen" if hasattr(self.forward, "freeze") else "solver default"
+        ds.attrs["n_refreeze"] = len(self.refreeze_shifts)
+        ds.attrs["refreeze_shift_sigma"] = ", ".join(f"{x:.3g}" for x in self.refreeze_shifts)
+        ds.attrs["refreeze_corrections"] = ", ".join(self.corrections)
+        ds["start_model"] = ("start", ["search"] * self.n_search_starts
+                             + ["full"] * (len(results) - self.n_search_starts),
+                             {"long_name": "forward model of the start: the search model or the "
+                                           "full one (start_cost is that model's chi2)"})
+        ds.attrs["search_model"] = self.search_text
+        ds.attrs["search_shift_sigma"] = self.search_shift
+        ds.attrs["n_evaluations_search"] = self.n_search
+        return ds
+
+    def _close_pool(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+
+def fit(cfg, measured, forward=None, workers=None, log=print) -> xr.Dataset:
+    """Fit the free parameters of ``cfg.fit`` to `measured` profiles (:class:`Fitter`).
+
+    Returns
+    -------
+    xarray.Dataset
+        Best parameters (`best`, natural units; `best_fit` in fit coordinates), `stderr`
+        (fit coordinates) and `stderr_natural` (linearised), 1-sigma intervals, `covariance`
+        and `correlation(param, param2)`, `measured`, `measured_err`, `fitted` and `residual`
+        at the measured depths, the full fitted profile `model(species, model_depth)`, `chi2`,
+        `reduced_chi2`, `n_evaluations` and per-start results (dim `start`; `start_model`
+        says which starts ran on the search model). Attributes `search_model`,
+        `search_shift_sigma` (search -> full model at the best start, in measurement errors)
+        and `n_evaluations_search`.
+    """
+    return Fitter(cfg, measured, forward, workers, log).run()
 
 
 # ---------------------------------------------------------------------------------------------
-# Figure and file-level driver
+# File-level driver
 # ---------------------------------------------------------------------------------------------
-def plot_fit(ds: xr.Dataset):
-    """Measured and fitted profiles (top) and the residuals (bottom) against depth."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax, axr) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 1.3]})
-    x_max = float(ds["depth"].max()) * 1.05
-    for k, sp in enumerate(ds["species"].values):
-        color = f"C{k}"
-        meas = ds["measured"].sel(species=sp)
-        err = ds["measured_err"].sel(species=sp) if "measured_err" in ds else None
-        ax.errorbar(ds["depth"], meas, yerr=err, fmt="o", ms=3, color=color, alpha=0.7,
-                    label=f"{sp} measured")
-        mask = ds["model_depth"] <= x_max
-        ax.plot(ds["model_depth"][mask], ds["model"].sel(species=sp)[mask], "-", color=color,
-                label=f"{sp} fit")
-        axr.plot(ds["depth"], ds["residual"].sel(species=sp), "o", ms=3, color=color)
-    axr.axhline(0.0, color="k", lw=0.8)
-    lines = [f"{n} = {b:.4g} ± {s:.2g}" for n, b, s in
-             zip(ds["param"].values, ds["best"].values, ds["stderr_natural"].values)]
-    ax.set_title("; ".join(lines), fontsize=8)
-    ax.set_ylabel("concentration / n_bulk")
-    ax.legend(fontsize=8)
-    axr.set_xlabel("depth [nm]")
-    axr.set_ylabel(ds["residual"].attrs["long_name"], fontsize=8)
-    axr.set_xlim(0, x_max)
-    fig.tight_layout()
-    return fig
-
-
 def fit_files(profiles_path, input_path, out_dir=None, quiet=False):
     """Read the input and the profiles, fit, write ``fit.nc`` and ``fit.png`` to `out_dir`.
 
@@ -1000,6 +1040,7 @@ def fit_files(profiles_path, input_path, out_dir=None, quiet=False):
     from compare.io.config import load_config
     from compare.io.datasets import save_figure, write_dataset
     from compare.io.profiles import read_profiles
+    from compare.reports.fit import plot_fit
 
     cfg = load_config(input_path)
     measured = read_profiles(profiles_path, cfg.species_names,

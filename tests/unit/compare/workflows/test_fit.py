@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 from scipy.special import erfc
 
+from compare.reports.fit import plot_fit
 from compare.workflows import fit as fitmod
 from compare.cli import main
 from compare.io.config import parse_text
@@ -183,7 +184,7 @@ def test_noisy_recovery_errors_and_outputs(cfg, rng, tmp_path):
     # with errors given, chi2 / dof is ~1 for a correct model: 2 sigma band of chi2_nu
     dof = ds.attrs["dof"]
     assert abs(float(ds["reduced_chi2"]) - 1.0) < 2 * np.sqrt(2.0 / dof)
-    fig = fitmod.plot_fit(ds)
+    fig = plot_fit(ds)
     from compare.io.datasets import save_figure, write_dataset
     write_dataset(ds, tmp_path / "fit.nc")
     save_figure(fig, tmp_path / "fit.png")
