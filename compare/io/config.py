@@ -395,31 +395,14 @@ def _parse_table(where: str, raw, keys: list[Key]) -> dict:
     return out
 
 
-def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None) -> Config:
-    """Parse and validate the text of an input file.
-
-    Parameters
-    ----------
-    text : str
-        TOML text.
-    base_dir : Path, optional
-        Directory against which relative file names in the input are resolved.
-    path : Path, optional
-        Where the text came from (for provenance only).
-    """
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"input is not valid TOML: {exc}") from None
-    base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+def _parse(raw) -> dict:
+    """Stage 1: every section, table and phase parsed (known keys, types, ranges, choices)."""
     for name in raw:
         if name not in TOP_LEVEL:
             raise ConfigError(f"unknown section `{name}`{_did_you_mean(name, TOP_LEVEL)}; "
                               f"allowed: {', '.join(TOP_LEVEL)}")
-
     sections = {name: _parse_table(name, raw.get(name, {}), keys)
                 for name, keys in SECTIONS.items()}
-
     comps = []
     for i, c in enumerate(sections["sed"]["components"]):
         d = _parse_table(f"sed.components[{i}]", c, SED_COMPONENT_KEYS)
@@ -436,14 +419,18 @@ def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None
         if not d["D_model"]:
             d["D_model"] = "sed" if d["role"] == "native" else "constant"
         species.append(Species(name=name, **d))
+    sections["species"] = species
 
     raw_beam = raw.get("beam", [])
     if not isinstance(raw_beam, list) or not raw_beam:
         raise ConfigError("`beam` is required: at least one phase [[beam]] with species, "
                           "duration_s and drive")
-    phases = [_parse_table(f"beam[{i}]", p, PHASE_KEYS) for i, p in enumerate(raw_beam)]
+    sections["beam"] = [_parse_table(f"beam[{i}]", p, PHASE_KEYS) for i, p in enumerate(raw_beam)]
+    return sections
 
-    # -- Stage 2: compatibility ---------------------------------------------------------------
+
+def _check_species(species) -> list:
+    """Stage 2 for ``[species.*]``: one native first, at least one foreign, D tables."""
     natives = [s for s in species if s.role == "native"]
     if len(natives) != 1:
         raise ConfigError(f"exactly one species must have `role = \"native\"`, got "
@@ -451,10 +438,7 @@ def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None
     foreign = [s for s in species if s.role == "foreign"]
     if not foreign:
         raise ConfigError("at least one species must have `role = \"foreign\"`")
-    species = natives + foreign
-    foreign_names = [s.name for s in foreign]
-    material = sections["material"]
-    for s in species:
+    for s in natives + foreign:
         where = f"species.{s.name}"
         if s.D_model == "table" and not s.D_table:
             raise ConfigError(f"`{where}.D_table` is required when `D_model = \"table\"`")
@@ -465,44 +449,47 @@ def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None
         if s.site_fwhm_eV == 0.0:
             raise ConfigError(f"`species.{s.name}.site_fwhm_eV` must be > 0 (or negative for "
                               f"the native landscape's width), got 0.0")
+    return natives + foreign
 
-    default_theta = 1.0 - material["vacancy_fraction"]
-    for i, p in enumerate(phases):
-        where = f"beam[{i}]"
-        if p["drive"] == "off":
-            if p["species"]:
-                raise ConfigError(f"`{where}.species` must be empty when `drive = \"off\"` "
-                                  f"(no beam), got {p['species']!r}")
-            p["species"] = None
-        else:
-            if p["species"] not in foreign_names:
-                raise ConfigError(f"`{where}.species` must name a foreign species "
-                                  f"({', '.join(foreign_names)}), got {_fmt(p['species'])}"
-                                  + _did_you_mean(p["species"] or "", foreign_names))
-        if p["drive"] == "galvanostatic" and math.isnan(p["back_field_V_per_m"]):
-            raise ConfigError(f"`{where}.back_field_V_per_m` is required when "
-                              f"`drive = \"galvanostatic\"`")
-        if p["drive"] == "potentiostatic" and math.isnan(p["voltage_V"]):
-            raise ConfigError(f"`{where}.voltage_V` is required when `drive = \"potentiostatic\"`")
-        if p["drive"] != "galvanostatic" and not math.isnan(p["back_field_V_per_m"]):
-            raise ConfigError(f"`{where}.back_field_V_per_m` only applies to galvanostatic "
-                              f"phases, got drive = {p['drive']!r}")
-        if p["drive"] != "potentiostatic" and not math.isnan(p["voltage_V"]):
-            raise ConfigError(f"`{where}.voltage_V` only applies to potentiostatic phases, got "
-                              f"drive = {p['drive']!r}")
-        if p["theta_front"] < 0:
-            p["theta_front"] = default_theta
-        elif p["theta_front"] == 0.0:
-            raise ConfigError(f"`{where}.theta_front` must be > 0, got 0.0")
-        # placeholders resolved once: a drive value that does not apply is 0 (as the engines
-        # take it), so no consumer has to test for NaN
-        if p["drive"] != "potentiostatic":
-            p["voltage_V"] = 0.0
-        if p["drive"] != "galvanostatic":
-            p["back_field_V_per_m"] = 0.0
-    beam = tuple(Phase(**p) for p in phases)
 
-    sed = sections["sed"]
+def _check_phase(i, p, foreign_names, default_theta):
+    """Stage 2 for one ``[[beam]]`` phase; resolves its placeholders in place."""
+    where = f"beam[{i}]"
+    if p["drive"] == "off":
+        if p["species"]:
+            raise ConfigError(f"`{where}.species` must be empty when `drive = \"off\"` "
+                              f"(no beam), got {p['species']!r}")
+        p["species"] = None
+    elif p["species"] not in foreign_names:
+        raise ConfigError(f"`{where}.species` must name a foreign species "
+                          f"({', '.join(foreign_names)}), got {_fmt(p['species'])}"
+                          + _did_you_mean(p["species"] or "", foreign_names))
+    if p["drive"] == "galvanostatic" and math.isnan(p["back_field_V_per_m"]):
+        raise ConfigError(f"`{where}.back_field_V_per_m` is required when "
+                          f"`drive = \"galvanostatic\"`")
+    if p["drive"] == "potentiostatic" and math.isnan(p["voltage_V"]):
+        raise ConfigError(f"`{where}.voltage_V` is required when `drive = \"potentiostatic\"`")
+    if p["drive"] != "galvanostatic" and not math.isnan(p["back_field_V_per_m"]):
+        raise ConfigError(f"`{where}.back_field_V_per_m` only applies to galvanostatic "
+                          f"phases, got drive = {p['drive']!r}")
+    if p["drive"] != "potentiostatic" and not math.isnan(p["voltage_V"]):
+        raise ConfigError(f"`{where}.voltage_V` only applies to potentiostatic phases, got "
+                          f"drive = {p['drive']!r}")
+    if p["theta_front"] < 0:
+        p["theta_front"] = default_theta
+    elif p["theta_front"] == 0.0:
+        raise ConfigError(f"`{where}.theta_front` must be > 0, got 0.0")
+    # placeholders resolved once: a drive value that does not apply is 0 (as the engines
+    # take it), so no consumer has to test for NaN
+    if p["drive"] != "potentiostatic":
+        p["voltage_V"] = 0.0
+    if p["drive"] != "galvanostatic":
+        p["back_field_V_per_m"] = 0.0
+    return Phase(**p)
+
+
+def _check_sed(sed):
+    """Stage 2 for ``[sed]``: the keys its kind needs."""
     if sed["kind"] == "gaussians" and not sed["components"]:
         raise ConfigError("`sed.components` is required when `sed.kind = \"gaussians\"`")
     if sed["kind"] == "table" and not sed["file"]:
@@ -511,21 +498,19 @@ def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None
         raise ConfigError(f"`sed.file` is only used with `sed.kind = \"table\"`, got "
                           f"kind = {sed['kind']!r}")
 
-    # -- Stage 3: data ------------------------------------------------------------------------
-    def _resolve(where, name):
-        p = Path(name)
-        p = p if p.is_absolute() else (base_dir / p)
-        if not p.is_file():
-            raise ConfigError(f"`{where}` names a file that does not exist: {name!r} "
-                              f"(looked for {p})")
-        return p.resolve()
 
-    sed["file"] = _resolve("sed.file", sed["file"]) if sed["file"] else None
-    species = [dataclasses.replace(s, D_table=_resolve(f"species.{s.name}.D_table", s.D_table)
-                                   if s.D_table else None) for s in species]
+def _resolve_file(where, name, base_dir) -> Path:
+    """Stage 3: a file named by the input, relative to the input's folder, must exist."""
+    p = Path(name)
+    p = p if p.is_absolute() else (base_dir / p)
+    if not p.is_file():
+        raise ConfigError(f"`{where}` names a file that does not exist: {name!r} "
+                          f"(looked for {p})")
+    return p.resolve()
 
-    out = sections["output"]
-    t_end = sum(p.duration_s for p in beam)
+
+def _check_times(out, t_end):
+    """Stage 3: output and plot times increasing and within the schedule."""
     for key in ("times_s", "plot_times_s"):
         ts = out[key]
         if any(b <= a for a, b in zip(ts, ts[1:])):
@@ -534,19 +519,44 @@ def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None
             raise ConfigError(f"`output.{key}` must lie within the beam schedule [0, {t_end:g}] s,"
                               f" got {list(ts)}")
 
+
+def parse_text(text: str, base_dir: Path | None = None, path: Path | None = None) -> Config:
+    """Parse and validate the text of an input file (parse, compatibility, data).
+
+    Parameters
+    ----------
+    text : str
+        TOML text.
+    base_dir : Path, optional
+        Directory against which relative file names in the input are resolved.
+    path : Path, optional
+        Where the text came from (for provenance only).
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"input is not valid TOML: {exc}") from None
+    base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+    sections = _parse(raw)
+    # -- Stage 2: compatibility
+    species = _check_species(sections["species"])
+    foreign_names = [s.name for s in species[1:]]
+    default_theta = 1.0 - sections["material"]["vacancy_fraction"]
+    beam = tuple(_check_phase(i, p, foreign_names, default_theta)
+                 for i, p in enumerate(sections["beam"]))
+    sed = sections["sed"]
+    _check_sed(sed)
+    # -- Stage 3: data
+    sed["file"] = _resolve_file("sed.file", sed["file"], base_dir) if sed["file"] else None
+    species = [dataclasses.replace(s, D_table=_resolve_file(f"species.{s.name}.D_table",
+                                                            s.D_table, base_dir)
+                                   if s.D_table else None) for s in species]
+    _check_times(sections["output"], sum(p.duration_s for p in beam))
     return Config(
-        material=Material(**material),
-        sed=SEDConfig(**sed),
-        species=tuple(species),
-        sample=SampleConfig(**sections["sample"]),
-        beam=beam,
-        npp=NPPConfig(**sections["npp"]),
-        kmc=KMCConfig(**sections["kmc"]),
-        output=OutputConfig(**out),
-        fit=FitConfig(**sections["fit"]),
-        text=text,
-        path=path,
-    )
+        material=Material(**sections["material"]), sed=SEDConfig(**sed), species=tuple(species),
+        sample=SampleConfig(**sections["sample"]), beam=beam, npp=NPPConfig(**sections["npp"]),
+        kmc=KMCConfig(**sections["kmc"]), output=OutputConfig(**sections["output"]),
+        fit=FitConfig(**sections["fit"]), text=text, path=path)
 
 
 def load_config(path) -> Config:
