@@ -1,17 +1,19 @@
 """`cait compare`: KMC ensemble against NPP on one scenario (see docs/comparison.md)."""
 from __future__ import annotations
 
+from compare.commands._args import add_replicas
+
 from compare.errors import ConfigError
 
 
 def _run(args) -> int:
     from compare.workflows.comparison import NPP_D_SOURCES, run_compare
-    from compare.commands.kmc import _replicas, _x_list
+    from compare.commands._args import replicas, x_list
 
-    xs = _x_list(args.x)
+    xs = x_list(args.x)
     if 1.0 not in xs and args.d_bulk == "equilibrium":
         raise ConfigError("`--d-bulk equilibrium` needs x = 1 in `--x`")
-    res = run_compare(args.input, out_dir=args.output, replicas=_replicas(args),
+    res = run_compare(args.input, out_dir=args.output, replicas=replicas(args),
                       reuse=args.reuse, quiet=args.quiet, d_bulk=args.d_bulk, xs=xs,
                       sources=tuple(NPP_D_SOURCES))
     return int(res.get("exit_code", 0))
@@ -23,8 +25,7 @@ def register(sub) -> None:
     p.add_argument("input", help="scenario input file (TOML)")
     p.add_argument("-o", "--output", default=None,
                    help="output folder (default: outputs/<input name>_compare)")
-    p.add_argument("--replicas", type=str, default=None,
-                   help="KMC replicas (default: [kmc] replicas)")
+    add_replicas(p)
     p.add_argument("--reuse", action="store_true",
                    help="reuse kmc.nc / kmc_equilibrium.nc already in the output folder")
     p.add_argument("--d-bulk", default="current", choices=("current", "equilibrium"),

@@ -1,14 +1,15 @@
 """`cait dn INPUT`: the native D(x) three ways (SED formula, equilibrium KMC, NPP fit to KMC)."""
 from __future__ import annotations
 
+from compare.commands._args import add_replicas
+
 
 def _run(args) -> int:
-    from compare.commands.kmc import _positive_int, _x_list
+    from compare.commands._args import replicas, x_list
     from compare.workflows.dn import run_dn
 
-    xs = _x_list(args.x) if args.x is not None else None
-    replicas = _positive_int(args.replicas) if args.replicas is not None else None
-    run_dn(args.input, out_dir=args.output, xs=xs, replicas=replicas, reuse=args.reuse,
+    xs = x_list(args.x) if args.x is not None else None
+    run_dn(args.input, out_dir=args.output, xs=xs, replicas=replicas(args), reuse=args.reuse,
            fit=args.fit, kmc_dataset=args.kmc_dataset, quiet=args.quiet)
     return 0
 
@@ -27,8 +28,7 @@ def register(sub) -> None:
     p.add_argument("--x", metavar="LIST", default=None,
                    help="KMC compositions, comma-separated (default 0.3,0.5,0.7,0.85,1; x = 1 "
                         "is always added: it sets the scale of the SED formula)")
-    p.add_argument("--replicas", type=str, default=None,
-                   help="KMC replicas (default: [kmc] replicas)")
+    add_replicas(p)
     p.add_argument("--reuse", action="store_true",
                    help="reuse DIR/kmc_equilibrium.nc of the same input instead of running KMC")
     p.add_argument("--fit", action="store_true",

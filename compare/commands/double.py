@@ -1,13 +1,15 @@
 """`cait double`: local D of the first beam species per phase of a double CAIT (docs/comparison.md)."""
 from __future__ import annotations
 
+from compare.commands._args import add_replicas
+
 
 def _run(args) -> int:
-    from compare.commands.kmc import _replicas
+    from compare.commands._args import replicas
     from compare.workflows.double_cait import run_double
 
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
-    res = run_double(args.input, out_dir=args.output, engines=engines, replicas=_replicas(args),
+    res = run_double(args.input, out_dir=args.output, engines=engines, replicas=replicas(args),
                      reuse=args.reuse, quiet=args.quiet, species=args.species,
                      convention=args.convention)
     return int(res.get("exit_code", 0))
@@ -23,8 +25,7 @@ def register(sub) -> None:
                    help="output folder (default: outputs/<input name>_double)")
     p.add_argument("--engines", default="kmc,npp",
                    help="comma-separated: kmc, npp (default both; experiment-sized inputs: npp)")
-    p.add_argument("--replicas", type=str, default=None,
-                   help="KMC replicas (default: [kmc] replicas)")
+    add_replicas(p)
     p.add_argument("--species", default=None,
                    help="species to analyse (default: the species of the first beam phase)")
     p.add_argument("--convention", default=None, choices=tuple(DRIVING_FORCES),

@@ -1,58 +1,31 @@
 """`cait kmc run|equilibrium`: the KMC engine on an input file (see docs/kmc_workflow.md)."""
 from __future__ import annotations
 
-from compare.errors import ConfigError
-
-
-def _x_list(text: str) -> tuple:
-    """``"0.2,0.5,1"`` -> (0.2, 0.5, 1.0), each in [0, 1]."""
-    try:
-        xs = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise ConfigError(f"`--x` must be a comma-separated list of numbers, got {text!r}") from None
-    if not xs or any(not 0.0 <= x <= 1.0 for x in xs):
-        raise ConfigError(f"`--x` values must lie in [0, 1] (x = n_native/(n_native+n_foreign)), "
-                          f"got {text!r}")
-    return xs
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ConfigError(f"`--replicas` must be an integer >= 1, got {text!r}")
-    return n
-
-
-def _replicas(args):
-    return None if args.replicas is None else _positive_int(args.replicas)
+from compare.commands._args import add_quiet, add_replicas, replicas, x_list
 
 
 def _run(args) -> int:
     from compare.workflows.run_kmc import run_kmc
 
-    return run_kmc(args.input, out_dir=args.output, replicas=_replicas(args),
+    return run_kmc(args.input, out_dir=args.output, replicas=replicas(args),
                    scheduler=args.scheduler, resume=args.resume, quiet=args.quiet)
 
 
 def _equilibrium(args) -> int:
     from compare.workflows.run_kmc import run_equilibrium
 
-    return run_equilibrium(args.input, _x_list(args.x), out_dir=args.output,
-                           replicas=_replicas(args), scheduler=args.scheduler, quiet=args.quiet)
+    return run_equilibrium(args.input, x_list(args.x), out_dir=args.output,
+                           replicas=replicas(args), scheduler=args.scheduler, quiet=args.quiet)
 
 
 def _common(p) -> None:
     p.add_argument("input", help="scenario input file (TOML)")
     p.add_argument("-o", "--output", default=None,
                    help="output folder (default: outputs/<input name>)")
-    p.add_argument("--replicas", type=str, default=None,
-                   help="independent replicas (default: [kmc] replicas); run in parallel with dask")
+    add_replicas(p)
     p.add_argument("--scheduler", default=None, metavar="ADDR",
                    help="address of a running dask scheduler (default: a private local cluster)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p, "no progress bar")
 
 
 def register(sub) -> None:
