@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from compare.commands._args import add_replicas
-
 from compare.errors import ConfigError
 
 
