@@ -31,8 +31,7 @@ from tqdm.auto import tqdm
 
 from continuum.errors import ProblemError, SolverError
 from continuum.scharfetter_gummel import bernoulli_and_derivative as _bernoulli
-from continuum.problem import (BACKS, DRIVES, FLUX_CONVENTIONS, MeshSpec, NPPProblem,  # noqa: F401
-                              Phase, check_problem, lookup, mesh_nodes_nm)
+from continuum.problem import BACKS, DRIVES, FLUX_CONVENTIONS, check_problem, mesh_nodes_nm
 
 _NM = 1e-9
 _M2_TO_NM2 = 1e18

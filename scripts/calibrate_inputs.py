@@ -20,7 +20,7 @@ import scipy.constants as sc
 
 from continuum.dmodel import ConstantD, SEDDiffusivity
 from continuum.electroneutral import solve_electroneutral
-from continuum.npp import MeshSpec, NPPProblem, Phase
+from continuum.problem import MeshSpec, NPPProblem, Phase
 from continuum.sed import GaussianSED
 
 # --- material (PHYSICS.md section 7; D_Li bulk chosen, see docs/calibration.md)

@@ -18,7 +18,7 @@ from scipy.special import erf, erfc, erfcx
 
 from continuum.dmodel import ConstantD
 from continuum.electroneutral import solve_electroneutral
-from continuum.npp import MeshSpec, NPPProblem, Phase
+from continuum.problem import MeshSpec, NPPProblem, Phase
 
 KT = sc.k * 300.0 / sc.e   # kT/e [V]
 N_BULK = 1.4e28             # m^-3

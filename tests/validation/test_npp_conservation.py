@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from continuum.dmodel import ConstantD
-from continuum.npp import MeshSpec, NPPProblem, Phase, solve
+from continuum.npp import solve
+from continuum.problem import MeshSpec, NPPProblem, Phase
 
 
 class SteepD:

@@ -15,7 +15,8 @@ from scipy.optimize import brentq
 
 from continuum.dmodel import ConstantD
 from continuum.mesh import graded_mesh, refine
-from continuum.npp import MeshSpec, NPPProblem, Phase, solve
+from continuum.npp import solve
+from continuum.problem import MeshSpec, NPPProblem, Phase
 
 KT = sc.k * 300.0 / sc.e
 U_KT = 4.0  # front potential in kT/e

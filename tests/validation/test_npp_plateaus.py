@@ -2,7 +2,7 @@
 (issue 2, item 8): Li left behind the front at 15 +- 2 % (K), 7 +- 1.5 % (Rb), 3 +- 1 % (Cs) of
 n_bulk, with a replacement front at ~100 nm (accepted: 50-200 nm).
 
-Plateau and front use the team's definitions in `compare.workflows.comparison` (front: where the foreign
+Plateau and front use the team's definitions in `compare.workflows.profile_metrics` (front: where the foreign
 profile falls through half its level; plateau: mean native fraction over 0.25-0.75 x front).
 Numerical error of the plateau with the bundled numerics (400 cells, rtol 1e-4): < 1e-3 (measured
 by bisecting the mesh for the K input, see `cait bench npp`), far inside the bands.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from compare.workflows.comparison import FRONT_LEVEL, front_position, front_reference, plateau_level
+from compare.workflows.profile_metrics import FRONT_LEVEL, front_position, front_reference, plateau_level
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = [("li3b7o12_k_cait.toml", 0.15, 0.02), ("li3b7o12_rb_cait.toml", 0.07, 0.015),

@@ -13,7 +13,8 @@ import scipy.constants as sc
 from scipy.special import erfc, erfcx
 
 from continuum.dmodel import ConstantD
-from continuum.npp import MeshSpec, NPPProblem, Phase, solve
+from continuum.npp import solve
+from continuum.problem import MeshSpec, NPPProblem, Phase
 
 KT = sc.k * 300.0 / sc.e  # thermal voltage [V]
 D_FOREIGN = 1e-17  # m^2/s = 10 nm^2/s

@@ -9,7 +9,7 @@ from continuum.electroneutral import (_BandedJacobian, _Operator, make_faces,
                                       solve_electroneutral, solve_face_potential)
 from continuum.scharfetter_gummel import bernoulli
 from continuum.errors import ProblemError, SolverError
-from continuum.npp import MeshSpec, NPPProblem, Phase
+from continuum.problem import MeshSpec, NPPProblem, Phase
 
 
 class _SteepD:

@@ -5,8 +5,8 @@ import pytest
 
 from continuum.dmodel import ConstantD
 from continuum.errors import ProblemError, SolverError
-from continuum.npp import (FLUX_CONVENTIONS, MeshSpec, NPPProblem, Phase, _assemble,
-                           _Setup, solve)
+from continuum.npp import _assemble, _Setup, solve
+from continuum.problem import FLUX_CONVENTIONS, MeshSpec, NPPProblem, Phase
 
 
 class ExpD:
