@@ -27,7 +27,23 @@ Declared update radius of an event changing the occupancy of sites i (and j): le
 top weights of the layers holding those sites and of the groups next to the gap whose field
 changed (groups g, g + 1 for gap g); all groups after a uniform shift (potentiostatic hop, beam
 arrival).
+
+Structure: :func:`run` receives the state in named groups (``Lattice``, ``Trees``, ``Ions``,
+``Field``, ``Tally``, ``Clock``, ``Setup``, ``Records``), unpacks them once and defines the pieces
+of an event as inner functions that capture the arrays: ``leaf`` / ``exit_rate`` (rates),
+``draw``, ``pick_group``, ``pick_class``, ``pick_target``, ``pick_origin`` (selection),
+``hop``, ``insert``, ``leave``, ``beam`` (events), ``cross_gap``, ``refresh_exit``, ``queue``,
+``refresh_layers``, ``walk_layer``, ``walk_top``, ``refresh_top`` (the declared update radius).
+Numba inlines them; the event loop at the end of ``run`` reads as the list above. Module-level
+helpers taking the arrays as arguments would be inlined too, but measured 3-5 % slower at 20^3
+(each call rebinds its array arguments); captured arrays are not rebound. The tree descents are
+the operations of ``selectors.wide_pick`` (the linear selector runs that function itself; the
+tree and linear selectors give the same trajectory, tests/unit/kmc/test_engine.py).
+``MODE_REBUILD`` runs the same ``leaf`` code over every site, so a rebuild and the incremental
+updates agree bitwise by construction.
 """
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
@@ -58,92 +74,6 @@ BACK_ELECTRODE = 1
 # needs the same. 1: events indexed by the moving ion, binary trees (before 2026-11-28);
 # 2: indexed by the target vacancy, wide trees.
 EVENT_ORDER = 2
-
-
-@njit(cache=True)
-def _vleaf(v, l, y, z, occ, bfac, nu, ip, fp, wt, r, mask):
-    """Target rates (site part) of the classes in ``mask`` (bit c) into site v = (l ny + y) nz + z,
-    written to the leaves ``wt[l, LEAF(r, c)]``; 0 if v is occupied. Used by ``rebuild``; ``advance`` has the same
-    expressions written out (so incremental updates and rebuilds agree bitwise)."""
-    nx = ip[I_NX]
-    ny = ip[I_NY]
-    nz = ip[I_NZ]
-    m = ny * nz
-    lf = 24 * (r >> 3) + (r & 7)
-    if occ[v] >= 0:
-        for c in range(3):
-            if mask & (1 << c):
-                wt[l, lf + 8 * c] = 0.0
-        return
-    model = ip[I_MODEL]
-    periodic = ip[I_PERIODIC]
-    if mask & 1:
-        if l > 0:
-            k = v - m
-        elif periodic:
-            k = v + (nx - 1) * m
-        else:
-            k = -1
-        w = 0.0
-        if k >= 0:
-            s = occ[k]
-            if s >= 0:
-                w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
-        else:
-            a = ip[I_ACTIVE]
-            if a >= 0 and ip[I_FRONTOPEN]:
-                w = fp[F_THF] * site_rate(model, nu[a], fp[F_BRESF], np.float64(bfac[a, v]))
-        wt[l, lf] = w
-    if mask & 2:
-        if l < nx - 1:
-            k = v + m
-        elif periodic:
-            k = v - (nx - 1) * m
-        else:
-            k = -1
-        w = 0.0
-        if k >= 0:
-            s = occ[k]
-            if s >= 0:
-                w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
-        elif ip[I_BACKKIND] == BACK_BULK and ip[I_BACKOPEN]:
-            w = fp[F_THB] * site_rate(model, nu[0], fp[F_BRESB], np.float64(bfac[0, v]))
-        wt[l, lf + 8] = w
-    if mask & 4:
-        j0 = v - (ny - 1) * nz if y == ny - 1 else v + nz
-        j1 = v + (ny - 1) * nz if y == 0 else v - nz
-        j2 = v - (nz - 1) if z == nz - 1 else v + 1
-        j3 = v + (nz - 1) if z == 0 else v - 1
-        w = 0.0
-        s = occ[j0]
-        if s >= 0:
-            w += site_rate(model, nu[s], np.float64(bfac[s, j0]), np.float64(bfac[s, v]))
-        s = occ[j1]
-        if s >= 0:
-            w += site_rate(model, nu[s], np.float64(bfac[s, j1]), np.float64(bfac[s, v]))
-        s = occ[j2]
-        if s >= 0:
-            w += site_rate(model, nu[s], np.float64(bfac[s, j2]), np.float64(bfac[s, v]))
-        s = occ[j3]
-        if s >= 0:
-            w += site_rate(model, nu[s], np.float64(bfac[s, j3]), np.float64(bfac[s, v]))
-        wt[l, lf + 16] = w
-
-
-@njit(cache=True)
-def _ex_leaf(i, side, occ, bfac, nu, ip, fp):
-    """Rate (site part) of the ion on site i leaving to the front (side 0, active foreign species
-    only) or back (side 1, natives only) reservoir; 0 if vacant or blocked."""
-    s = occ[i]
-    if s < 0:
-        return 0.0
-    if side == 0:
-        if s != ip[I_ACTIVE] or ip[I_FRONTOPEN] == 0:
-            return 0.0
-        return (1.0 - fp[F_THF]) * site_rate(ip[I_MODEL], nu[s], np.float64(bfac[s, i]), fp[F_BRESF])
-    if s != 0 or ip[I_BACKOPEN] == 0:
-        return 0.0
-    return (1.0 - fp[F_THB]) * site_rate(ip[I_MODEL], nu[0], np.float64(bfac[0, i]), fp[F_BRESB])
 
 
 @njit(cache=True, inline="always")
@@ -204,38 +134,6 @@ def fields(E, gf, gb, G, BG, ip, fp):
 
 
 @njit(cache=True)
-def rebuild(occ, bfac, nu, orate, wt, goff, ex, top, goff_t, E, gf, gb, G, BG, ip, fp):
-    """Full recompute of every leaf, tree, field and group weight from the state."""
-    for i in range(occ.shape[0]):
-        s = occ[i]
-        orate[i] = nu[s] * np.float64(bfac[s, i]) if s >= 0 else 0.0
-    nx = ip[I_NX]
-    m = ip[I_NY] * ip[I_NZ]
-    P = ip[I_P]
-    H = ip[I_H]
-    wt[:] = 0.0
-    ex[:] = 0.0
-    nz = ip[I_NZ]
-    for l in range(nx):
-        for r in range(m):
-            v = l * m + r
-            y = r // nz
-            _vleaf(v, l, y, r - y * nz, occ, bfac, nu, ip, fp, wt, r, 7)
-        for c in range(3):
-            wide_init(wt, l, goff, H, c, 3, ip[I_SEL])
-    if not ip[I_PERIODIC]:
-        for r in range(m):
-            ex[0, P + r, 0] = _ex_leaf(r, 0, occ, bfac, nu, ip, fp)
-            ex[1, P + r, 0] = _ex_leaf((nx - 1) * m + r, 1, occ, bfac, nu, ip, fp)
-        if ip[I_SEL] == TREE:
-            for s in range(2):
-                for k in range(P - 1, 0, -1):
-                    ex[s, k, 0] = ex[s, 2 * k, 0] + ex[s, 2 * k + 1, 0]
-    fields(E, gf, gb, G, BG, ip, fp)
-    rebuild_top(wt, goff, ex, top, goff_t, gf, gb, ip, fp)
-
-
-@njit(cache=True)
 def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
             r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev):
     r_cnt[k] = cnt
@@ -255,18 +153,47 @@ def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
         r_ion[k] = ion_disp
 
 
+# ------------------------------------------------------------------------------------ state
+# The kernel's arrays in groups, packed by kmc.engine for each call (named tuples: numba unpacks
+# them once at entry, the pieces below capture the unpacked arrays).
+Lattice = namedtuple("Lattice", "occ bfac nu orate ebin")
+Trees = namedtuple("Trees", "wt goff ex top goff_t dirty dlist")
+Ions = namedtuple("Ions", "site_ion ion_sp ion_site ion_disp free_ids")
+Field = namedtuple("Field", "G BG E gf gb")
+Tally = namedtuple("Tally", "cnt coll counters")
+Clock = namedtuple("Clock", "rng clock ist")
+Setup = namedtuple("Setup", "ip fp out_times")
+Records = namedtuple("Records", "r_cnt r_E r_counters r_coll r_hist r_ion r_nev")
+
+MODE_ADVANCE = 0   # run events
+MODE_REBUILD = 1   # recompute every rate, tree, field and group weight from the state
+
+
 @njit(cache=True)
-def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dirty, dlist,
-            ion_sp, ion_site, ion_disp, free_ids, G, BG, E, gf, gb, cnt, coll, counters,
-            rng, clock, ist, ip, fp, out_times,
-            r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev, ev_stop):
-    """Run events until ``ist[S_NEV] == ev_stop`` (return 0), the phase end ``fp[F_TSTOP]``
-    (return 1), until no event is possible (time jumps to the phase end, return 2) or until the
-    total rate or the clock is not finite (return 3, state left as before that event).
+def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
+    """The kernel: ``MODE_ADVANCE`` runs events until ``ist[S_NEV] == ev_stop`` (return 0), the
+    phase end ``fp[F_TSTOP]`` (return 1), until no event is possible (time jumps to the phase
+    end, return 2) or until the total rate or the clock is not finite (return 3, state left as
+    before that event). ``MODE_REBUILD`` recomputes every leaf, tree, field and group weight
+    from the occupancy (returns 0).
+
+    The pieces of an event are inner functions: numba inlines them, and because they capture
+    the arrays instead of taking them as arguments, the inlined code is as fast as the same
+    statements written out (module-level helpers with array arguments measured 3-5 % slower).
+    Rebuild and incremental updates run the same leaf code, so they agree bitwise.
 
     Returning never discards random numbers except at a phase end, which every run shares, so
     chunking does not change the trajectory (exact resume).
     """
+    occ, bfac, nu, orate, ebin = lat.occ, lat.bfac, lat.nu, lat.orate, lat.ebin
+    wt, goff, ex, top, goff_t = trees.wt, trees.goff, trees.ex, trees.top, trees.goff_t
+    dirty, dlist = trees.dirty, trees.dlist
+    site_ion, ion_sp, ion_site = ions.site_ion, ions.ion_sp, ions.ion_site
+    ion_disp, free_ids = ions.ion_disp, ions.free_ids
+    G, BG, E, gf, gb = field.G, field.BG, field.E, field.gf, field.gb
+    cnt, coll, counters = tally.cnt, tally.coll, tally.counters
+    rng, clock, ist = clk.rng, clk.clock, clk.ist
+    ip, fp, out_times = setup.ip, setup.fp, setup.out_times
     nx = ip[I_NX]
     ny = ip[I_NY]
     nz = ip[I_NZ]
@@ -294,72 +221,132 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
     pot = ip[I_DRIVE] == 2 and ip[I_FIELD] == 1
     t_stop = fp[F_TSTOP]
     n_out = out_times.shape[0]
-    # queue of changed leaves of one event (<= 2 sites x (1 + 6 neighbours))
+    # queue of changed leaves of one event (<= 2 sites x (1 + 6 neighbours)):
+    # site, layer, y, z, class mask, leaf index r (then: -1 for an anchor, else its anchor)
     ent = np.zeros((16, 6), dtype=np.int64)
-    # xoshiro256** state in registers (rng.next_double written out: a call with an array
-    # argument costs atomic refcounts); written back at the single exit below
-    s0 = rng[0]
-    s1 = rng[1]
-    s2 = rng[2]
-    s3 = rng[3]
-    status = 0
-    while ist[S_NEV] < ev_stop:
-        tot = top[0, troot] if tree else wide_total(top, 0, goff_t, Ht, nx + 3, 0, 1, kind)
-        t = clock[0]
-        if not np.isfinite(tot):
-            # overflowing gap factors (field runaway): stop before drawing, the engine raises
-            status = 3
-            break
-        if tot <= 0.0:
-            while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] <= t_stop:
-                _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
-                        r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev)
-                ist[S_OUTK] += 1
-            clock[0] = t_stop
-            status = 2
-            break
-        xr = s1 * np.uint64(5)
-        res = ((xr << np.uint64(7)) | (xr >> np.uint64(57))) * np.uint64(9)
-        tt = s1 << np.uint64(17)
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= tt
-        s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
-        u1 = np.float64(res >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-        xr = s1 * np.uint64(5)
-        res = ((xr << np.uint64(7)) | (xr >> np.uint64(57))) * np.uint64(9)
-        tt = s1 << np.uint64(17)
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= tt
-        s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
-        u2 = np.float64(res >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-        tn = t - np.log(1.0 - u2) / tot
-        if not np.isfinite(tn):
-            status = 3
-            break
-        if tn >= t_stop:
-            while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] <= t_stop:
-                _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
-                        r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev)
-                ist[S_OUTK] += 1
-            clock[0] = t_stop
-            status = 1
-            break
-        while ist[S_OUTK] < n_out and out_times[ist[S_OUTK]] < tn:
-            _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
-                    r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev)
-            ist[S_OUTK] += 1
-        clock[0] = tn
 
-        # ---- selection: group -> class -> target site -> origin
-        rem = u1 * tot
+    # ------------------------------------------------------------------ rates (leaves)
+    def lateral(v, y, z, q):
+        """Lateral neighbour q of site v (+y, -y, +z, -z; the order of the leaf sums)."""
+        if q == 0:
+            return v - (ny - 1) * nz if y == ny - 1 else v + nz
+        if q == 1:
+            return v + (ny - 1) * nz if y == 0 else v - nz
+        if q == 2:
+            return v - (nz - 1) if z == nz - 1 else v + 1
+        return v + (nz - 1) if z == 0 else v - 1
+
+    def leaf(v, l, y, z, mask):
+        """Target rates (site part) of the classes in ``mask`` (bit c) into site v, written to
+        the leaves ``wt[l, LEAF(r, c)]``; 0 if v is occupied."""
+        r = y * nz + z
+        lf = 24 * (r >> 3) + (r & 7)
+        if occ[v] >= 0:
+            for c in range(3):
+                if mask & (1 << c):
+                    wt[l, lf + 8 * c] = 0.0
+            return
+        if trap:
+            # trap rates depend on the origin only: orate = nu_s b_s(origin), 0 if vacant
+            # (= site_rate(TRAP, ...); adding 0.0 for a vacant origin changes nothing)
+            if mask & 1:
+                if l > 0:
+                    w = orate[v - m]
+                elif periodic:
+                    w = orate[v + (nx - 1) * m]
+                elif active >= 0 and frontopen:
+                    w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
+                else:
+                    w = 0.0
+                wt[l, lf] = w
+            if mask & 2:
+                if l < nx - 1:
+                    w = orate[v + m]
+                elif periodic:
+                    w = orate[v - (nx - 1) * m]
+                elif backbulk and backopen:
+                    w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
+                else:
+                    w = 0.0
+                wt[l, lf + 8] = w
+            if mask & 4:
+                w = 0.0
+                w += orate[v - (ny - 1) * nz if y == ny - 1 else v + nz]
+                w += orate[v + (ny - 1) * nz if y == 0 else v - nz]
+                w += orate[v - (nz - 1) if z == nz - 1 else v + 1]
+                w += orate[v + (nz - 1) if z == 0 else v - 1]
+                wt[l, lf + 16] = w
+            return
+        if mask & 1:
+            if l > 0:
+                k = v - m
+            elif periodic:
+                k = v + (nx - 1) * m
+            else:
+                k = -1
+            w = 0.0
+            if k >= 0:
+                s = occ[k]
+                if s >= 0:
+                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
+            elif active >= 0 and frontopen:
+                w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
+            wt[l, lf] = w
+        if mask & 2:
+            if l < nx - 1:
+                k = v + m
+            elif periodic:
+                k = v - (nx - 1) * m
+            else:
+                k = -1
+            w = 0.0
+            if k >= 0:
+                s = occ[k]
+                if s >= 0:
+                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
+            elif backbulk and backopen:
+                w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
+            wt[l, lf + 8] = w
+        if mask & 4:
+            w = 0.0
+            for q in range(4):
+                j = lateral(v, y, z, q)
+                s = occ[j]
+                if s >= 0:
+                    w += site_rate(model, nu[s], np.float64(bfac[s, j]), np.float64(bfac[s, v]))
+            wt[l, lf + 16] = w
+
+    def exit_rate(i, side):
+        """Rate (site part) of the ion on boundary-layer site i leaving to the front (side 0,
+        active foreign species only) or back (side 1, natives only) reservoir; 0 if vacant or
+        blocked."""
+        s = occ[i]
+        w = 0.0
+        if s >= 0:
+            if side == 0:
+                if s == active and frontopen:
+                    w = (1.0 - thf) * site_rate(model, nu[s], np.float64(bfac[s, i]), bresf)
+            elif s == 0 and backopen:
+                w = (1.0 - thb) * site_rate(model, nu[0], np.float64(bfac[0, i]), bresb)
+        return w
+
+    # ------------------------------------------------------------------ selection
+    def draw(s0, s1, s2, s3):
+        """xoshiro256** (kmc.rng.next_double) on the state held in registers."""
+        xr = s1 * np.uint64(5)
+        res = ((xr << np.uint64(7)) | (xr >> np.uint64(57))) * np.uint64(9)
+        tt = s1 << np.uint64(17)
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= tt
+        s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+        return np.float64(res >> np.uint64(11)) * (1.0 / 9007199254740992.0), s0, s1, s2, s3
+
+    def pick_group(rem):
+        """Event group: front exit (0), layer l (l + 1), back exit (nx + 1), beam (nx + 2)."""
         if tree:
-            # selectors.wide_pick written out for the tree (same operations)
             g = 0
             for h in range(Ht, 0, -1):
                 b = 8 * (goff_t[h - 1] + g)
@@ -377,137 +364,99 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
                     q = last
                     rem = top[0, b + q]
                 g = 8 * g + q
+            return g, rem
+        return wide_pick(top, 0, goff_t, Ht, nx + 3, 0, 1, rem, kind)
+
+    def pick_class(l, rem):
+        """Class of the hop into layer l (0 from behind, 1 from ahead, 2 lateral), with the
+        remainder in units of that class's leaves."""
+        if tree:
+            F = wt[l, root]
+            B = wt[l, root + 8]
+            L = wt[l, root + 16]
         else:
-            g, rem = wide_pick(top, 0, goff_t, Ht, nx + 3, 0, 1, rem, kind)
-        nd = 0
-        full = False
-        gap = -1        # gap whose field changes (-1: none)
-        d = 0           # its change of G (+1: one charge more in front of it)
-        # sites whose occupancy changed (-1: none): ua (now vacant or the only one), ub
-        ua = ula = uya = uza = ub = ulb = uyb = uzb = -1
-        if g == nx + 2:
-            # beam arrival: one more charge on the front surface shifts every gap by +c
-            for q in range(nx + 1):
-                G[q] += 1
-            G[nx + 1] += nx + 1
-            ist[S_F0] += 1
-            counters[active, C_BEAM] += 1
-            fields(E, gf, gb, G, BG, ip, fp)
-            full = True
-        elif g == 0 or g == nx + 1:
-            # exit of the ion on a boundary-layer site into the front / back reservoir
-            side = 0 if g == 0 else 1
-            fac = gb[0] if side == 0 else gf[nx]
-            r, rem = pick(ex, side, P, m, 0, rem / fac, kind)
-            l = 0 if side == 0 else nx - 1
-            i = l * m + r
-            sp = occ[i]
-            occ[i] = -1
-            orate[i] = 0.0
-            cnt[sp, l] -= 1
-            if track:
-                ion = site_ion[i]
-                site_ion[i] = -1
-                ion_site[ion] = -1
-                free_ids[ist[S_NFREE]] = ion
-                ist[S_NFREE] += 1
-                ion_disp[ion, 0] += -1 if side == 0 else 1
-            if side == 0:
-                # the charge returns to the front surface (F0 += 1): gap 0 only
-                counters[sp, C_FRONT_OUT] += 1
-                coll[sp, 0] -= 1
-                ist[S_F0] += 1
-                gap = 0
-                d = 1
-            else:
-                counters[sp, C_BACK_OUT] += 1
-                coll[sp, 0] += 1
-                gap = nx
-                d = -1
-            ua = i
-            ula = l
-            uya = r // nz
-            uza = r - uya * nz
+            F = wide_total(wt, l, goff, H, m, 0, 3, kind)
+            B = wide_total(wt, l, goff, H, m, 1, 3, kind)
+            L = wide_total(wt, l, goff, H, m, 2, 3, kind)
+        wf = gf[l] * F
+        wb = gb[l + 1] * B
+        if rem < wf:
+            c = 0
+            rem = rem / gf[l]
+        elif rem - wf < wb or L <= 0.0:
+            c = 1
+            rem = (rem - wf) / gb[l + 1]
         else:
-            l = g - 1
-            if tree:
-                F = wt[l, root]
-                B = wt[l, root + 8]
-                L = wt[l, root + 16]
-            else:
-                F = wide_total(wt, l, goff, H, m, 0, 3, kind)
-                B = wide_total(wt, l, goff, H, m, 1, 3, kind)
-                L = wide_total(wt, l, goff, H, m, 2, 3, kind)
-            wf = gf[l] * F
-            wb = gb[l + 1] * B
-            if rem < wf:
-                c = 0
-                rem = rem / gf[l]
-            elif rem - wf < wb or L <= 0.0:
-                c = 1
-                rem = (rem - wf) / gb[l + 1]
-            else:
-                c = 2
-                rem = rem - wf - wb
-            # rounding guards: never enter an empty class
-            if c == 1 and B <= 0.0:
-                c = 0 if F > 0.0 else 2
-                rem = 0.0
-            if c == 0 and F <= 0.0:
-                c = 2
-                rem = 0.0
-            if tree:
-                # selectors.wide_pick written out for the tree (same operations)
-                r = 0
-                for h in range(H, 0, -1):
-                    b = 24 * (goff[h - 1] + r) + 8 * c
-                    q = 0
-                    last = 0
-                    while q < 8:
-                        x = wt[l, b + q]
-                        if x > 0.0:
-                            if rem < x:
-                                break
-                            rem -= x
-                            last = q
-                        q += 1
-                    if q == 8:
-                        q = last
-                        rem = wt[l, b + q]
-                    r = 8 * r + q
-            else:
-                r, rem = wide_pick(wt, l, goff, H, m, c, 3, rem, kind)
-            v = l * m + r
-            y = r // nz
-            z = r - y * nz
-            # origin k of the ion that hops into v (-1: a reservoir)
-            k = -1
-            lk = l
-            yk = y
-            zk = z
-            ax = 0
-            sg = 0
-            if c == 0:
-                if l > 0:
-                    k = v - m
-                    lk = l - 1
-                elif periodic:
-                    k = v + (nx - 1) * m
-                    lk = nx - 1
-                ax = 0
-                sg = 1
-            elif c == 1:
-                if l < nx - 1:
-                    k = v + m
-                    lk = l + 1
-                elif periodic:
-                    k = v - (nx - 1) * m
-                    lk = 0
-                ax = 0
-                sg = -1
-            else:
-                # lateral: which occupied neighbour, by the remainder (the leaf's sum order)
-                for q in range(4):
+            c = 2
+            rem = rem - wf - wb
+        # rounding guards: never enter an empty class
+        if c == 1 and B <= 0.0:
+            c = 0 if F > 0.0 else 2
+            rem = 0.0
+        if c == 0 and F <= 0.0:
+            c = 2
+            rem = 0.0
+        return c, rem
+
+    def pick_target(l, c, rem):
+        """Target vacancy r (in-layer index) of class c in layer l."""
+        if tree:
+            r = 0
+            for h in range(H, 0, -1):
+                b = 24 * (goff[h - 1] + r) + 8 * c
+                q = 0
+                last = 0
+                while q < 8:
+                    x = wt[l, b + q]
+                    if x > 0.0:
+                        if rem < x:
+                            break
+                        rem -= x
+                        last = q
+                    q += 1
+                if q == 8:
+                    q = last
+                    rem = wt[l, b + q]
+                r = 8 * r + q
+            return r, rem
+        return wide_pick(wt, l, goff, H, m, c, 3, rem, kind)
+
+    def pick_origin(v, l, y, z, c, rem):
+        """Origin k of the ion that hops into v (-1: a reservoir), its layer, y, z and the
+        axis and sign of its move."""
+        k = -1
+        lk = l
+        yk = y
+        zk = z
+        ax = 0
+        sg = 0
+        if c == 0:
+            if l > 0:
+                k = v - m
+                lk = l - 1
+            elif periodic:
+                k = v + (nx - 1) * m
+                lk = nx - 1
+            sg = 1
+        elif c == 1:
+            if l < nx - 1:
+                k = v + m
+                lk = l + 1
+            elif periodic:
+                k = v - (nx - 1) * m
+                lk = 0
+            sg = -1
+        else:
+            # lateral: which occupied neighbour, by the remainder (the leaf's sum order)
+            for q in range(4):
+                jj = lateral(v, y, z, q)
+                s = occ[jj]
+                if s >= 0:
+                    if trap:
+                        w = orate[jj]
+                    else:
+                        w = site_rate(model, nu[s], np.float64(bfac[s, jj]), np.float64(bfac[s, v]))
+                    k = jj
                     yy = y
                     zz = z
                     if q == 0:
@@ -518,354 +467,253 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
                         zz = 0 if z == nz - 1 else z + 1
                     else:
                         zz = nz - 1 if z == 0 else z - 1
-                    jj = v + (yy - y) * nz + (zz - z)
-                    s = occ[jj]
-                    if s >= 0:
-                        if trap:
-                            w = orate[jj]
-                        else:
-                            w = site_rate(model, nu[s], np.float64(bfac[s, jj]), np.float64(bfac[s, v]))
-                        k = jj
-                        yk = yy
-                        zk = zz
-                        # the ion moves from the neighbour towards v: opposite to the bond
-                        ax = 1 if q < 2 else 2
-                        sg = -1 if (q & 1) == 0 else 1
-                        if rem < w:
-                            break
-                        rem -= w
-            if k >= 0:
-                sp = occ[k]
-                occ[k] = -1
-                orate[k] = 0.0
-                cnt[sp, lk] -= 1
-                occ[v] = sp
-                orate[v] = nu[sp] * np.float64(bfac[sp, v])
-                cnt[sp, l] += 1
-                counters[sp, c] += 1        # C_FWD, C_BWD, C_LAT = class 0, 1, 2
-                coll[sp, ax] += sg
-                if track:
-                    ion = site_ion[k]
-                    site_ion[k] = -1
-                    site_ion[v] = ion
-                    ion_site[ion] = v
-                    ion_disp[ion, ax] += sg
-                if c < 2 and not periodic:
-                    gap = l if c == 0 else l + 1
-                    d = -1 if c == 0 else 1
-                ua = k
-                ula = lk
-                uya = yk
-                uza = zk
-                ub = v
-                ulb = l
-                uyb = y
-                uzb = z
-            else:
-                # insertion from the front (class 0, active foreign species) or back (class 1,
-                # natives) reservoir
-                sp = active if c == 0 else 0
-                occ[v] = sp
-                orate[v] = nu[sp] * np.float64(bfac[sp, v])
-                cnt[sp, l] += 1
-                if track:
-                    ion = free_ids[ist[S_NFREE] - 1]
-                    ist[S_NFREE] -= 1
-                    site_ion[v] = ion
-                    ion_sp[ion] = sp
-                    ion_site[ion] = v
-                    ion_disp[ion, 0] = 0
-                    ion_disp[ion, 1] = 0
-                    ion_disp[ion, 2] = 0
-                if c == 0:
-                    # a surface charge moves into layer 0: G_0 = F0 -= 1, G_g (g >= 1) unchanged
-                    counters[sp, C_FRONT_IN] += 1
-                    coll[sp, 0] += 1
-                    ist[S_F0] -= 1
-                    gap = 0
-                    d = -1
-                else:
-                    counters[sp, C_BACK_IN] += 1
-                    coll[sp, 0] -= 1
-                    gap = nx
-                    d = 1
-                ua = v
-                ula = l
-                uya = y
-                uza = z
-        if gap >= 0:
-            # an ion crossed one gap: its field changes (all of them under a potentiostat)
-            G[gap] += d
-            G[nx + 1] += d
-            if pot:
-                full = True
-            else:
-                # fields_one written out (same expression as ``fields``)
-                E[gap] = fp[F_EBACK] + fp[F_C] * (G[gap] - BG[gap])
-                gf[gap] = np.exp(fp[F_HBQA] * E[gap])
-                gb[gap] = np.exp(-fp[F_HBQA] * E[gap])
-                # groups gap (its backward factor) and gap + 1 (its forward factor)
-                for gg in range(gap, gap + 2):
-                    if not dirty[gg]:
-                        dirty[gg] = True
-                        dlist[nd] = gg
-                        nd += 1
-        if ua >= 0 and not periodic:
-            # exit leaves of the changed sites in the boundary layers (_ex_leaf and the binary
-            # walk written out, same expressions)
-            for q in range(2):
-                if q == 0:
-                    i, l, y, z = ua, ula, uya, uza
-                else:
-                    i, l, y, z = ub, ulb, uyb, uzb
-                if i < 0:
-                    continue
-                for side in range(2):
-                    if l != (0 if side == 0 else nx - 1):
-                        continue
-                    s = occ[i]
-                    w = 0.0
-                    if s >= 0:
-                        if side == 0:
-                            if s == active and frontopen:
-                                w = (1.0 - thf) * site_rate(model, nu[s], np.float64(bfac[s, i]), bresf)
-                        elif s == 0 and backopen:
-                            w = (1.0 - thb) * site_rate(model, nu[0], np.float64(bfac[0, i]), bresb)
-                    kn = P + y * nz + z
-                    ex[side, kn, 0] = w
-                    if tree:
-                        kn >>= 1
-                        while kn >= 1:
-                            ex[side, kn, 0] = ex[side, 2 * kn, 0] + ex[side, 2 * kn + 1, 0]
-                            kn >>= 1
-                    gg = 0 if side == 0 else nx + 1
-                    if not dirty[gg]:
-                        dirty[gg] = True
-                        dlist[nd] = gg
-                        nd += 1
-        if ua >= 0:
-            # Layer-tree leaves changed by the event, written out here, not called: a call
-            # (inline or not) costs atomic refcounts of its array arguments.
-            # Queued in ``ent`` (int64, (16, 6): site, layer, y, z, class mask, node): the
-            # changed sites with all classes, their vacant neighbours with the class of the bond
-            # to the changed site. Then the batched walk: the first queued leaf of a layer is its
-            # anchor, the others stop below their lowest common ancestor with it, and the anchor
-            # walks to the root with the union of the classes (each stale node recomputed once
-            # per class, after its children).
-            ne = 0
-            for q in range(2):
-                if q == 0:
-                    i, l, y, z, skip = ua, ula, uya, uza, ub
-                else:
-                    i, l, y, z, skip = ub, ulb, uyb, uzb, ua
-                if i < 0:
-                    continue
-                ent[ne, 0] = i
-                ent[ne, 1] = l
-                ent[ne, 2] = y
-                ent[ne, 3] = z
-                ent[ne, 4] = 7
-                ne += 1
-                for dd in range(6):
-                    lk = l
-                    yk = y
-                    zk = z
-                    if dd == 0:     # i is the -x neighbour of the +x site: its class 0
-                        mask = 1
-                        if l < nx - 1:
-                            lk = l + 1
-                        elif periodic:
-                            lk = 0
-                        else:
-                            continue
-                    elif dd == 1:   # i is the +x neighbour of the -x site: its class 1
-                        mask = 2
-                        if l > 0:
-                            lk = l - 1
-                        elif periodic:
-                            lk = nx - 1
-                        else:
-                            continue
-                    else:
-                        mask = 4
-                        if dd == 2:
-                            yk = 0 if y == ny - 1 else y + 1
-                        elif dd == 3:
-                            yk = ny - 1 if y == 0 else y - 1
-                        elif dd == 4:
-                            zk = 0 if z == nz - 1 else z + 1
-                        else:
-                            zk = nz - 1 if z == 0 else z - 1
-                    kk = i + (lk - l) * m + (yk - y) * nz + (zk - z)
-                    if kk == skip or occ[kk] >= 0:
-                        continue
-                    ent[ne, 0] = kk
-                    ent[ne, 1] = lk
-                    ent[ne, 2] = yk
-                    ent[ne, 3] = zk
-                    ent[ne, 4] = mask
-                    ne += 1
-            for e in range(ne):
-                v = ent[e, 0]
-                l = ent[e, 1]
-                y = ent[e, 2]
-                z = ent[e, 3]
-                mask = ent[e, 4]
-                r = y * nz + z
-                ent[e, 5] = r
-                lf = 24 * (r >> 3) + (r & 7)
-                # _vleaf written out (same values, so bitwise equal to rebuild)
-                if occ[v] >= 0:
-                    for c in range(3):
-                        if mask & (1 << c):
-                            wt[l, lf + 8 * c] = 0.0
-                    continue
-                if trap:
-                    # trap rates depend on the origin only: orate = nu_s b_s(origin), 0 if vacant
-                    # (= site_rate(TRAP, ...); adding 0.0 for a vacant origin changes nothing)
-                    if mask & 1:
-                        if l > 0:
-                            w = orate[v - m]
-                        elif periodic:
-                            w = orate[v + (nx - 1) * m]
-                        elif active >= 0 and frontopen:
-                            w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
-                        else:
-                            w = 0.0
-                        wt[l, lf] = w
-                    if mask & 2:
-                        if l < nx - 1:
-                            w = orate[v + m]
-                        elif periodic:
-                            w = orate[v - (nx - 1) * m]
-                        elif backbulk and backopen:
-                            w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
-                        else:
-                            w = 0.0
-                        wt[l, lf + 8] = w
-                    if mask & 4:
-                        w = 0.0
-                        w += orate[v - (ny - 1) * nz if y == ny - 1 else v + nz]
-                        w += orate[v + (ny - 1) * nz if y == 0 else v - nz]
-                        w += orate[v - (nz - 1) if z == nz - 1 else v + 1]
-                        w += orate[v + (nz - 1) if z == 0 else v - 1]
-                        wt[l, lf + 16] = w
-                    continue
-                if mask & 1:
-                    if l > 0:
-                        k = v - m
-                    elif periodic:
-                        k = v + (nx - 1) * m
-                    else:
-                        k = -1
-                    w = 0.0
-                    if k >= 0:
-                        s = occ[k]
-                        if s >= 0:
-                            w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
-                    elif active >= 0 and frontopen:
-                        w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
-                    wt[l, lf] = w
-                if mask & 2:
-                    if l < nx - 1:
-                        k = v + m
-                    elif periodic:
-                        k = v - (nx - 1) * m
-                    else:
-                        k = -1
-                    w = 0.0
-                    if k >= 0:
-                        s = occ[k]
-                        if s >= 0:
-                            w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
-                    elif backbulk and backopen:
-                        w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
-                    wt[l, lf + 8] = w
-                if mask & 4:
-                    j0 = v - (ny - 1) * nz if y == ny - 1 else v + nz
-                    j1 = v + (ny - 1) * nz if y == 0 else v - nz
-                    j2 = v - (nz - 1) if z == nz - 1 else v + 1
-                    j3 = v + (nz - 1) if z == 0 else v - 1
-                    w = 0.0
-                    s = occ[j0]
-                    if s >= 0:
-                        w += site_rate(model, nu[s], np.float64(bfac[s, j0]), np.float64(bfac[s, v]))
-                    s = occ[j1]
-                    if s >= 0:
-                        w += site_rate(model, nu[s], np.float64(bfac[s, j1]), np.float64(bfac[s, v]))
-                    s = occ[j2]
-                    if s >= 0:
-                        w += site_rate(model, nu[s], np.float64(bfac[s, j2]), np.float64(bfac[s, v]))
-                    s = occ[j3]
-                    if s >= 0:
-                        w += site_rate(model, nu[s], np.float64(bfac[s, j3]), np.float64(bfac[s, v]))
-                    wt[l, lf + 16] = w
-            # walks after all leaves of the event are in (entries may share ancestors); the
-            # selectors' group_sum and the batched walk are written out here (same operations
-            # and order, so the trees stay bitwise equal to a rebuild). Anchors: column 0
-            # becomes -1 for an anchor, else the anchor's entry index.
-            for e in range(ne):
-                l = ent[e, 1]
-                an = -1
-                for q in range(e):
-                    if ent[q, 1] == l and ent[q, 0] < 0:
-                        an = q
+                    yk = yy
+                    zk = zz
+                    # the ion moves from the neighbour towards v: opposite to the bond
+                    ax = 1 if q < 2 else 2
+                    sg = -1 if (q & 1) == 0 else 1
+                    if rem < w:
                         break
-                ent[e, 0] = an
-                if an >= 0:
-                    ent[an, 4] |= ent[e, 4]
-                    if tree:
-                        # up to just below the lowest common ancestor with the anchor
-                        mask = ent[e, 4]
-                        j = ent[e, 5]
-                        ja = ent[an, 5]
-                        for h in range(H):
-                            gq = j >> 3
-                            ja >>= 3
-                            if gq == ja:
-                                break
-                            b = 24 * (goff[h] + gq)
-                            dst = 24 * (goff[h + 1] + (gq >> 3)) + (gq & 7)
-                            for c in range(3):
-                                if mask & (1 << c):
-                                    bc = b + 8 * c
-                                    wt[l, dst + 8 * c] = (
-                                        ((wt[l, bc] + wt[l, bc + 1]) + (wt[l, bc + 2] + wt[l, bc + 3]))
-                                        + ((wt[l, bc + 4] + wt[l, bc + 5]) + (wt[l, bc + 6] + wt[l, bc + 7])))
-                            j = gq
-            for e in range(ne):
-                if ent[e, 0] < 0:
-                    l = ent[e, 1]
-                    if tree:
-                        mask = ent[e, 4]
-                        j = ent[e, 5]
-                        for h in range(H):
-                            gq = j >> 3
-                            b = 24 * (goff[h] + gq)
-                            dst = 24 * (goff[h + 1] + (gq >> 3)) + (gq & 7)
-                            for c in range(3):
-                                if mask & (1 << c):
-                                    bc = b + 8 * c
-                                    wt[l, dst + 8 * c] = (
-                                        ((wt[l, bc] + wt[l, bc + 1]) + (wt[l, bc + 2] + wt[l, bc + 3]))
-                                        + ((wt[l, bc + 4] + wt[l, bc + 5]) + (wt[l, bc + 6] + wt[l, bc + 7])))
-                            j = gq
-                    gg = l + 1
-                    if not dirty[gg]:
-                        dirty[gg] = True
-                        dlist[nd] = gg
-                        nd += 1
-        if pot and full:
-            fields(E, gf, gb, G, BG, ip, fp)
-        # ---- top level
+                    rem -= w
+        return k, lk, yk, zk, ax, sg
+
+    # ------------------------------------------------------------------ events
+    def hop(k, lk, v, l, c, ax, sg):
+        """The ion on site k (layer lk) hops into the vacant site v (layer l)."""
+        sp = occ[k]
+        occ[k] = -1
+        orate[k] = 0.0
+        cnt[sp, lk] -= 1
+        occ[v] = sp
+        orate[v] = nu[sp] * np.float64(bfac[sp, v])
+        cnt[sp, l] += 1
+        counters[sp, c] += 1        # C_FWD, C_BWD, C_LAT = class 0, 1, 2
+        coll[sp, ax] += sg
+        if track:
+            ion = site_ion[k]
+            site_ion[k] = -1
+            site_ion[v] = ion
+            ion_site[ion] = v
+            ion_disp[ion, ax] += sg
+
+    def insert(v, l, c):
+        """An ion from the front (class 0, active foreign species) or back (class 1, natives)
+        reservoir enters site v of a boundary layer; returns the gap crossed and the change of
+        its G."""
+        sp = active if c == 0 else 0
+        occ[v] = sp
+        orate[v] = nu[sp] * np.float64(bfac[sp, v])
+        cnt[sp, l] += 1
+        if track:
+            ion = free_ids[ist[S_NFREE] - 1]
+            ist[S_NFREE] -= 1
+            site_ion[v] = ion
+            ion_sp[ion] = sp
+            ion_site[ion] = v
+            ion_disp[ion, 0] = 0
+            ion_disp[ion, 1] = 0
+            ion_disp[ion, 2] = 0
+        if c == 0:
+            # a surface charge moves into layer 0: G_0 = F0 -= 1, G_g (g >= 1) unchanged
+            counters[sp, C_FRONT_IN] += 1
+            coll[sp, 0] += 1
+            ist[S_F0] -= 1
+            return 0, -1
+        counters[sp, C_BACK_IN] += 1
+        coll[sp, 0] -= 1
+        return nx, 1
+
+    def leave(side, rem):
+        """The ion on a site of layer 0 (side 0) or nx - 1 (side 1) exits into the front / back
+        reservoir; returns the site, its layer and in-layer index, the gap and the change of G."""
+        fac = gb[0] if side == 0 else gf[nx]
+        r, rem = pick(ex, side, P, m, 0, rem / fac, kind)
+        l = 0 if side == 0 else nx - 1
+        i = l * m + r
+        sp = occ[i]
+        occ[i] = -1
+        orate[i] = 0.0
+        cnt[sp, l] -= 1
+        if track:
+            ion = site_ion[i]
+            site_ion[i] = -1
+            ion_site[ion] = -1
+            free_ids[ist[S_NFREE]] = ion
+            ist[S_NFREE] += 1
+            ion_disp[ion, 0] += -1 if side == 0 else 1
+        if side == 0:
+            # the charge returns to the front surface (F0 += 1): gap 0 only
+            counters[sp, C_FRONT_OUT] += 1
+            coll[sp, 0] -= 1
+            ist[S_F0] += 1
+            return i, l, r, 0, 1
+        counters[sp, C_BACK_OUT] += 1
+        coll[sp, 0] += 1
+        return i, l, r, nx, -1
+
+    def beam():
+        """Beam arrival: one more charge on the front surface shifts every gap by +c."""
+        for q in range(nx + 1):
+            G[q] += 1
+        G[nx + 1] += nx + 1
+        ist[S_F0] += 1
+        counters[active, C_BEAM] += 1
+        fields(E, gf, gb, G, BG, ip, fp)
+
+    # ------------------------------------------------------------------ updates
+    def mark(gg, nd):
+        """Group gg's weight is stale: queue it once."""
+        if not dirty[gg]:
+            dirty[gg] = True
+            dlist[nd] = gg
+            nd += 1
+        return nd
+
+    def cross_gap(gap, d, nd):
+        """An ion crossed gap `gap` (G changes by d): its field and the two groups next to it
+        (all fields under a potentiostat: returns True then)."""
+        G[gap] += d
+        G[nx + 1] += d
+        if pot:
+            return True, nd
+        # the expression of ``fields`` for one gap
+        E[gap] = fp[F_EBACK] + fp[F_C] * (G[gap] - BG[gap])
+        gf[gap] = np.exp(fp[F_HBQA] * E[gap])
+        gb[gap] = np.exp(-fp[F_HBQA] * E[gap])
+        nd = mark(gap, nd)              # its backward factor
+        return False, mark(gap + 1, nd)  # its forward factor
+
+    def refresh_exit(i, l, y, z, nd):
+        """Exit leaves of site i if it lies in a boundary layer, and their binary walk."""
+        for side in range(2):
+            if l != (0 if side == 0 else nx - 1):
+                continue
+            kn = P + y * nz + z
+            ex[side, kn, 0] = exit_rate(i, side)
+            if tree:
+                kn >>= 1
+                while kn >= 1:
+                    ex[side, kn, 0] = ex[side, 2 * kn, 0] + ex[side, 2 * kn + 1, 0]
+                    kn >>= 1
+            nd = mark(0 if side == 0 else nx + 1, nd)
+        return nd
+
+    def queue(i, l, y, z, skip, ne):
+        """Queue the changed site i (all classes) and its vacant neighbours (the class of the
+        bond to i) other than `skip`."""
+        ent[ne, 0] = i
+        ent[ne, 1] = l
+        ent[ne, 2] = y
+        ent[ne, 3] = z
+        ent[ne, 4] = 7
+        ne += 1
+        for dd in range(6):
+            lk = l
+            yk = y
+            zk = z
+            if dd == 0:     # i is the -x neighbour of the +x site: its class 0
+                mask = 1
+                if l < nx - 1:
+                    lk = l + 1
+                elif periodic:
+                    lk = 0
+                else:
+                    continue
+            elif dd == 1:   # i is the +x neighbour of the -x site: its class 1
+                mask = 2
+                if l > 0:
+                    lk = l - 1
+                elif periodic:
+                    lk = nx - 1
+                else:
+                    continue
+            else:
+                mask = 4
+                if dd == 2:
+                    yk = 0 if y == ny - 1 else y + 1
+                elif dd == 3:
+                    yk = ny - 1 if y == 0 else y - 1
+                elif dd == 4:
+                    zk = 0 if z == nz - 1 else z + 1
+                else:
+                    zk = nz - 1 if z == 0 else z - 1
+            kk = i + (lk - l) * m + (yk - y) * nz + (zk - z)
+            if kk == skip or occ[kk] >= 0:
+                continue
+            ent[ne, 0] = kk
+            ent[ne, 1] = lk
+            ent[ne, 2] = yk
+            ent[ne, 3] = zk
+            ent[ne, 4] = mask
+            ne += 1
+        return ne
+
+    def walk_layer(l, j, mask, ja):
+        """Recompute the ancestors (classes in mask) of leaf j of layer l: to the root, or with
+        ja >= 0 to just below the lowest common ancestor with leaf ja (selectors' group_sum,
+        same operations and order)."""
+        for h in range(H):
+            gq = j >> 3
+            ja >>= 3
+            if gq == ja:
+                break
+            b = 24 * (goff[h] + gq)
+            dst = 24 * (goff[h + 1] + (gq >> 3)) + (gq & 7)
+            for c in range(3):
+                if mask & (1 << c):
+                    bc = b + 8 * c
+                    wt[l, dst + 8 * c] = (
+                        ((wt[l, bc] + wt[l, bc + 1]) + (wt[l, bc + 2] + wt[l, bc + 3]))
+                        + ((wt[l, bc + 4] + wt[l, bc + 5]) + (wt[l, bc + 6] + wt[l, bc + 7])))
+            j = gq
+
+    def walk_top(j, ja):
+        """The same walk in the top tree (one class)."""
+        for h in range(Ht):
+            gq = j >> 3
+            ja >>= 3
+            if gq == ja:
+                break
+            b = 8 * (goff_t[h] + gq)
+            top[0, 8 * goff_t[h + 1] + gq] = (
+                ((top[0, b] + top[0, b + 1]) + (top[0, b + 2] + top[0, b + 3]))
+                + ((top[0, b + 4] + top[0, b + 5]) + (top[0, b + 6] + top[0, b + 7])))
+            j = gq
+
+    def refresh_layers(ne, nd):
+        """Leaves of the queued entries, then the batched walk: the first entry of a layer is its
+        anchor, the others stop below their lowest common ancestor with it, and the anchor walks
+        to the root with the union of the classes (each stale node recomputed once, after its
+        children)."""
+        for e in range(ne):
+            ent[e, 5] = ent[e, 2] * nz + ent[e, 3]
+            leaf(ent[e, 0], ent[e, 1], ent[e, 2], ent[e, 3], ent[e, 4])
+        for e in range(ne):
+            l = ent[e, 1]
+            an = -1
+            for q in range(e):
+                if ent[q, 1] == l and ent[q, 0] < 0:
+                    an = q
+                    break
+            ent[e, 0] = an
+            if an >= 0:
+                ent[an, 4] |= ent[e, 4]
+                if tree:
+                    walk_layer(l, ent[e, 5], ent[e, 4], ent[an, 5])
+        for e in range(ne):
+            if ent[e, 0] < 0:
+                if tree:
+                    walk_layer(ent[e, 1], ent[e, 5], ent[e, 4], -1)
+                nd = mark(ent[e, 1] + 1, nd)
+        return nd
+
+    def refresh_top(nd, full):
+        """Group weights of the dirty groups (or all of them) and the top tree."""
         if full:
             for q in range(nd):
                 dirty[dlist[q]] = False
             rebuild_top(wt, goff, ex, top, goff_t, gf, gb, ip, fp)
         elif tree:
-            # _group_weight written out; then the batched walk of the top tree (as for the
-            # layer trees): the other dirty groups walk up to just below their lowest common
-            # ancestor with the first one, which then walks to the root
             for q in range(nd):
                 gg = dlist[q]
                 dirty[gg] = False
@@ -882,31 +730,128 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
                 top[0, gg] = w
             if nd > 0:
                 for q in range(1, nd):
-                    j = dlist[q]
-                    ja = dlist[0]
-                    for h in range(Ht):
-                        gq = j >> 3
-                        ja >>= 3
-                        if gq == ja:
-                            break
-                        b = 8 * (goff_t[h] + gq)
-                        top[0, 8 * goff_t[h + 1] + gq] = (
-                            ((top[0, b] + top[0, b + 1]) + (top[0, b + 2] + top[0, b + 3]))
-                            + ((top[0, b + 4] + top[0, b + 5]) + (top[0, b + 6] + top[0, b + 7])))
-                        j = gq
-                j = dlist[0]
-                for h in range(Ht):
-                    gq = j >> 3
-                    b = 8 * (goff_t[h] + gq)
-                    top[0, 8 * goff_t[h + 1] + gq] = (
-                        ((top[0, b] + top[0, b + 1]) + (top[0, b + 2] + top[0, b + 3]))
-                        + ((top[0, b + 4] + top[0, b + 5]) + (top[0, b + 6] + top[0, b + 7])))
-                    j = gq
+                    walk_top(dlist[q], dlist[0])
+                walk_top(dlist[0], -1)
         else:
             for q in range(nd):
                 gg = dlist[q]
                 dirty[gg] = False
                 top[0, gg] = _group_weight(gg, wt, goff, ex, gf, gb, ip, fp)
+
+    def record_until(t, inclusive):
+        """Records of the output times before t (up to t with `inclusive`)."""
+        while ist[S_OUTK] < n_out and (out_times[ist[S_OUTK]] <= t if inclusive
+                                        else out_times[ist[S_OUTK]] < t):
+            _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
+                    rec.r_cnt, rec.r_E, rec.r_counters, rec.r_coll, rec.r_hist, rec.r_ion,
+                    rec.r_nev)
+            ist[S_OUTK] += 1
+
+    # ------------------------------------------------------------------ rebuild
+    if mode == MODE_REBUILD:
+        for i in range(occ.shape[0]):
+            s = occ[i]
+            orate[i] = nu[s] * np.float64(bfac[s, i]) if s >= 0 else 0.0
+        wt[:] = 0.0
+        ex[:] = 0.0
+        for l in range(nx):
+            for r in range(m):
+                y = r // nz
+                leaf(l * m + r, l, y, r - y * nz, 7)
+            for c in range(3):
+                wide_init(wt, l, goff, H, c, 3, kind)
+        if not periodic:
+            for r in range(m):
+                ex[0, P + r, 0] = exit_rate(r, 0)
+                ex[1, P + r, 0] = exit_rate((nx - 1) * m + r, 1)
+            if tree:
+                for s in range(2):
+                    for k in range(P - 1, 0, -1):
+                        ex[s, k, 0] = ex[s, 2 * k, 0] + ex[s, 2 * k + 1, 0]
+        fields(E, gf, gb, G, BG, ip, fp)
+        rebuild_top(wt, goff, ex, top, goff_t, gf, gb, ip, fp)
+        return 0
+
+    # ------------------------------------------------------------------ events
+    s0 = rng[0]     # xoshiro256** state in registers, written back at the single exit below
+    s1 = rng[1]
+    s2 = rng[2]
+    s3 = rng[3]
+    status = 0
+    while ist[S_NEV] < ev_stop:
+        tot = top[0, troot] if tree else wide_total(top, 0, goff_t, Ht, nx + 3, 0, 1, kind)
+        t = clock[0]
+        if not np.isfinite(tot):
+            # overflowing gap factors (field runaway): stop before drawing, the engine raises
+            status = 3
+            break
+        if tot <= 0.0:
+            record_until(t_stop, True)
+            clock[0] = t_stop
+            status = 2
+            break
+        u1, s0, s1, s2, s3 = draw(s0, s1, s2, s3)
+        u2, s0, s1, s2, s3 = draw(s0, s1, s2, s3)
+        tn = t - np.log(1.0 - u2) / tot
+        if not np.isfinite(tn):
+            status = 3
+            break
+        if tn >= t_stop:
+            record_until(t_stop, True)
+            clock[0] = t_stop
+            status = 1
+            break
+        record_until(tn, False)
+        clock[0] = tn
+        # ---- the event: group -> class -> target site -> origin
+        g, rem = pick_group(u1 * tot)
+        gap = -1        # gap whose field changes (-1: none), d: its change of G
+        d = 0
+        full = False
+        # sites whose occupancy changed (-1: none): ua (now vacant or the only one), ub
+        ua = ula = uya = uza = ub = ulb = uyb = uzb = -1
+        if g == nx + 2:
+            beam()
+            full = True
+        elif g == 0 or g == nx + 1:
+            ua, ula, r, gap, d = leave(0 if g == 0 else 1, rem)
+            uya = r // nz
+            uza = r - uya * nz
+        else:
+            l = g - 1
+            c, rem = pick_class(l, rem)
+            r, rem = pick_target(l, c, rem)
+            v = l * m + r
+            y = r // nz
+            z = r - y * nz
+            k, lk, yk, zk, ax, sg = pick_origin(v, l, y, z, c, rem)
+            if k >= 0:
+                hop(k, lk, v, l, c, ax, sg)
+                if c < 2 and not periodic:
+                    gap = l if c == 0 else l + 1
+                    d = -1 if c == 0 else 1
+                ua, ula, uya, uza = k, lk, yk, zk
+                ub, ulb, uyb, uzb = v, l, y, z
+            else:
+                gap, d = insert(v, l, c)
+                ua, ula, uya, uza = v, l, y, z
+        # ---- declared update radius
+        nd = 0
+        if gap >= 0:
+            full_gap, nd = cross_gap(gap, d, nd)
+            full = full or full_gap
+        if ua >= 0 and not periodic:
+            nd = refresh_exit(ua, ula, uya, uza, nd)
+            if ub >= 0:
+                nd = refresh_exit(ub, ulb, uyb, uzb, nd)
+        if ua >= 0:
+            ne = queue(ua, ula, uya, uza, ub, 0)
+            if ub >= 0:
+                ne = queue(ub, ulb, uyb, uzb, ua, ne)
+            nd = refresh_layers(ne, nd)
+        if pot and full:
+            fields(E, gf, gb, G, BG, ip, fp)
+        refresh_top(nd, full)
         ist[S_NEV] += 1
     rng[0] = s0
     rng[1] = s1
@@ -914,3 +859,12 @@ def advance(occ, site_ion, bfac, nu, orate, ebin, wt, goff, ex, top, goff_t, dir
     rng[3] = s3
     return status
 
+
+def advance(lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
+    """Run events (:func:`run` in ``MODE_ADVANCE``); returns its status."""
+    return run(MODE_ADVANCE, lat, trees, ions, field, tally, clk, setup, rec, ev_stop)
+
+
+def rebuild(lat, trees, ions, field, tally, clk, setup, rec):
+    """Full recompute of every leaf, tree, field and group weight from the state (O(N))."""
+    run(MODE_REBUILD, lat, trees, ions, field, tally, clk, setup, rec, 0)

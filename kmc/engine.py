@@ -433,9 +433,7 @@ class Simulation:
 
     def rebuild(self):
         """Full recompute of all rates, trees and fields from the state (O(N))."""
-        st = self.state
-        K.rebuild(st["occ"], self.bfac, self.nu, self.orate, self.wt, self.goff, self.ex, self.top, self.goff_t, self.E, self.gf,
-                  self.gb, self.G, self.BG, self.ip, self.fp)
+        K.rebuild(*self._groups())
 
     # ------------------------------------------------------------------ running
     @property
@@ -451,16 +449,21 @@ class Simulation:
         return self.time_s >= self.t_end and (
             self.periodic or int(self.state["ist"][K.S_PHASE]) >= len(self.params.phases) - 1)
 
-    def _kernel(self, ev_stop, out_times=None):
+    def _groups(self, out_times=None):
+        """The kernel's arrays in its named groups (kmc._kernel ``Lattice`` ... ``Records``)."""
         st = self.state
-        return K.advance(
-            st["occ"], st["site_ion"], self.bfac, self.nu, self.orate, self.ebin, self.wt, self.goff, self.ex,
-            self.top, self.goff_t, self.dirty, self.dlist, st["ion_sp"], st["ion_site"], st["ion_disp"],
-            st["free_ids"], self.G, self.BG, self.E, self.gf, self.gb, st["cnt"], st["coll"],
-            st["counters"], st["rng"], st["clock"], st["ist"], self.ip, self.fp,
-            self.out_times if out_times is None else out_times,
-            st["r_cnt"], st["r_E"], st["r_counters"], st["r_coll"], st["r_hist"], st["r_ion"],
-            st["r_nev"], ev_stop)
+        return (K.Lattice(st["occ"], self.bfac, self.nu, self.orate, self.ebin),
+                K.Trees(self.wt, self.goff, self.ex, self.top, self.goff_t, self.dirty, self.dlist),
+                K.Ions(st["site_ion"], st["ion_sp"], st["ion_site"], st["ion_disp"], st["free_ids"]),
+                K.Field(self.G, self.BG, self.E, self.gf, self.gb),
+                K.Tally(st["cnt"], st["coll"], st["counters"]),
+                K.Clock(st["rng"], st["clock"], st["ist"]),
+                K.Setup(self.ip, self.fp, self.out_times if out_times is None else out_times),
+                K.Records(st["r_cnt"], st["r_E"], st["r_counters"], st["r_coll"], st["r_hist"],
+                          st["r_ion"], st["r_nev"]))
+
+    def _kernel(self, ev_stop, out_times=None):
+        return K.advance(*self._groups(out_times), ev_stop)
 
     def _check_status(self, status):
         """Raise KMCError for the kernel's non-finite stop (status 3)."""
