@@ -638,6 +638,7 @@ def add_arguments(ap) -> None:
 def run(args) -> int:
     """The scan of docs/findings.md: dataset, figures and the Markdown table (printed)."""
     from compare.io.datasets import save_figure, write_dataset
+    from compare.io.outputs import output_dir
 
     try:
         cases = [(float(c.split(":")[0]), c.split(":")[1]) for c in args.cases.split(",")]
@@ -645,14 +646,14 @@ def run(args) -> int:
     except (ValueError, IndexError):
         raise ConfigError(f"`--cases` must be FWHM_eV:foreign pairs and `--x` numbers, got "
                           f"{args.cases!r} and {args.x!r}") from None
-    out = Path(args.output)
-    ds = scan(cases, xs, size=args.size, n_blocks=args.blocks,
-              events_per_block=args.events_per_block, tracer_blocks=args.tracer_blocks,
-              n_equilibration_events=args.equilibration_events)
-    write_dataset(ds, out / "onsager_scan.nc")
-    for folder in [out] + ([Path(args.figures)] if args.figures else []):
-        save_figure(plot_scan(ds), folder / "onsager_scan.png", dpi=90)
-        save_figure(plot_labels(ds), folder / "onsager_labels.png", dpi=90)
+    with output_dir(args.output) as out:
+        ds = scan(cases, xs, size=args.size, n_blocks=args.blocks,
+                  events_per_block=args.events_per_block, tracer_blocks=args.tracer_blocks,
+                  n_equilibration_events=args.equilibration_events)
+        write_dataset(ds, out / "onsager_scan.nc")
+        for folder in [out] + ([Path(args.figures)] if args.figures else []):
+            save_figure(plot_scan(ds), folder / "onsager_scan.png", dpi=90)
+            save_figure(plot_labels(ds), folder / "onsager_labels.png", dpi=90)
     print(markdown_table(ds))
     return 0
 

@@ -6,8 +6,10 @@ def _run(args) -> int:
     from compare.io.config import load_config
     from compare.workflows.run_npp import run_npp
 
+    from compare.io.outputs import default_output
+
     cfg = load_config(args.input)
-    ds, paths = run_npp(cfg, args.output, progress=not args.quiet)
+    ds, paths = run_npp(cfg, args.output or default_output(cfg), progress=not args.quiet)
     if not args.quiet:
         print(f"NPP ({ds.attrs['flux_convention']}): {ds.attrs['n_steps']} steps, "
               f"{ds.attrs['n_newton']} Newton iterations, {ds.attrs['n_rejected']} rejected")
@@ -22,6 +24,7 @@ def register(sub) -> None:
     r = nsub.add_parser("run", help="solve the full NPP equations for an input file; writes "
                                     "npp.nc and figures")
     r.add_argument("input", help="input file (TOML)")
-    r.add_argument("-o", "--output", default="outputs", help="output folder (default: outputs)")
+    r.add_argument("-o", "--output", default=None,
+                   help="output folder (default: outputs/<input name>)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     r.set_defaults(func=_run)

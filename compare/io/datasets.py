@@ -43,11 +43,36 @@ def provenance(cfg=None, seed=None, status="ok", message="") -> dict:
     return attrs
 
 
+def file_mode() -> int:
+    """Permissions of a new file under this process's umask (``0o666 & ~umask``).
+
+    Temporary files are created 0600; the finished file gets these permissions before it is
+    renamed into place, so a group can read what its members write (umask 002 / 022 ...).
+    The umask is read from /proc (reading it with ``os.umask`` would briefly change it for
+    every thread of the process)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_target(path: Path, suffix: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Give the finished temporary file the umask's permissions and rename it into place."""
+    os.chmod(tmp, file_mode())
+    os.replace(tmp, path)
 
 
 def _clean_attrs(attrs: dict) -> dict:
@@ -92,7 +117,7 @@ def write_dataset(ds: xr.Dataset, path, cfg=None, seed=None, status="ok", messag
     tmp = _atomic_target(path, ".nc")
     try:
         ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -119,7 +144,7 @@ def save_figure(fig, path, dpi: int = 120) -> Path:
     tmp = _atomic_target(path, ".png")
     try:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         plt.close(fig)
         if tmp.exists():

@@ -28,6 +28,7 @@ import xarray as xr
 
 from compare import scenario
 from compare.errors import ConfigError, InputFileError
+from compare.io.outputs import default_output, output_dir
 from compare.units import CM2_TO_M2
 from compare.workflows.profile_metrics import (FRONT_LEVEL, METRICS, PLATEAU_WINDOW, front_reference,
                                                l2_distance, layer_average, profile_metrics)
@@ -405,60 +406,59 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
     for s in sources:
         if s not in NPP_D_SOURCES:
             raise ConfigError(f"unknown NPP D source {s!r}; legal: {', '.join(NPP_D_SOURCES)}")
-    out = Path(out_dir) if out_dir is not None else Path("outputs") / (
-        f"{Path(cfg.path).stem}_compare" if cfg.path else "compare")
-    out.mkdir(parents=True, exist_ok=True)
-    timings = {}
-    kmc_path, eq_path = out / "kmc.nc", out / "kmc_equilibrium.nc"
-    t0 = time.monotonic()
-    if not _reusable(kmc_path, cfg, reuse):
-        code = run_kmc(input_path, out_dir=out, replicas=replicas, quiet=quiet)
-        if code != 0:
-            return {"exit_code": code}
-        timings["kmc run"] = time.monotonic() - t0
-    t0 = time.monotonic()
-    if not _reusable(eq_path, cfg, reuse):
-        code = run_equilibrium(input_path, tuple(xs), out_dir=out, replicas=replicas, quiet=quiet)
-        if code != 0:
-            return {"exit_code": code}
-        timings["kmc equilibrium"] = time.monotonic() - t0
-    kmc = open_dataset(kmc_path)
-    eq = open_dataset(eq_path)
-    scales = {"current": d_bulk_from_current(kmc, cfg), "used": d_bulk}
-    try:
-        scales["equilibrium"] = d_bulk_from_equilibrium(eq, cfg)
-    except InputFileError:
-        if d_bulk == "equilibrium":
-            raise
-        scales["equilibrium"] = (math.nan, math.nan)
-    D_b = scales[d_bulk][0]
-    if not (np.isfinite(D_b) and D_b > 0):
-        raise ConfigError(f"the KMC bulk D from `{d_bulk}` is not positive ({D_b:g} cm^2/s): "
-                          f"the run moved no native charge; lengthen it or use the other source")
-    thickness = float(kmc.attrs["a_nm"]) * int(kmc.attrs["nx"])
-    npp_results = {}
-    for src in sources:
+    out = Path(out_dir) if out_dir is not None else default_output(cfg, "_compare")
+    with output_dir(out):
+        timings = {}
+        kmc_path, eq_path = out / "kmc.nc", out / "kmc_equilibrium.nc"
         t0 = time.monotonic()
-        problem = scenario.npp_problem(cfg, d_models=npp_dmodels(cfg, src, D_b, eq),
-                                       thickness_nm=thickness,
-                                       output_times_s=tuple(float(t) for t in kmc.time.values),
-                                       field_scale=npp_field_scale(cfg, D_b))
-        npp_results[src] = scenario.solve_npp(cfg, problem)
-        timings[f"npp {src}"] = time.monotonic() - t0
-    cmp = compare_profiles(cfg, kmc, npp_results, scales)
-    cmp.attrs["npp_field_scale"] = npp_field_scale(cfg, D_b)
-    if cfg.beam[0].drive == "galvanostatic":
-        e_bulk = bulk_field_kmc(kmc, cfg)
-        cmp.attrs["kmc_bulk_field_V_per_m"] = float(np.mean(e_bulk))
-        cmp.attrs["kmc_bulk_field_sem_V_per_m"] = (float(np.std(e_bulk, ddof=1)
-                                                         / np.sqrt(e_bulk.size))
-                                                  if e_bulk.size > 1 else math.nan)
-    figures = {"profiles": save_figure(profile_figure(cmp, shown_times(cmp, cfg)),
-                                       out / "compare_profiles.png"),
-               "metrics": save_figure(metrics_figure(cmp), out / "compare_metrics.png")}
-    path = write_dataset(cmp, out / "compare.nc", cfg=cfg)
-    (out / "compare.md").write_text(report_markdown(cmp, cfg, timings, figures))
-    if not quiet:
-        print(f"cait compare: -> {path}, {out / 'compare.md'}")
-    return {"dataset": path, "report": out / "compare.md", **figures, "timings": timings,
-            "exit_code": 0}
+        if not _reusable(kmc_path, cfg, reuse):
+            code = run_kmc(input_path, out_dir=out, replicas=replicas, quiet=quiet)
+            if code != 0:
+                return {"exit_code": code}
+            timings["kmc run"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        if not _reusable(eq_path, cfg, reuse):
+            code = run_equilibrium(input_path, tuple(xs), out_dir=out, replicas=replicas, quiet=quiet)
+            if code != 0:
+                return {"exit_code": code}
+            timings["kmc equilibrium"] = time.monotonic() - t0
+        kmc = open_dataset(kmc_path)
+        eq = open_dataset(eq_path)
+        scales = {"current": d_bulk_from_current(kmc, cfg), "used": d_bulk}
+        try:
+            scales["equilibrium"] = d_bulk_from_equilibrium(eq, cfg)
+        except InputFileError:
+            if d_bulk == "equilibrium":
+                raise
+            scales["equilibrium"] = (math.nan, math.nan)
+        D_b = scales[d_bulk][0]
+        if not (np.isfinite(D_b) and D_b > 0):
+            raise ConfigError(f"the KMC bulk D from `{d_bulk}` is not positive ({D_b:g} cm^2/s): "
+                              f"the run moved no native charge; lengthen it or use the other source")
+        thickness = float(kmc.attrs["a_nm"]) * int(kmc.attrs["nx"])
+        npp_results = {}
+        for src in sources:
+            t0 = time.monotonic()
+            problem = scenario.npp_problem(cfg, d_models=npp_dmodels(cfg, src, D_b, eq),
+                                           thickness_nm=thickness,
+                                           output_times_s=tuple(float(t) for t in kmc.time.values),
+                                           field_scale=npp_field_scale(cfg, D_b))
+            npp_results[src] = scenario.solve_npp(cfg, problem)
+            timings[f"npp {src}"] = time.monotonic() - t0
+        cmp = compare_profiles(cfg, kmc, npp_results, scales)
+        cmp.attrs["npp_field_scale"] = npp_field_scale(cfg, D_b)
+        if cfg.beam[0].drive == "galvanostatic":
+            e_bulk = bulk_field_kmc(kmc, cfg)
+            cmp.attrs["kmc_bulk_field_V_per_m"] = float(np.mean(e_bulk))
+            cmp.attrs["kmc_bulk_field_sem_V_per_m"] = (float(np.std(e_bulk, ddof=1)
+                                                             / np.sqrt(e_bulk.size))
+                                                      if e_bulk.size > 1 else math.nan)
+        figures = {"profiles": save_figure(profile_figure(cmp, shown_times(cmp, cfg)),
+                                           out / "compare_profiles.png"),
+                   "metrics": save_figure(metrics_figure(cmp), out / "compare_metrics.png")}
+        path = write_dataset(cmp, out / "compare.nc", cfg=cfg)
+        (out / "compare.md").write_text(report_markdown(cmp, cfg, timings, figures))
+        if not quiet:
+            print(f"cait compare: -> {path}, {out / 'compare.md'}")
+        return {"dataset": path, "report": out / "compare.md", **figures, "timings": timings,
+                "exit_code": 0}

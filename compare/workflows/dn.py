@@ -34,6 +34,7 @@ import xarray as xr
 
 from compare import scenario
 from compare.errors import ConfigError, InputFileError
+from compare.io.outputs import default_output, output_dir
 from compare.units import CM2_TO_M2
 DEFAULT_X = (0.3, 0.5, 0.7, 0.85, 1.0)
 N_GRID = 200  # points of the SED-formula curves
@@ -49,9 +50,7 @@ SEARCH_RTOL = 1e-3
 
 def out_dir_for(cfg, out_dir=None) -> Path:
     """``DIR``: given, or ``outputs/<input stem>`` (the folder `cait kmc` writes to)."""
-    if out_dir is not None:
-        return Path(out_dir)
-    return Path("outputs") / (Path(cfg.path).stem if cfg.path else "dn")
+    return Path(out_dir) if out_dir is not None else default_output(cfg)
 
 
 def with_bulk(xs) -> tuple:
@@ -330,34 +329,34 @@ def run_dn(input_path, out_dir=None, xs=None, replicas=None, reuse=False, fit=Fa
     if len(cfg.species) < 2:
         raise ConfigError("cait dn needs a foreign species in the input (x < 1)")
     out = out_dir_for(cfg, out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    eq = kmc_equilibrium(cfg, out, xs if xs is not None else DEFAULT_X, replicas=replicas,
-                         reuse=reuse, quiet=quiet)
-    fit_ds = None
-    if fit:
-        pre = dn_dataset(cfg, eq)
-        D_nat = float(pre.attrs["D_bulk_kmc_cm2_s"])
-        Df = pre.D_eff.isel(species=1).values
-        D_for = float(np.nanmedian(Df)) if np.isfinite(Df).any() else float(cfg.species[1].D_cm2_s)
-        path = Path(kmc_dataset) if kmc_dataset is not None else out / "kmc.nc"
-        fit_ds = fit_kmc_profiles(cfg, path, D_nat, D_for, forward=forward,
-                                  log=None if quiet else print)
-        from compare.reports.fit import plot_fit
+    with output_dir(out):
+        eq = kmc_equilibrium(cfg, out, xs if xs is not None else DEFAULT_X, replicas=replicas,
+                             reuse=reuse, quiet=quiet)
+        fit_ds = None
+        if fit:
+            pre = dn_dataset(cfg, eq)
+            D_nat = float(pre.attrs["D_bulk_kmc_cm2_s"])
+            Df = pre.D_eff.isel(species=1).values
+            D_for = float(np.nanmedian(Df)) if np.isfinite(Df).any() else float(cfg.species[1].D_cm2_s)
+            path = Path(kmc_dataset) if kmc_dataset is not None else out / "kmc.nc"
+            fit_ds = fit_kmc_profiles(cfg, path, D_nat, D_for, forward=forward,
+                                      log=None if quiet else print)
+            from compare.reports.fit import plot_fit
 
-        write_dataset(fit_ds, out / "dn_fit.nc", cfg=cfg, seed=cfg.fit.seed,
-                      message=fit_ds.attrs.get("fit_message", ""))
-        save_figure(plot_fit(fit_ds), out / "dn_fit.png")
-    ds = dn_dataset(cfg, eq, fit_ds)
-    status = "interrupted" if ds.attrs["kmc_status"] == "interrupted" else "ok"
-    ds.attrs["wall_time_s"] = time.monotonic() - t0
-    paths = {"dataset": write_dataset(ds, out / "dn.nc", cfg=cfg, status=status,
-                                      message="" if status == "ok" else
-                                      "equilibrium KMC was interrupted: some x missing"),
-             "figure": save_figure(plot_dn(ds), out / "dn.png")}
-    if not quiet:
-        _print_table(ds)
-        print(f"cait dn: {time.monotonic() - t0:.1f} s -> {paths['dataset']}, {paths['figure']}")
-    return paths
+            write_dataset(fit_ds, out / "dn_fit.nc", cfg=cfg, seed=cfg.fit.seed,
+                          message=fit_ds.attrs.get("fit_message", ""))
+            save_figure(plot_fit(fit_ds), out / "dn_fit.png")
+        ds = dn_dataset(cfg, eq, fit_ds)
+        status = "interrupted" if ds.attrs["kmc_status"] == "interrupted" else "ok"
+        ds.attrs["wall_time_s"] = time.monotonic() - t0
+        paths = {"dataset": write_dataset(ds, out / "dn.nc", cfg=cfg, status=status,
+                                          message="" if status == "ok" else
+                                          "equilibrium KMC was interrupted: some x missing"),
+                 "figure": save_figure(plot_dn(ds), out / "dn.png")}
+        if not quiet:
+            _print_table(ds)
+            print(f"cait dn: {time.monotonic() - t0:.1f} s -> {paths['dataset']}, {paths['figure']}")
+        return paths
 
 
 def _print_table(ds: xr.Dataset) -> None:

@@ -31,6 +31,7 @@ import xarray as xr
 
 from compare import scenario
 from compare.errors import ConfigError, InputFileError
+from compare.io.outputs import default_output, output_dir
 
 NM2_S_TO_CM2_S = 1e-14
 
@@ -418,53 +419,52 @@ def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=F
     if species not in cfg.species_names:
         raise ConfigError(f"species {species!r} is not in the input; legal: "
                           f"{', '.join(cfg.species_names)}")
-    out = Path(out_dir) if out_dir is not None else Path("outputs") / (
-        f"{Path(cfg.path).stem}_double" if cfg.path else "double")
-    out.mkdir(parents=True, exist_ok=True)
-    phases = cait_phases(cfg)
-    kT, f_vac = scenario.kT_eV(cfg), float(cfg.material.vacancy_fraction)
-    timings, results = {}, {}
-    for eng in engines:
-        path = out / f"{eng}.nc"
-        t0 = time.monotonic()
-        if not (reuse and path.is_file()):
-            if eng == "kmc":
-                from compare.workflows.run_kmc import run_kmc
+    out = Path(out_dir) if out_dir is not None else default_output(cfg, "_double")
+    with output_dir(out):
+        phases = cait_phases(cfg)
+        kT, f_vac = scenario.kT_eV(cfg), float(cfg.material.vacancy_fraction)
+        timings, results = {}, {}
+        for eng in engines:
+            path = out / f"{eng}.nc"
+            t0 = time.monotonic()
+            if not (reuse and path.is_file()):
+                if eng == "kmc":
+                    from compare.workflows.run_kmc import run_kmc
 
-                code = run_kmc(input_path, out_dir=out, replicas=replicas, quiet=quiet)
-                if code != 0:
-                    return {"exit_code": code}
-            else:
-                from compare.workflows.run_npp import run_npp
+                    code = run_kmc(input_path, out_dir=out, replicas=replicas, quiet=quiet)
+                    if code != 0:
+                        return {"exit_code": code}
+                else:
+                    from compare.workflows.run_npp import run_npp
 
-                run_npp(cfg, out, progress=not quiet)
-            timings[f"{eng} run"] = time.monotonic() - t0
-        ds = open_dataset(path)
-        conv = convention or (str(ds.attrs.get("flux_convention", "nernst-planck"))
-                              if eng == "npp" else "nernst-planck")
-        if conv not in DRIVING_FORCES:
-            conv = "nernst-planck"
-        opts = dict(max_dc=KMC_MAX_DC if eng == "kmc" else 0.1)
-        res = analyse(ds, species, phases, kT, f_vac, conv, **opts)
-        b = replica_betas(ds, species, phases, kT, f_vac, conv, **opts)
-        n_ok = np.isfinite(b).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            b_mean = np.where(n_ok > 0, np.nansum(b, axis=0) / np.maximum(n_ok, 1), np.nan)
-            b_sem = np.array([np.nanstd(b[:, k], ddof=1) / math.sqrt(n_ok[k]) if n_ok[k] > 1
-                              else np.nan for k in range(len(phases))])
-        res["beta_replica_mean"] = ("phase", b_mean, {
-            "units": "1", "long_name": "mean over replicas of the per-replica beta"})
-        res["beta_replica_sem"] = ("phase", b_sem, {
-            "units": "1", "long_name": "standard error over replicas of beta"})
-        results[eng] = res
-    combined = xr.concat([r.expand_dims(engine=[e]) for e, r in results.items()], dim="engine",
-                         combine_attrs="drop_conflicts")
-    combined.attrs.update(species=species, convention=",".join(
-        f"{e}:{r.attrs['convention']}" for e, r in results.items()))
-    fig_path = save_figure(figure(results, species), out / "double.png")
-    path = write_dataset(combined, out / "double.nc", cfg=cfg)
-    (out / "double.md").write_text(report_markdown(results, cfg, species, timings, Path(fig_path).name))
-    if not quiet:
-        print(f"cait double: -> {path}, {out / 'double.md'}")
-    return {"dataset": path, "report": out / "double.md", "figure": fig_path,
-            "timings": timings, "exit_code": 0}
+                    run_npp(cfg, out, progress=not quiet)
+                timings[f"{eng} run"] = time.monotonic() - t0
+            ds = open_dataset(path)
+            conv = convention or (str(ds.attrs.get("flux_convention", "nernst-planck"))
+                                  if eng == "npp" else "nernst-planck")
+            if conv not in DRIVING_FORCES:
+                conv = "nernst-planck"
+            opts = dict(max_dc=KMC_MAX_DC if eng == "kmc" else 0.1)
+            res = analyse(ds, species, phases, kT, f_vac, conv, **opts)
+            b = replica_betas(ds, species, phases, kT, f_vac, conv, **opts)
+            n_ok = np.isfinite(b).sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                b_mean = np.where(n_ok > 0, np.nansum(b, axis=0) / np.maximum(n_ok, 1), np.nan)
+                b_sem = np.array([np.nanstd(b[:, k], ddof=1) / math.sqrt(n_ok[k]) if n_ok[k] > 1
+                                  else np.nan for k in range(len(phases))])
+            res["beta_replica_mean"] = ("phase", b_mean, {
+                "units": "1", "long_name": "mean over replicas of the per-replica beta"})
+            res["beta_replica_sem"] = ("phase", b_sem, {
+                "units": "1", "long_name": "standard error over replicas of beta"})
+            results[eng] = res
+        combined = xr.concat([r.expand_dims(engine=[e]) for e, r in results.items()], dim="engine",
+                             combine_attrs="drop_conflicts")
+        combined.attrs.update(species=species, convention=",".join(
+            f"{e}:{r.attrs['convention']}" for e, r in results.items()))
+        fig_path = save_figure(figure(results, species), out / "double.png")
+        path = write_dataset(combined, out / "double.nc", cfg=cfg)
+        (out / "double.md").write_text(report_markdown(results, cfg, species, timings, Path(fig_path).name))
+        if not quiet:
+            print(f"cait double: -> {path}, {out / 'double.md'}")
+        return {"dataset": path, "report": out / "double.md", "figure": fig_path,
+                "timings": timings, "exit_code": 0}

@@ -1039,6 +1039,7 @@ def fit_files(profiles_path, input_path, out_dir=None, quiet=False):
     """
     from compare.io.config import load_config
     from compare.io.datasets import save_figure, write_dataset
+    from compare.io.outputs import default_output, output_dir
     from compare.io.profiles import read_profiles
     from compare.reports.fit import plot_fit
 
@@ -1046,11 +1047,10 @@ def fit_files(profiles_path, input_path, out_dir=None, quiet=False):
     measured = read_profiles(profiles_path, cfg.species_names,
                              time_s=cfg.fit.time_s if cfg.fit.time_s >= 0 else None,
                              error_floor=cfg.fit.error_floor)
-    out_dir = Path(out_dir) if out_dir is not None else Path("outputs") / (
-        Path(input_path).stem + "_fit")
-    ds = fit(cfg, measured, log=None if quiet else print)
-    status = "ok"
-    nc = write_dataset(ds, out_dir / "fit.nc", cfg=cfg, seed=cfg.fit.seed, status=status,
-                       message=ds.attrs["fit_message"])
-    png = save_figure(plot_fit(ds), out_dir / "fit.png")
+    out_dir = Path(out_dir) if out_dir is not None else default_output(cfg, "_fit")
+    with output_dir(out_dir):
+        ds = fit(cfg, measured, log=None if quiet else print)
+        nc = write_dataset(ds, out_dir / "fit.nc", cfg=cfg, seed=cfg.fit.seed, status="ok",
+                           message=ds.attrs["fit_message"])
+        png = save_figure(plot_fit(ds), out_dir / "fit.png")
     return ds, nc, png

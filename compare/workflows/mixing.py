@@ -572,6 +572,7 @@ def run_mixing(dataset_path, out_dir=None, quiet=False) -> dict:
     Returns a dict name -> Path of the files written.
     """
     from compare.io.datasets import open_dataset, save_figure, write_dataset
+    from compare.io.outputs import output_dir
     from compare.reports.mixing import FIGURES, report_markdown
 
     path = Path(dataset_path)
@@ -579,23 +580,23 @@ def run_mixing(dataset_path, out_dir=None, quiet=False) -> dict:
     if ds.attrs.get("engine") != "kmc":
         raise ConfigError(f"{str(path)!r} is not a KMC dataset (engine = "
                           f"{ds.attrs.get('engine', '?')!r}); run `cait kmc run` first")
-    out = Path(out_dir) if out_dir is not None else path.parent
-    cfg = config_of(ds)
-    mx = analyze(ds, cfg=cfg)
-    if mx.sizes["slab"] == 1 and not quiet:
-        print("cait mixing: note: the dataset has a single depth slab (the whole sample); "
-              "record more slabs for depth resolution")
-    status = ds.attrs.get("status", "ok")
-    msg = f"landscape {mx.attrs['landscape_source']}; verdict: {mx.attrs['verdict_answer']}"
-    paths = {"mixing.nc": write_dataset(mx, out / "mixing.nc", cfg=cfg,
-                                        seed=ds.attrs.get("seed"), status=status, message=msg)}
-    md = out / "mixing.md"
-    md.write_text(report_markdown(mx, path.name))
-    paths["mixing.md"] = md
-    for name, func in FIGURES.items():
-        paths[name] = save_figure(func(mx), out / name)
-    if not quiet:
-        print(mx.attrs["verdict_table"])
-        for p in paths.values():
-            print(p)
-    return paths
+    with output_dir(Path(out_dir) if out_dir is not None else path.parent) as out:
+        cfg = config_of(ds)
+        mx = analyze(ds, cfg=cfg)
+        if mx.sizes["slab"] == 1 and not quiet:
+            print("cait mixing: note: the dataset has a single depth slab (the whole sample); "
+                  "record more slabs for depth resolution")
+        status = ds.attrs.get("status", "ok")
+        msg = f"landscape {mx.attrs['landscape_source']}; verdict: {mx.attrs['verdict_answer']}"
+        paths = {"mixing.nc": write_dataset(mx, out / "mixing.nc", cfg=cfg,
+                                            seed=ds.attrs.get("seed"), status=status, message=msg)}
+        md = out / "mixing.md"
+        md.write_text(report_markdown(mx, path.name))
+        paths["mixing.md"] = md
+        for name, func in FIGURES.items():
+            paths[name] = save_figure(func(mx), out / name)
+        if not quiet:
+            print(mx.attrs["verdict_table"])
+            for p in paths.values():
+                print(p)
+        return paths

@@ -9,6 +9,7 @@ uninterrupted run (the engine's chunking never changes the trajectory).
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from compare import scenario
 from compare.errors import ConfigError
+from compare.io.outputs import default_output, output_dir
 from compare.io.config import load_config
 from compare.io.datasets import save_figure, write_dataset
 from compare.reports.kmc import equilibrium_figure, profile_figure
@@ -27,10 +29,7 @@ from kmc.engine import Simulation
 
 # ------------------------------------------------------------------------------ paths
 def _out_dir(cfg, out_dir) -> Path:
-    if out_dir is not None:
-        return Path(out_dir)
-    stem = Path(cfg.path).stem if cfg.path else "kmc"
-    return Path("outputs") / stem
+    return Path(out_dir) if out_dir is not None else default_output(cfg)
 
 
 def checkpoint_path(out_dir, replica: int) -> Path:
@@ -82,8 +81,10 @@ def kmc_replica(seed, replica, params, out_dir, input_text, resume=False,
     path = checkpoint_path(out_dir, replica)
     h = ck.input_hash(input_text, replica=int(replica), seed=int(seed))
     if resume:
-        state = ck.load_checkpoint(path, expected_hash=h).arrays
-        sim = Simulation(params, seed, state=state)
+        checkpoint, note = ck.load_latest(path, expected_hash=h)
+        if note:
+            print(f"cait: warning: replica {replica}: {note}", file=sys.stderr, flush=True)
+        sim = Simulation(params, seed, state=checkpoint.arrays)
     else:
         sim = Simulation(params, seed)
 
@@ -117,8 +118,8 @@ def kmc_replica(seed, replica, params, out_dir, input_text, resume=False,
     if interrupted:
         save()
         sim.status = "interrupted"
-    elif path.exists():
-        path.unlink()  # finished: a stale checkpoint must not be resumed later
+    else:
+        ck.remove_checkpoint(path)  # finished: a stale checkpoint must not be resumed later
     ds = sim.to_dataset()
     ds.attrs["replica"] = int(replica)
     return ds
@@ -136,37 +137,39 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
     """`cait kmc run`: returns the exit code (0 done, 128 + signal when interrupted)."""
     cfg = load_config(input_path)
     out = _out_dir(cfg, out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    n_rep = scenario.replicas(cfg, replicas)
-    params = scenario.kmc_params(cfg)
-    seeds = ensemble.replica_seeds(int(cfg.kmc.seed), n_rep)
-    if resume:
-        missing = [r for r in range(n_rep) if not checkpoint_path(out, r).exists()]
-        if missing:
-            raise ck.CheckpointError(
-                f"--resume: no checkpoint for replica(s) {missing} in {str(out)!r} "
-                f"(expected {checkpoint_path(out, missing[0]).name})")
-    kwargs = dict(params=params, out_dir=str(out), input_text=cfg.text, resume=resume,
-                  checkpoint_interval_s=float(cfg.kmc.checkpoint_interval_s),
-                  chunk_events=int(cfg.kmc.chunk_events), show_progress=not quiet and n_rep == 1,
-                  stop_after_events=stop_after_events)
-    with ck.interrupt_guard() as flag:
-        results = ensemble.run_replicas(kmc_replica, n_rep, int(cfg.kmc.seed), kwargs=kwargs,
-                                        scheduler_address=scheduler, stop=flag)
-    status = "interrupted" if any(r.attrs.get("status") == "interrupted" for r in results) else "ok"
-    n_events = [int(r.attrs.get("n_events", 0)) for r in results]
-    ds = results[0] if n_rep == 1 else ensemble.merge_replicas(results, seeds=seeds)
-    ds.attrs["n_events"] = int(sum(n_events))
-    ds.attrs["n_events_per_replica"] = np.asarray(n_events, dtype=np.int64)
-    ds.attrs["replica_seeds"] = np.asarray(seeds, dtype=np.int64)
-    message = ("interrupted: checkpoints written; continue with --resume" if status == "interrupted"
-               else "")
-    write_dataset(ds, out / "kmc.nc", cfg=cfg, seed=seeds, status=status, message=message)
-    if ds.sizes.get("time", 0) > 0:
-        save_figure(profile_figure(ds, cfg), out / "kmc_profiles.png")
-    if not quiet:
-        print(f"cait kmc run: {status}, {sum(n_events)} events -> {out / 'kmc.nc'}")
-    return _exit_code(flag, status)
+    with output_dir(out):
+        n_rep = scenario.replicas(cfg, replicas)
+        params = scenario.kmc_params(cfg)
+        seeds = ensemble.replica_seeds(int(cfg.kmc.seed), n_rep)
+        if resume:
+            missing = [r for r in range(n_rep)
+                       if not any(p.exists() for p in (checkpoint_path(out, r),
+                                                       ck.previous_path(checkpoint_path(out, r))))]
+            if missing:
+                raise ck.CheckpointError(
+                    f"--resume: no checkpoint for replica(s) {missing} in {str(out)!r} "
+                    f"(expected {checkpoint_path(out, missing[0]).name})")
+        kwargs = dict(params=params, out_dir=str(out), input_text=cfg.text, resume=resume,
+                      checkpoint_interval_s=float(cfg.kmc.checkpoint_interval_s),
+                      chunk_events=int(cfg.kmc.chunk_events), show_progress=not quiet and n_rep == 1,
+                      stop_after_events=stop_after_events)
+        with ck.interrupt_guard() as flag:
+            results = ensemble.run_replicas(kmc_replica, n_rep, int(cfg.kmc.seed), kwargs=kwargs,
+                                            scheduler_address=scheduler, stop=flag)
+        status = "interrupted" if any(r.attrs.get("status") == "interrupted" for r in results) else "ok"
+        n_events = [int(r.attrs.get("n_events", 0)) for r in results]
+        ds = results[0] if n_rep == 1 else ensemble.merge_replicas(results, seeds=seeds)
+        ds.attrs["n_events"] = int(sum(n_events))
+        ds.attrs["n_events_per_replica"] = np.asarray(n_events, dtype=np.int64)
+        ds.attrs["replica_seeds"] = np.asarray(seeds, dtype=np.int64)
+        message = ("interrupted: checkpoints written; continue with --resume" if status == "interrupted"
+                   else "")
+        write_dataset(ds, out / "kmc.nc", cfg=cfg, seed=seeds, status=status, message=message)
+        if ds.sizes.get("time", 0) > 0:
+            save_figure(profile_figure(ds, cfg), out / "kmc_profiles.png")
+        if not quiet:
+            print(f"cait kmc run: {status}, {sum(n_events)} events -> {out / 'kmc.nc'}")
+        return _exit_code(flag, status)
 
 
 def run_equilibrium(input_path, xs, out_dir=None, replicas=None, scheduler=None,
@@ -174,40 +177,40 @@ def run_equilibrium(input_path, xs, out_dir=None, replicas=None, scheduler=None,
     """`cait kmc equilibrium`: D*, L, Haven and D_eff over x -> kmc_equilibrium.nc, figure, CSV."""
     cfg = load_config(input_path)
     out = _out_dir(cfg, out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    n_rep = scenario.replicas(cfg, replicas)
-    if any(x < 1.0 for x in xs) and len(cfg.species) < 2:
-        raise ConfigError("`--x` below 1 needs a foreign species in the input")
-    params = scenario.kmc_equilibrium_params(cfg)
-    k = cfg.kmc
-    opt = eqm.EquilibriumOptions(n_blocks=int(k.eq_blocks), events_per_block=int(k.eq_events_per_block),
-                                 n_equilibration_events=int(k.eq_equilibration_events),
-                                 chunk_events=int(k.chunk_events))
-    seeds = ensemble.replica_seeds(int(k.seed), n_rep)
-    if not quiet:
-        print(f"cait kmc equilibrium: {len(xs)} compositions x {n_rep} replica(s) on a "
-              f"{k.eq_size}^3 lattice")
-    with ck.interrupt_guard() as flag:
-        results = ensemble.run_replicas(eqm.equilibrium_replica, n_rep, int(k.seed),
-                                        args=(params, tuple(xs), opt), scheduler_address=scheduler,
-                                        stop=flag)
-    ds = eqm.summarize_replicas(results)
-    status = "interrupted" if any(r.attrs.get("status") == "interrupted" for r in results) else "ok"
-    ds.attrs.update(engine="kmc", geometry="periodic", eq_size=int(k.eq_size),
-                    n_events=int(sum(int(r.attrs["n_events"]) for r in results)),
-                    replica_seeds=np.asarray(seeds, dtype=np.int64),
-                    foreign_species=cfg.species[1].name if len(cfg.species) > 1 else "")
-    write_dataset(ds, out / "kmc_equilibrium.nc", cfg=cfg, seed=seeds, status=status,
-                  message="interrupted: compositions not reached are missing" if status != "ok" else "")
-    save_figure(equilibrium_figure(ds), out / "kmc_equilibrium.png")
-    n_bulk_frac = {0: ds.x.values, 1: 1.0 - ds.x.values}
-    for i, s in enumerate(ds.species.values[:2]):
-        frac = n_bulk_frac[i]
-        d = ds.D_eff.sel(species=s).values
-        ok = np.isfinite(d)
-        rows = sorted(zip(frac[ok], d[ok]))
-        text = "fraction,D_cm2_s\n" + "".join(f"{f:.6g},{v:.6e}\n" for f, v in rows)
-        (out / f"D_eff_{s}.csv").write_text(text)
-    if not quiet:
-        print(f"cait kmc equilibrium: {status} -> {out / 'kmc_equilibrium.nc'}")
-    return _exit_code(flag, status)
+    with output_dir(out):
+        n_rep = scenario.replicas(cfg, replicas)
+        if any(x < 1.0 for x in xs) and len(cfg.species) < 2:
+            raise ConfigError("`--x` below 1 needs a foreign species in the input")
+        params = scenario.kmc_equilibrium_params(cfg)
+        k = cfg.kmc
+        opt = eqm.EquilibriumOptions(n_blocks=int(k.eq_blocks), events_per_block=int(k.eq_events_per_block),
+                                     n_equilibration_events=int(k.eq_equilibration_events),
+                                     chunk_events=int(k.chunk_events))
+        seeds = ensemble.replica_seeds(int(k.seed), n_rep)
+        if not quiet:
+            print(f"cait kmc equilibrium: {len(xs)} compositions x {n_rep} replica(s) on a "
+                  f"{k.eq_size}^3 lattice")
+        with ck.interrupt_guard() as flag:
+            results = ensemble.run_replicas(eqm.equilibrium_replica, n_rep, int(k.seed),
+                                            args=(params, tuple(xs), opt), scheduler_address=scheduler,
+                                            stop=flag)
+        ds = eqm.summarize_replicas(results)
+        status = "interrupted" if any(r.attrs.get("status") == "interrupted" for r in results) else "ok"
+        ds.attrs.update(engine="kmc", geometry="periodic", eq_size=int(k.eq_size),
+                        n_events=int(sum(int(r.attrs["n_events"]) for r in results)),
+                        replica_seeds=np.asarray(seeds, dtype=np.int64),
+                        foreign_species=cfg.species[1].name if len(cfg.species) > 1 else "")
+        write_dataset(ds, out / "kmc_equilibrium.nc", cfg=cfg, seed=seeds, status=status,
+                      message="interrupted: compositions not reached are missing" if status != "ok" else "")
+        save_figure(equilibrium_figure(ds), out / "kmc_equilibrium.png")
+        n_bulk_frac = {0: ds.x.values, 1: 1.0 - ds.x.values}
+        for i, s in enumerate(ds.species.values[:2]):
+            frac = n_bulk_frac[i]
+            d = ds.D_eff.sel(species=s).values
+            ok = np.isfinite(d)
+            rows = sorted(zip(frac[ok], d[ok]))
+            text = "fraction,D_cm2_s\n" + "".join(f"{f:.6g},{v:.6e}\n" for f, v in rows)
+            (out / f"D_eff_{s}.csv").write_text(text)
+        if not quiet:
+            print(f"cait kmc equilibrium: {status} -> {out / 'kmc_equilibrium.nc'}")
+        return _exit_code(flag, status)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from compare import scenario
 from compare.io.datasets import write_dataset
+from compare.io.outputs import output_dir
 from compare.reports.npp import plot_potential, plot_profiles
 
 
@@ -23,17 +24,17 @@ def run_npp(cfg, outdir, progress=True):
     """
     from continuum.errors import SolverError
 
-    outdir = Path(outdir)
-    problem = scenario.npp_problem(cfg)  # checked before the long computation
-    nc = outdir / "npp.nc"
-    try:
-        ds = scenario.solve_npp(cfg, problem, progress=progress)
-    except SolverError as err:
-        if err.partial is not None:
-            write_dataset(err.partial, nc, cfg=cfg, status="failed", message=str(err))
-        raise
-    paths = [write_dataset(ds, nc, cfg=cfg, status="ok")]
-    plot_times = [t for t in cfg.plot_times_s if t <= float(ds.time[-1])]
-    paths.append(plot_profiles(ds, plot_times, outdir / "npp_profiles.png"))
-    paths.append(plot_potential(ds, plot_times, outdir / "npp_potential.png"))
-    return ds, paths
+    problem = scenario.npp_problem(cfg)  # checked before anything is written
+    with output_dir(outdir) as outdir:
+        nc = outdir / "npp.nc"
+        try:
+            ds = scenario.solve_npp(cfg, problem, progress=progress)
+        except SolverError as err:
+            if err.partial is not None:
+                write_dataset(err.partial, nc, cfg=cfg, status="failed", message=str(err))
+            raise
+        paths = [write_dataset(ds, nc, cfg=cfg, status="ok")]
+        plot_times = [t for t in cfg.plot_times_s if t <= float(ds.time[-1])]
+        paths.append(plot_profiles(ds, plot_times, outdir / "npp_profiles.png"))
+        paths.append(plot_potential(ds, plot_times, outdir / "npp_potential.png"))
+        return ds, paths

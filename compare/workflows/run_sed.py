@@ -92,11 +92,12 @@ def sed_dataset(cfg) -> xr.Dataset:
 def run_sed(cfg, out_dir) -> dict:
     """Write ``sed.nc``, ``sed.png`` and ``dn.png`` to ``out_dir``; returns their paths."""
     from compare.io.datasets import save_figure, write_dataset
+    from compare.io.outputs import output_dir
     from compare.reports.sed import plot_dn, plot_sed
 
-    out_dir = Path(out_dir)
-    ds = sed_dataset(cfg)
-    paths = {"dataset": write_dataset(ds, out_dir / "sed.nc", cfg=cfg)}
-    paths["sed_figure"] = save_figure(plot_sed(ds), out_dir / "sed.png")
-    paths["dn_figure"] = save_figure(plot_dn(ds), out_dir / "dn.png")
-    return paths
+    with output_dir(out_dir) as out_dir:
+        ds = sed_dataset(cfg)
+        paths = {"dataset": write_dataset(ds, out_dir / "sed.nc", cfg=cfg)}
+        paths["sed_figure"] = save_figure(plot_sed(ds), out_dir / "sed.png")
+        paths["dn_figure"] = save_figure(plot_dn(ds), out_dir / "dn.png")
+        return paths
