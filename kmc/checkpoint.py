@@ -19,6 +19,7 @@ import os
 import signal
 import tempfile
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -33,6 +34,10 @@ _A, _M = "a__", "m__"  # key prefixes in the npz: state arrays, metadata scalars
 
 class CheckpointError(KMCStateError):
     """A checkpoint is missing, unreadable or belongs to a different input."""
+
+
+class CheckpointDamaged(CheckpointError):
+    """A checkpoint file is truncated or corrupt (a full disk, a crash while copying it)."""
 
 
 def input_hash(text: str | bytes, **extra) -> str:
@@ -75,6 +80,24 @@ class Checkpoint:
     path: Path | None = field(default=None)
 
 
+def _file_mode() -> int:
+    """``0o666 & ~umask`` (read from /proc: ``os.umask`` would change it for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o644
+
+
+def previous_path(path) -> Path:
+    """Where the generation before the current checkpoint is kept (``NAME.prev.npz``)."""
+    path = Path(path)
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
 def save_checkpoint(path, state, meta: Mapping | None = None, input_hash: str = "") -> Path:
     """Write the state atomically to ``path`` (``.npz``).
 
@@ -105,6 +128,9 @@ def save_checkpoint(path, state, meta: Mapping | None = None, input_hash: str = 
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
+        if path.exists():
+            os.replace(path, previous_path(path))   # keep one older generation
         os.replace(tmp, path)
         with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
             dfd = os.open(path.parent, os.O_RDONLY)
@@ -133,8 +159,11 @@ def load_checkpoint(path, expected_hash: str | None = None) -> Checkpoint:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointDamaged(f"checkpoint {str(path)!r} is damaged (truncated or corrupt: "
+                                f"{exc})") from None
+    if "__input_hash__" not in data and str(data.get("__format__", "")) == FORMAT:
+        raise CheckpointDamaged(f"checkpoint {str(path)!r} is damaged (no input hash)")
     if str(data.get("__format__", "")) != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a cait KMC checkpoint (format "
                               f"{str(data.get('__format__', 'missing'))!r}, expected {FORMAT!r})")
@@ -147,6 +176,46 @@ def load_checkpoint(path, expected_hash: str | None = None) -> Checkpoint:
     arrays = {k[len(_A):]: v for k, v in data.items() if k.startswith(_A)}
     meta = {k[len(_M):]: v.item() for k, v in data.items() if k.startswith(_M)}
     return Checkpoint(arrays=arrays, meta=meta, input_hash=found, path=path)
+
+
+def load_latest(path, expected_hash: str | None = None):
+    """The newest readable generation: ``path``, else its previous one (``NAME.prev.npz``).
+
+    Returns
+    -------
+    (Checkpoint, str)
+        The checkpoint and a note: empty, or one line saying that ``path`` was damaged or
+        missing and the previous generation (one checkpoint interval older) is used.
+
+    Raises
+    ------
+    CheckpointError
+        Neither generation can be used (the error of ``path`` is raised), or ``path`` belongs
+        to another input (no fall-back then: the previous one does too).
+    """
+    path = Path(path)
+    try:
+        return load_checkpoint(path, expected_hash), ""
+    except CheckpointError as exc:
+        if path.is_file() and not isinstance(exc, CheckpointDamaged):
+            raise
+        prev = previous_path(path)
+        if not prev.is_file():
+            raise
+        try:
+            ck = load_checkpoint(prev, expected_hash)
+        except CheckpointError:
+            raise exc from None
+        why = "is damaged" if path.is_file() else "is missing"
+        return ck, (f"checkpoint {str(path)!r} {why}; resuming from the previous one "
+                    f"{str(prev)!r} (one checkpoint interval earlier)")
+
+
+def remove_checkpoint(path) -> None:
+    """Delete a checkpoint and its previous generation (the run they belong to is finished)."""
+    for p in (Path(path), previous_path(path)):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
 
 
 class InterruptFlag:

@@ -70,8 +70,49 @@ def test_missing_and_foreign_files(tmp_path):
     with pytest.raises(ck.CheckpointError, match="is not a cait KMC checkpoint"):
         ck.load_checkpoint(tmp_path / "other.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ck.CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(ck.CheckpointDamaged, match=r"junk.npz' is damaged \(truncated or corrupt"):
         ck.load_checkpoint(tmp_path / "junk.npz")
+
+
+def _truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_previous_generation_is_kept_and_used_when_the_newest_is_torn(tmp_path):
+    h = ck.input_hash("in")
+    p = tmp_path / "c.npz"
+    ck.save_checkpoint(p, {"x": np.arange(3)}, meta={"n": 1}, input_hash=h)
+    ck.save_checkpoint(p, {"x": np.arange(3) + 10}, meta={"n": 2}, input_hash=h)
+    assert ck.previous_path(p).is_file()
+    got, note = ck.load_latest(p, h)
+    assert got.meta["n"] == 2 and note == ""
+    _truncate(p)                                  # a crash while copying, a full disk
+    got, note = ck.load_latest(p, h)
+    assert got.meta["n"] == 1 and np.array_equal(got.arrays["x"], np.arange(3))
+    assert "is damaged; resuming from the previous one" in note
+    _truncate(ck.previous_path(p))
+    with pytest.raises(ck.CheckpointDamaged, match=r"c.npz' is damaged"):
+        ck.load_latest(p, h)
+    ck.remove_checkpoint(p)
+    assert not p.exists() and not ck.previous_path(p).exists()
+
+
+def test_no_fall_back_for_another_input(tmp_path):
+    p = tmp_path / "c.npz"
+    ck.save_checkpoint(p, {"x": np.zeros(1)}, input_hash=ck.input_hash("one"))
+    ck.save_checkpoint(p, {"x": np.zeros(1)}, input_hash=ck.input_hash("one"))
+    with pytest.raises(ck.CheckpointError, match="was written for a different input"):
+        ck.load_latest(p, ck.input_hash("two"))
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        p = ck.save_checkpoint(tmp_path / "c.npz", {"x": np.zeros(1)}, input_hash="h")
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o664
 
 
 def test_signal_sets_flag_and_handlers_are_restored():

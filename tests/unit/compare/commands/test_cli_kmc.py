@@ -94,6 +94,36 @@ def test_resume_refuses_other_input_and_missing_checkpoint(tiny, tmp_path, capsy
     assert "no checkpoint for replica(s) [0]" in capsys.readouterr().err
 
 
+def test_torn_checkpoint_falls_back_to_the_previous_generation(tiny, tmp_path, capsys):
+    """A checkpoint torn by a crash or a full disk costs one interval, not the run: resume uses
+    the previous generation and still ends equal to the uninterrupted run."""
+    full, out = tmp_path / "full", tmp_path / "p"
+    assert run_kmc.run_kmc(tiny, full, quiet=True) == 0
+    ref = open_dataset(full / "kmc.nc")
+    assert run_kmc.run_kmc(tiny, out, quiet=True, stop_after_events=100) == 130
+    assert run_kmc.run_kmc(tiny, out, resume=True, quiet=True, stop_after_events=300) == 130
+    ckpt = out / "kmc_checkpoint_r0.npz"
+    assert (out / "kmc_checkpoint_r0.prev.npz").exists()
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    capsys.readouterr()
+    assert run_kmc.run_kmc(tiny, out, resume=True, quiet=True) == 0
+    assert "is damaged; resuming from the previous one" in capsys.readouterr().err
+    res = open_dataset(out / "kmc.nc")
+    for name in ref.data_vars:
+        np.testing.assert_array_equal(res[name].values, ref[name].values, err_msg=name)
+    assert not ckpt.exists() and not (out / "kmc_checkpoint_r0.prev.npz").exists()
+
+
+def test_torn_checkpoint_without_a_previous_one_is_one_line(tiny, tmp_path, capsys):
+    out = tmp_path / "p"
+    assert run_kmc.run_kmc(tiny, out, quiet=True, stop_after_events=100) == 130
+    ckpt = out / "kmc_checkpoint_r0.npz"
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    assert main(["kmc", "run", str(tiny), "-o", str(out), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "kmc_checkpoint_r0.npz' is damaged (truncated or corrupt" in err[0]
+
+
 def test_equilibrium_command(tiny, tmp_path):
     out = tmp_path / "eq"
     assert main(["kmc", "equilibrium", str(tiny), "--x", "1,0.5", "-o", str(out), "--quiet"]) == 0
