@@ -22,6 +22,8 @@ from typing import Callable, Sequence
 import numpy as np
 import xarray as xr
 
+from kmc.errors import KMCConfigError
+
 SEED_BITS = 63  # seeds fit a signed int64 (NetCDF attributes, numpy default ints)
 
 
@@ -107,10 +109,25 @@ def default_n_workers(n_replicas: int) -> int:
     return max(1, min(int(n_replicas), cores))
 
 
+def _connect(cluster, address, timeout_s):
+    """A dask Client of `cluster`; an unreachable scheduler `address` is one clear error."""
+    from distributed import Client
+
+    if address is None:
+        return Client(cluster, set_as_default=False)
+    try:
+        return Client(address, set_as_default=False, timeout=float(timeout_s))
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KMCConfigError(f"`--scheduler` {address!r}: no dask scheduler answered within "
+                             f"{timeout_s:g} s ({reason}); start one (dask scheduler) or omit "
+                             f"--scheduler for a private local cluster") from None
+
+
 def run_replicas(func: Callable, n_replicas: int, base_seed: int, args: Sequence = (),
                  kwargs: dict | None = None, *, scheduler_address: str | None = None,
                  n_workers: int | None = None, stop: Callable[[], bool] | None = None,
-                 poll_s: float = 0.2) -> list:
+                 poll_s: float = 0.2, connect_timeout_s: float = 10.0) -> list:
     """Run ``func(seed_r, r, *args, stop=..., **kwargs)`` for r = 0 .. n_replicas - 1.
 
     Parameters
@@ -131,6 +148,9 @@ def run_replicas(func: Callable, n_replicas: int, base_seed: int, args: Sequence
     stop : callable, optional
         Polled in this process (every ``poll_s`` while waiting, and passed to a serial
         replica); once True, the replicas are told to stop through a ``distributed.Event``.
+    connect_timeout_s : float
+        How long to wait for the scheduler at ``scheduler_address``; then
+        :class:`~kmc.errors.KMCConfigError` naming the address (before any replica runs).
 
     Returns
     -------
@@ -152,7 +172,7 @@ def run_replicas(func: Callable, n_replicas: int, base_seed: int, args: Sequence
                                    silence_logs=logging.ERROR)
         else:
             cluster = contextlib.nullcontext(scheduler_address)
-        with cluster as c, Client(c, set_as_default=False) as client:
+        with cluster as c, _connect(c, scheduler_address, connect_timeout_s) as client:
             token = uuid.uuid4().hex
             event_name = f"cait-stop-{token}"
             event = Event(event_name, client=client)

@@ -165,6 +165,8 @@ KMC_KEYS = [
         choices=("tree", "linear")),
     Key("seed", "int", 0, "Base random seed; replica r uses a seed derived from (seed, r).", lo=0),
     Key("replicas", "int", 1, "Independent replicas (run in parallel with dask).", lo=1),
+    Key("scheduler_timeout_s", "float", 10.0, "How long `--scheduler ADDR` waits for the dask "
+        "scheduler before giving up with an error.", "s", lo=0.0, lo_open=True),
     Key("checkpoint_interval_s", "float", 600.0, "Wall-clock time between checkpoints of `cait kmc run` (0: only when interrupted).", "s", lo=0.0),
     Key("chunk_events", "int", 1_000_000, "Events between returns of the KMC kernel to Python (progress bar, checkpoints, interrupt checks).", lo=1),
     Key("eq_size", "int", 10, "`cait kmc equilibrium`: edge L of the fully periodic L^3 lattice.", lo=3),

@@ -155,7 +155,8 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
                       stop_after_events=stop_after_events)
         with ck.interrupt_guard() as flag:
             results = ensemble.run_replicas(kmc_replica, n_rep, int(cfg.kmc.seed), kwargs=kwargs,
-                                            scheduler_address=scheduler, stop=flag)
+                                            scheduler_address=scheduler, stop=flag,
+                                            connect_timeout_s=float(cfg.kmc.scheduler_timeout_s))
         status = "interrupted" if any(r.attrs.get("status") == "interrupted" for r in results) else "ok"
         n_events = [int(r.attrs.get("n_events", 0)) for r in results]
         ds = results[0] if n_rep == 1 else ensemble.merge_replicas(results, seeds=seeds)
@@ -193,6 +194,7 @@ def run_equilibrium(input_path, xs, out_dir=None, replicas=None, scheduler=None,
         with ck.interrupt_guard() as flag:
             results = ensemble.run_replicas(eqm.equilibrium_replica, n_rep, int(k.seed),
                                             args=(params, tuple(xs), opt), scheduler_address=scheduler,
+                                            connect_timeout_s=float(k.scheduler_timeout_s),
                                             stop=flag)
         ds = eqm.summarize_replicas(results)
         status = "interrupted" if any(r.attrs.get("status") == "interrupted" for r in results) else "ok"

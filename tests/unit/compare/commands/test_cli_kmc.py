@@ -159,3 +159,22 @@ def test_replicas_merge_with_mean_and_sem(tiny, tmp_path):
     # replica 0 of the ensemble is the single-replica run (same derived seed)
     np.testing.assert_array_equal(ds.concentration.isel(replica=0).values,
                                   open_dataset(single / "kmc.nc").concentration.values)
+
+
+def test_unreachable_scheduler_is_one_line_within_the_timeout(tiny, tmp_path, capsys):
+    import socket
+    import time
+
+    with socket.socket() as s:            # a free port on loopback where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fast = tmp_path / "fast.toml"
+    fast.write_text(TINY.replace("[kmc]", "[kmc]\nscheduler_timeout_s = 2.0"))
+    t0 = time.monotonic()
+    code = main(["kmc", "run", str(fast), "-o", str(tmp_path / "o"), "--quiet",
+                 "--scheduler", f"tcp://127.0.0.1:{port}"])
+    elapsed = time.monotonic() - t0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"`--scheduler` 'tcp://127.0.0.1:{port}': no dask scheduler answered within 2 s" in err[0]
+    assert elapsed < 30.0  # the timeout, not distributed's default retries (measured ~2-3 s)
