@@ -569,7 +569,7 @@ class _Integrator:
                              dict(units="nm", long_name="particles entered through boundary / "
                                                         "(n_bulk area), time-integrated")),
                 diffusivity=(("species", "fraction"), dtab,
-                             dict(units="cm2/s", long_name="diffusion coefficient D(n)")),
+                             dict(units="cm^2/s", long_name="diffusion coefficient D(n)")),
             ),
             coords=dict(
                 species=("species", list(s.species), dict(long_name="mobile species")),

@@ -42,7 +42,7 @@ import xarray as xr
 
 from compare import units
 from compare.errors import ConfigError
-from compare.units import CM2_TO_M2
+from compare.units import CM2_TO_M2, D_UNITS
 from continuum import onsager
 from kmc import analysis
 from kmc import equilibrium as eqm
@@ -418,7 +418,7 @@ def block_length_scan(lattice: CheckLattice, x: float, seed: int, n_records: int
     out = {}
     for v in ("D_star", "D_star_sem", "D_eff", "D_eff_sem", "haven", "haven_sem"):
         out[v] = (("block_events", "species"), np.stack([r[0][v].values for r in rows]),
-                  {"units": "1" if v.startswith("haven") else "cm^2/s"})
+                  {"units": "1" if v.startswith("haven") else D_UNITS})
     out["ac1_D_star"] = (("block_events", "species"), np.array([r[1] for r in rows]),
                          {"units": "1", "long_name": "lag-1 autocorrelation of block D*"})
     return xr.Dataset(out, coords={"block_events": be, "species": names,
@@ -491,8 +491,8 @@ def scan(cases, xs, size=6, seed=1, n_blocks=400, events_per_block=5_000, tracer
                 f"D_eff = {summ['D_eff']}, D_eff/2D* = {summ['ratio_2Dstar']} "
                 f"+- {summ['ratio_2Dstar_sem']}, H = {summ['haven']}, L12_rel = "
                 f"{summ['L12_rel']:.3f}  ({wall[i, j]:.0f} s)")
-    units = {"D_star": "cm^2/s", "D_eff": "cm^2/s", "D_eff_long": "cm^2/s",
-             "D_eff_cait": "cm^2/s", "haven": "1",
+    units = {"D_star": D_UNITS, "D_eff": D_UNITS, "D_eff_long": D_UNITS,
+             "D_eff_cait": D_UNITS, "haven": "1",
              "ratio_2Dstar": "1"}
     long = {"D_star": "tracer diffusion coefficient (long blocks)",
             "D_eff": "kT L_ss/n_s (paper eqns 8-9, short blocks)",

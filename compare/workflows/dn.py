@@ -35,7 +35,7 @@ import xarray as xr
 from compare import scenario
 from compare.errors import ConfigError, InputFileError
 from compare.io.outputs import default_output, output_dir
-from compare.units import CM2_TO_M2
+from compare.units import CM2_TO_M2, D_UNITS
 DEFAULT_X = (0.3, 0.5, 0.7, 0.85, 1.0)
 N_GRID = 200  # points of the SED-formula curves
 FILLINGS = ("step", "fermi-dirac")
@@ -273,19 +273,19 @@ def dn_dataset(cfg, eq: xr.Dataset, fit_ds: xr.Dataset | None = None) -> xr.Data
     cait = cait_D_eff_table(eq, float(cfg.material.n_bulk_cm3) * 1e6, T)
     sp_dim = ("species", "x")
     dv = {
-        "D_eff": _var(sp_dim, D_eff, "cm^2/s", "KMC D_eff = kT L_ss/n_s (paper eqns 8-9)"),
-        "D_eff_sem": _var(sp_dim, D_eff_sem, "cm^2/s", "standard error of D_eff"),
-        "two_D_star": _var(sp_dim, 2 * Dst, "cm^2/s", "2 D* (paper's tracer relation)"),
-        "two_D_star_sem": _var(sp_dim, 2 * Dst_sem, "cm^2/s", "standard error of 2 D*"),
-        "D_eff_cait": _var(sp_dim, cait, "cm^2/s", "NPP-effective D from the full-L CAIT "
+        "D_eff": _var(sp_dim, D_eff, D_UNITS, "KMC D_eff = kT L_ss/n_s (paper eqns 8-9)"),
+        "D_eff_sem": _var(sp_dim, D_eff_sem, D_UNITS, "standard error of D_eff"),
+        "two_D_star": _var(sp_dim, 2 * Dst, D_UNITS, "2 D* (paper's tracer relation)"),
+        "two_D_star_sem": _var(sp_dim, 2 * Dst_sem, D_UNITS, "standard error of 2 D*"),
+        "D_eff_cait": _var(sp_dim, cait, D_UNITS, "NPP-effective D from the full-L CAIT "
                                                    "transformation (continuum.onsager)"),
         "haven": _var(sp_dim, sel.haven.transpose("species", "x").values, "1",
                       "Haven ratio D*/D_eff"),
         "haven_sem": _var(sp_dim, sel.haven_sem.transpose("species", "x").values, "1",
                           "standard error of the Haven ratio"),
-        "D_sed": _var(("filling", "x_fine"), D_sed, "cm^2/s",
+        "D_sed": _var(("filling", "x_fine"), D_sed, D_UNITS,
                       "SED formula (paper eqn 2) scaled to the KMC bulk D"),
-        "D_sed_input": _var(("x_fine",), D_sed_in, "cm^2/s",
+        "D_sed_input": _var(("x_fine",), D_sed_in, D_UNITS,
                             f"SED formula with the input's D_bulk ({cfg.sed.filling} filling)"),
     }
     attrs = {"engine": "dn", "native_species": native,
@@ -300,7 +300,7 @@ def dn_dataset(cfg, eq: xr.Dataset, fit_ds: xr.Dataset | None = None) -> xr.Data
     if fit_ds is not None:
         curves, best = fitted_curves(cfg, fit_ds, x_fine)
         rows = [curves["native"], curves.get("foreign", np.full(N_GRID, np.nan))]
-        dv["D_fit"] = _var(("species", "x_fine"), np.stack(rows[:len(names)]), "cm^2/s",
+        dv["D_fit"] = _var(("species", "x_fine"), np.stack(rows[:len(names)]), D_UNITS,
                            "NPP fitted to KMC CAIT profiles")
         attrs.update(fit="ok", fit_reduced_chi2=float(fit_ds["reduced_chi2"]),
                      fit_wall_time_s=float(fit_ds["wall_time"]) if "wall_time" in fit_ds else -1.0,

@@ -30,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from compare import scenario
+from compare.units import D_UNITS
 from compare.errors import ConfigError, InputFileError
 from compare.io.outputs import default_output, output_dir
 
@@ -317,9 +318,9 @@ def analyse(ds, species, phases, kT_eV, f_vac, convention="nernst-planck", bins=
     return xr.Dataset(
         {
             "D": (("phase", "c_bin"), np.array(rows["D"]),
-                  {"units": "cm2/s", "long_name": f"local effective D of {species}"}),
+                  {"units": D_UNITS, "long_name": f"local effective D of {species}"}),
             "D_se": (("phase", "c_bin"), np.array(rows["D_se"]),
-                     {"units": "cm2/s", "long_name": "standard error of D (bin residuals)"}),
+                     {"units": D_UNITS, "long_name": "standard error of D (bin residuals)"}),
             "c_mean": (("phase", "c_bin"), np.array(rows["c_mean"]),
                        {"units": "1", "long_name": f"mean {species} fraction of the bin's faces"}),
             "n_points": (("phase", "c_bin"), np.array(rows["n_points"]),

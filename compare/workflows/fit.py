@@ -38,6 +38,7 @@ import xarray as xr
 from compare import scenario
 from compare.io import config as config_mod
 from compare.errors import CaitError, ConfigError, InputFileError
+from compare.units import D_UNITS
 
 # Search settings by the kind of forward model (its `smooth` attribute). "noisy" (adaptive time
 # steps, noise at the tolerance level): forward differences in the normalised box with a step
@@ -137,7 +138,7 @@ def _parameter_registry(cfg) -> dict:
     for s in cfg.species:
         reg[f"species.{s.name}.D_cm2_s"] = (
             lambda c, n=s.name: c.species_by_name(n).D_cm2_s,
-            lambda c, v, n=s.name: _set_species_D(c, n, v), "cm^2/s", _POSITIVE, True)
+            lambda c, v, n=s.name: _set_species_D(c, n, v), D_UNITS, _POSITIVE, True)
     return reg
 
 

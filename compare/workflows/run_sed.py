@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from compare import scenario, units
+from compare.units import D_UNITS
 from continuum import sed as sedmod
 
 N_FRACTION = 200  # points of the E_F(n) / D(n) table
@@ -57,12 +58,12 @@ def sed_dataset(cfg) -> xr.Dataset:
             "psed": ("energy", p, {"units": "1/eV", "long_name": "populated SED at bulk filling"}),
             "fermi_level": ("fraction", e_f, {"units": "eV", "long_name": f"Fermi level E_F of "
                                               f"{native} ({filling} filling)"}),
-            "D": ("fraction", D_all[0], {"units": "cm^2/s",
+            "D": ("fraction", D_all[0], {"units": D_UNITS,
                                          "long_name": f"diffusion coefficient of {native}",
                                          "species": native,
                                          "D_model": cfg.native.D_model}),
             "D_species": (("species", "fraction"), D_all,
-                          {"units": "cm^2/s", "long_name": "diffusion coefficient D(fraction)",
+                          {"units": D_UNITS, "long_name": "diffusion coefficient D(fraction)",
                            "D_models": ", ".join(cfg.species_by_name(n).D_model for n in names)}),
         },
         coords={
