@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from compare.errors import CaitError
+from compare.errors import CaitError, RunInterrupted
 
 # Sub-command modules, in the order `cait --help` lists them.
 COMMANDS = ("npp", "kmc", "sed", "compare", "double", "fit", "dn", "mixing", "bench", "check",
@@ -61,6 +61,9 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except RunInterrupted as exc:
+        print(f"cait: interrupted: {exc}", file=sys.stderr)
+        return exc.exit_code
     except _user_errors() as exc:
         print(f"cait: error: {exc}", file=sys.stderr)
         return 2

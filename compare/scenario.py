@@ -108,19 +108,21 @@ def dmodels(cfg, sed=None) -> dict:
 # ---------------------------------------------------------------------------------------------
 # NPP
 # ---------------------------------------------------------------------------------------------
-def _solve_full(problem, progress=False):
+def _solve_full(problem, progress=False, stop=None):
     from continuum.npp import solve
 
-    return solve(problem, progress=progress)
+    return solve(problem, progress=progress, stop=stop)
 
 
-def _solve_electroneutral(problem, progress=False):
+def _solve_electroneutral(problem, progress=False, stop=None):
+    """The electroneutral solver runs in seconds; it does not poll `stop` (an interrupt is
+    honoured when it returns)."""
     from continuum.electroneutral import solve_electroneutral
 
     return solve_electroneutral(problem)
 
 
-# `npp.solver` -> ``solve(problem, progress=False) -> xarray.Dataset``
+# `npp.solver` -> ``solve(problem, progress=False, stop=None) -> xarray.Dataset``
 SOLVERS = {"full": _solve_full, "electroneutral": _solve_electroneutral}
 
 
@@ -198,11 +200,12 @@ def npp_problem(cfg, *, d_models=None, thickness_nm=None, output_times_s=None,
     return problem
 
 
-def solve_npp(cfg, problem=None, progress=False, solver_name=None):
-    """Solve `problem` (default :func:`npp_problem`) with ``npp.solver`` (or `solver_name`)."""
+def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None):
+    """Solve `problem` (default :func:`npp_problem`) with ``npp.solver`` (or `solver_name`);
+    `stop` (polled by the full solver) ends the run early with ``SolverInterrupted``."""
     name = solver_name or cfg.npp.solver
     return solver(name)(npp_problem(cfg, solver_name=name) if problem is None else problem,
-                        progress=progress)
+                        progress=progress, stop=stop)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,3 +27,8 @@ class SolverError(RuntimeError):
         super().__init__(message)
         self.time_reached_s = float(time_reached_s)
         self.partial = partial
+
+
+class SolverInterrupted(SolverError):
+    """The caller asked the solver to stop (e.g. SIGINT); ``partial`` holds the result so far
+    with ``status="interrupted"``."""

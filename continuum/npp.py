@@ -29,7 +29,7 @@ from numba import njit
 from scipy.linalg.lapack import dgbsv
 from tqdm.auto import tqdm
 
-from continuum.errors import ProblemError, SolverError
+from continuum.errors import ProblemError, SolverError, SolverInterrupted
 from continuum.scharfetter_gummel import bernoulli_and_derivative as _bernoulli
 from continuum.problem import BACKS, DRIVES, FLUX_CONVENTIONS, check_problem, mesh_nodes_nm
 
@@ -284,8 +284,9 @@ class _Setup:
 class _Integrator:
     """BDF1/BDF2 time stepping with Newton, error control and output at exact times."""
 
-    def __init__(self, s):
+    def __init__(self, s, stop=None):
         self.s = s
+        self.stop = stop  # polled after every accepted step (solve's `stop`)
         k, n = len(s.species), len(s.nodes)
         self.k, self.n, self.m = k, n, k + 1
         self.res = np.zeros(self.m * n)
@@ -404,7 +405,8 @@ class _Integrator:
             for ph in s.phases:
                 t, c, psi, inv, Q = self.run_phase(ph, t, c, psi, inv, Q, record, bar)
         except SolverError as err:
-            err.partial = self.dataset(out_c, out_psi, out_inv, out_Q, i_out, "failed", str(err),
+            status = "interrupted" if isinstance(err, SolverInterrupted) else "failed"
+            err.partial = self.dataset(out_c, out_psi, out_inv, out_Q, i_out, status, str(err),
                                        extra=(t if np.isnan(err.time_reached_s)
                                               else err.time_reached_s, self._last))
             raise
@@ -498,6 +500,9 @@ class _Integrator:
             hist.append((t, c, inv, Q))
             del hist[:-3]
             record(t, c, psi, inv, Q)
+            if self.stop is not None and self.stop():
+                raise SolverInterrupted(f"stopped on request at simulated time {t:.6g} s of "
+                                        f"{s.t_end:.6g} s", t)
             if grid is not None:
                 if t == nxt:
                     i_grid += 1
@@ -594,7 +599,7 @@ class _Integrator:
         return ds
 
 
-def solve(problem, progress=False, return_steps=False):
+def solve(problem, progress=False, return_steps=False, stop=None):
     """Integrate the NPP equations through the beam schedule.
 
     Parameters
@@ -607,6 +612,9 @@ def solve(problem, progress=False, return_steps=False):
     return_steps : bool
         Also return the end times of the accepted steps, ndarray of float64, shape (n_steps,)
         [s]: a valid ``fixed_times_s`` for later solves on the same schedule.
+    stop : callable, optional
+        Polled after every accepted step; once it returns True the solver raises
+        :class:`SolverInterrupted` with the result so far (``status="interrupted"``).
 
     Returns
     -------
@@ -625,9 +633,11 @@ def solve(problem, progress=False, return_steps=False):
         Inconsistent problem.
     SolverError
         Newton failed at the minimum step; ``err.partial`` holds the result so far.
+    SolverInterrupted
+        `stop` returned True; ``err.partial`` holds the result so far.
     """
     setup = _Setup(problem)
-    integrator = _Integrator(setup)
+    integrator = _Integrator(setup, stop)
     ds = integrator.run(progress=progress)
     if return_steps:
         return ds, np.asarray(integrator.step_times, dtype=float)

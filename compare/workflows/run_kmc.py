@@ -25,6 +25,7 @@ from kmc import checkpoint as ck
 from kmc import ensemble
 from kmc import equilibrium as eqm
 from kmc.engine import Simulation
+from kmc.errors import KMCError
 
 
 # ------------------------------------------------------------------------------ paths
@@ -97,12 +98,19 @@ def kmc_replica(seed, replica, params, out_dir, input_text, resume=False,
     bar = _Progress(sim, show_progress, f"kmc r{replica}")
     last = time.monotonic()
     interrupted = False
+    failure = ""
     try:
         while True:
             n = chunk_events
             if stop_after_events is not None:
                 n = max(0, min(n, int(stop_after_events) - sim.n_events))
-            finished = sim.advance(n) if n > 0 else sim.done
+            try:
+                finished = sim.advance(n) if n > 0 else sim.done
+            except KMCError as exc:
+                # e.g. a field runaway: the state is the one before the failing event; keep
+                # what the run had (the dataset says "failed" and why)
+                failure = str(exc)
+                break
             bar.update(sim)
             if finished:
                 break
@@ -118,10 +126,13 @@ def kmc_replica(seed, replica, params, out_dir, input_text, resume=False,
     if interrupted:
         save()
         sim.status = "interrupted"
+    elif failure:
+        sim.status = "failed"
     else:
         ck.remove_checkpoint(path)  # finished: a stale checkpoint must not be resumed later
     ds = sim.to_dataset()
     ds.attrs["replica"] = int(replica)
+    ds.attrs["message"] = failure
     return ds
 
 
@@ -157,17 +168,24 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
             results = ensemble.run_replicas(kmc_replica, n_rep, int(cfg.kmc.seed), kwargs=kwargs,
                                             scheduler_address=scheduler, stop=flag,
                                             connect_timeout_s=float(cfg.kmc.scheduler_timeout_s))
-        status = "interrupted" if any(r.attrs.get("status") == "interrupted" for r in results) else "ok"
+        failed = [r for r in results if r.attrs.get("status") == "failed"]
+        status = ("failed" if failed else "interrupted"
+                  if any(r.attrs.get("status") == "interrupted" for r in results) else "ok")
         n_events = [int(r.attrs.get("n_events", 0)) for r in results]
         ds = results[0] if n_rep == 1 else ensemble.merge_replicas(results, seeds=seeds)
         ds.attrs["n_events"] = int(sum(n_events))
         ds.attrs["n_events_per_replica"] = np.asarray(n_events, dtype=np.int64)
         ds.attrs["replica_seeds"] = np.asarray(seeds, dtype=np.int64)
-        message = ("interrupted: checkpoints written; continue with --resume" if status == "interrupted"
-                   else "")
+        message = {"interrupted": "interrupted: checkpoints written; continue with --resume",
+                   "failed": "; ".join(f"replica {r.attrs['replica']}: {r.attrs['message']}"
+                                       for r in failed),
+                   "ok": ""}[status]
         write_dataset(ds, out / "kmc.nc", cfg=cfg, seed=seeds, status=status, message=message)
         if ds.sizes.get("time", 0) > 0:
             save_figure(profile_figure(ds, cfg), out / "kmc_profiles.png")
+        if failed:
+            raise KMCError(f"{message}; what the run had is in {str(out / 'kmc.nc')!r} "
+                           f"(status \"failed\")")
         if not quiet:
             print(f"cait kmc run: {status}, {sum(n_events)} events -> {out / 'kmc.nc'}")
         return _exit_code(flag, status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compare import scenario
+from compare.errors import RunInterrupted
 from compare.io.datasets import write_dataset
 from compare.io.outputs import output_dir
 from compare.reports.npp import plot_potential, plot_profiles
@@ -21,17 +22,25 @@ def run_npp(cfg, outdir, progress=True):
     ------
     continuum.errors.SolverError
         After writing the partial result with ``status="failed"``.
+    compare.errors.RunInterrupted
+        On SIGINT/SIGTERM, after writing the result so far with ``status="interrupted"``.
     """
-    from continuum.errors import SolverError
+    from continuum.errors import SolverError, SolverInterrupted
+    from kmc.checkpoint import interrupt_guard
 
     problem = scenario.npp_problem(cfg)  # checked before anything is written
-    with output_dir(outdir) as outdir:
+    with output_dir(outdir) as outdir, interrupt_guard() as flag:
         nc = outdir / "npp.nc"
         try:
-            ds = scenario.solve_npp(cfg, problem, progress=progress)
+            ds = scenario.solve_npp(cfg, problem, progress=progress, stop=flag)
         except SolverError as err:
+            interrupted = isinstance(err, SolverInterrupted)
             if err.partial is not None:
-                write_dataset(err.partial, nc, cfg=cfg, status="failed", message=str(err))
+                write_dataset(err.partial, nc, cfg=cfg,
+                              status="interrupted" if interrupted else "failed", message=str(err))
+            if interrupted:
+                raise RunInterrupted(f"{err}; the result so far is in {str(nc)!r}",
+                                     128 + int(flag.signum) if flag.signum else 130) from None
             raise
         paths = [write_dataset(ds, nc, cfg=cfg, status="ok")]
         plot_times = [t for t in cfg.plot_times_s if t <= float(ds.time[-1])]

@@ -178,3 +178,18 @@ def test_unreachable_scheduler_is_one_line_within_the_timeout(tiny, tmp_path, ca
     assert code == 2 and len(err) == 1, err
     assert f"`--scheduler` 'tcp://127.0.0.1:{port}': no dask scheduler answered within 2 s" in err[0]
     assert elapsed < 30.0  # the timeout, not distributed's default retries (measured ~2-3 s)
+
+
+def test_failed_run_writes_what_it_had(tiny, tmp_path, capsys):
+    """A field runaway (beam current far above what the lattice carries) stops the engine; the
+    run still writes kmc.nc with status "failed" and the reason, and exits 2 with one line."""
+    bad = tmp_path / "runaway.toml"
+    # the beam current is sigma_NPP E_back with sigma from the native D_cm2_s: 1e7x too much
+    bad.write_text(TINY.replace("D_cm2_s = 1e-13", "D_cm2_s = 1e-6"))
+    out = tmp_path / "o"
+    assert main(["kmc", "run", str(bad), "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "non-finite" in err[0] and "status \"failed\"" in err[0]
+    ds = open_dataset(out / "kmc.nc")
+    assert ds.attrs["status"] == "failed" and "non-finite" in ds.attrs["message"]
+    assert ds.attrs["n_events"] > 0

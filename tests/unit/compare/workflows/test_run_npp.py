@@ -69,3 +69,57 @@ def test_cli_writes_dataset_and_figures(tmp_path):
     assert np.all(ds.concentration.values >= -1e-12)
     assert (out / "npp_profiles.png").stat().st_size > 0
     assert (out / "npp_potential.png").stat().st_size > 0
+
+
+def test_stop_request_gives_the_result_so_far():
+    from compare import scenario
+    from continuum.errors import SolverInterrupted
+
+    polls = []
+
+    def stop():
+        polls.append(1)
+        return len(polls) > 5
+
+    with pytest.raises(SolverInterrupted, match="stopped on request at simulated time") as info:
+        scenario.solve_npp(parse_text(INPUT), stop=stop)
+    part = info.value.partial
+    assert part.attrs["status"] == "interrupted" and 0.0 < float(part.time[-1]) < 40.0
+
+
+def test_sigterm_writes_the_result_so_far(tmp_path, monkeypatch, capsys):
+    """SIGTERM during `cait npp run`: the dataset so far with status "interrupted", exit 143
+    and one line (the signal is simulated: the flag of the interrupt guard is set after a few
+    steps, as the SIGTERM handler does)."""
+    import contextlib
+    import signal
+
+    import kmc.checkpoint as ck
+
+    @contextlib.contextmanager
+    def guard():
+        flag = ck.InterruptFlag()
+        polls = []
+
+        class Flag:
+            signum = signal.SIGTERM
+
+            def __call__(self):
+                polls.append(1)
+                if len(polls) == 5:
+                    flag.set(signal.SIGTERM)
+                return flag.is_set()
+
+        yield Flag()
+
+    monkeypatch.setattr(ck, "interrupt_guard", guard)
+    path = tmp_path / "in.toml"
+    path.write_text(INPUT)
+    out = tmp_path / "out"
+    assert main(["npp", "run", str(path), "-o", str(out), "--quiet"]) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cait: interrupted: stopped on request")
+    ds = open_dataset(out / "npp.nc")
+    assert ds.attrs["status"] == "interrupted"
+    assert 0.0 < float(ds.time[-1]) < 40.0
+    assert not (out / "npp_profiles.png").exists()
