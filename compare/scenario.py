@@ -261,12 +261,12 @@ def energy_range_eV(species, native, tail=1e-5, n_sigma=4.5) -> tuple:
 
 def kmc_params(cfg):
     """``kmc.engine.KMCParams`` of the input's CAIT scenario (open geometry, beam schedule)."""
-    from kmc.engine import KMCParams
+    from kmc.engine import KMCParams, check_params
 
     native = native_sed(cfg)
     species = kmc_species(cfg, native)
     k = cfg.kmc
-    return KMCParams(nx=int(k.nx), ny=int(k.ny), nz=int(k.nz), species=species,
+    params = KMCParams(nx=int(k.nx), ny=int(k.ny), nz=int(k.nz), species=species,
                      native_sampler=native,
                      n_bulk_m3=float(cfg.material.n_bulk_cm3) * units.PER_CM3_TO_PER_M3,
                      vacancy_fraction=float(cfg.material.vacancy_fraction),
@@ -277,13 +277,35 @@ def kmc_params(cfg):
                      n_energy_bins=int(cfg.output.n_energy_bins),
                      n_slabs=min(int(cfg.output.n_slabs), int(k.nx)),
                      energy_range_eV=energy_range_eV(species, native))
+    check_params(params)  # before any worker starts: the engine's own rules, one line each
+    return params
+
+
+def filling_note(params, tolerance=0.05) -> str:
+    """One line when the lattice cannot realise the input's vacancy fraction within
+    `tolerance` (relative): each layer holds round((1 - f_vac) ny nz) ions. Empty otherwise."""
+    from kmc.electrostatics import background_per_layer
+
+    m = params.ny * params.nz
+    f = float(params.vacancy_fraction)
+    f_eff = 1.0 - background_per_layer(f, params.ny, params.nz) / m
+    if f > 0 and abs(f_eff - f) > tolerance * f:
+        return (f"the lattice realises vacancy_fraction {f_eff:.4g} instead of {f:g} "
+                f"({100 * (f_eff - f) / f:+.0f} %): ny x nz = {m} sites per layer hold "
+                f"{m - round(f_eff * m)} ions; choose ny nz so that (1 - f_vac) ny nz is "
+                f"close to an integer")
+    return ""
 
 
 def kmc_equilibrium_params(cfg):
     """The CAIT parameters reshaped for `cait kmc equilibrium` (``eq_size``^3, no schedule)."""
+    from kmc.engine import check_params
+
     L = int(cfg.kmc.eq_size)
-    return dataclasses.replace(kmc_params(cfg), nx=L, ny=L, nz=L, phases=(), output_times_s=(),
-                               n_slabs=1)
+    params = dataclasses.replace(kmc_params(cfg), nx=L, ny=L, nz=L, phases=(),
+                                 output_times_s=(), n_slabs=1, geometry="periodic")
+    check_params(params)
+    return params
 
 
 def replicas(cfg, override=None) -> int:

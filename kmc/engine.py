@@ -148,6 +148,20 @@ def _check(params):
         raise KMCConfigError(f"`n_slabs` must be in 1..nx, got {p.n_slabs}")
     if not 0.0 <= p.composition_x <= 1.0:
         raise KMCConfigError(f"`composition_x` must be in [0, 1], got {p.composition_x}")
+    m = p.ny * p.nz
+    n_ion = background_per_layer(p.vacancy_fraction, p.ny, p.nz)
+    if p.geometry == "open" and not 0 < n_ion < m:
+        what = "no vacancy" if n_ion >= m else "no ion"
+        raise KMCConfigError(
+            f"`vacancy_fraction` = {p.vacancy_fraction:g} leaves {what} in a layer of "
+            f"ny x nz = {m} sites (round((1 - f_vac) ny nz) = {n_ion} ions): nothing could "
+            f"hop; use a larger ny x nz (>= {int(np.ceil(1.0 / max(p.vacancy_fraction, 1e-12)))} "
+            f"sites per layer for one vacancy)")
+
+
+def check_params(params):
+    """Check engine parameters without building anything (raises :class:`KMCConfigError`)."""
+    _check(params)
 
 
 def fermi_level(E, n, kT):

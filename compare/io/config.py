@@ -158,7 +158,10 @@ NPP_KEYS = [
 KMC_KEYS = [
     Key("nx", "int", 250, "Lattice layers in depth (x).", lo=2),
     Key("ny", "int", 20, "Lattice sites along y (periodic).", lo=1),
-    Key("nz", "int", 20, "Lattice sites along z (periodic).", lo=1),
+    Key("nz", "int", 20, "Lattice sites along z (periodic). Each layer holds "
+        "round((1 - vacancy_fraction) ny nz) ions: a layer without a vacancy or without an ion "
+        "is refused, and a realised vacancy fraction more than 5 % off the input is noted (one "
+        "line, and `filling_note` in kmc.nc).", lo=1),
     Key("rate_model", "str", "trap", "Hop rate model: `trap` (rate set by the origin site and the "
         "species' E_DC, PHYSICS.md section 5) or `metropolis`.", choices=("trap", "metropolis")),
     Key("selector", "str", "tree", "Event selection: `tree` (O(log N)) or `linear` (reference).",

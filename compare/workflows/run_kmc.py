@@ -148,9 +148,12 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
     """`cait kmc run`: returns the exit code (0 done, 128 + signal when interrupted)."""
     cfg = load_config(input_path)
     out = _out_dir(cfg, out_dir)
+    n_rep = scenario.replicas(cfg, replicas)
+    params = scenario.kmc_params(cfg)   # checked before the output folder or a worker exists
+    note = scenario.filling_note(params)
+    if note:
+        print(f"cait: note: {note}", file=sys.stderr, flush=True)
     with output_dir(out):
-        n_rep = scenario.replicas(cfg, replicas)
-        params = scenario.kmc_params(cfg)
         seeds = ensemble.replica_seeds(int(cfg.kmc.seed), n_rep)
         if resume:
             missing = [r for r in range(n_rep)
@@ -180,6 +183,7 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
                    "failed": "; ".join(f"replica {r.attrs['replica']}: {r.attrs['message']}"
                                        for r in failed),
                    "ok": ""}[status]
+        ds.attrs["filling_note"] = note
         write_dataset(ds, out / "kmc.nc", cfg=cfg, seed=seeds, status=status, message=message)
         if ds.sizes.get("time", 0) > 0:
             save_figure(profile_figure(ds, cfg), out / "kmc_profiles.png")
@@ -196,11 +200,11 @@ def run_equilibrium(input_path, xs, out_dir=None, replicas=None, scheduler=None,
     """`cait kmc equilibrium`: D*, L, Haven and D_eff over x -> kmc_equilibrium.nc, figure, CSV."""
     cfg = load_config(input_path)
     out = _out_dir(cfg, out_dir)
+    n_rep = scenario.replicas(cfg, replicas)
+    if any(x < 1.0 for x in xs) and len(cfg.species) < 2:
+        raise ConfigError("`--x` below 1 needs a foreign species in the input")
+    params = scenario.kmc_equilibrium_params(cfg)   # checked before any worker starts
     with output_dir(out):
-        n_rep = scenario.replicas(cfg, replicas)
-        if any(x < 1.0 for x in xs) and len(cfg.species) < 2:
-            raise ConfigError("`--x` below 1 needs a foreign species in the input")
-        params = scenario.kmc_equilibrium_params(cfg)
         k = cfg.kmc
         opt = eqm.EquilibriumOptions(n_blocks=int(k.eq_blocks), events_per_block=int(k.eq_events_per_block),
                                      n_equilibration_events=int(k.eq_equilibration_events),

@@ -9,7 +9,7 @@ from compare.io.datasets import open_dataset
 TINY = """
 [material]
 n_bulk_cm3 = 1.4e22
-vacancy_fraction = 0.10
+vacancy_fraction = 0.125    # 4 x 4 sites per layer hold exactly 14 ions
 temperature_K = 300.0
 
 [sed]
@@ -193,3 +193,32 @@ def test_failed_run_writes_what_it_had(tiny, tmp_path, capsys):
     ds = open_dataset(out / "kmc.nc")
     assert ds.attrs["status"] == "failed" and "non-finite" in ds.attrs["message"]
     assert ds.attrs["n_events"] > 0
+
+
+@pytest.mark.parametrize("change, match", [
+    (("ny = 4\nnz = 4", "ny = 2\nnz = 2"), r"`ny` must be >= 3 \(periodic\), got 2"),
+    (("vacancy_fraction = 0.125", "vacancy_fraction = 0.01"),
+     r"`vacancy_fraction` = 0.01 leaves no vacancy in a layer of ny x nz = 16 sites"),
+])
+def test_degenerate_lattices_are_refused_before_any_worker(tiny, tmp_path, capsys, change, match):
+    import re
+    import time
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace(*change))
+    t0 = time.monotonic()
+    out = tmp_path / "o"
+    assert main(["kmc", "run", str(bad), "-o", str(out), "--replicas", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(match, err[0]), err
+    assert time.monotonic() - t0 < 5.0 and not out.exists()   # no cluster, no folder
+
+
+def test_filling_that_the_lattice_cannot_realise_is_noted(tiny, tmp_path, capsys):
+    odd = tmp_path / "odd.toml"   # 3 x 3 sites per layer: round(0.9 x 9) = 8 ions, f_eff = 0.111
+    odd.write_text(TINY.replace("ny = 4\nnz = 4", "ny = 3\nnz = 3").replace(
+        "vacancy_fraction = 0.125", "vacancy_fraction = 0.10"))
+    assert main(["kmc", "run", str(odd), "-o", str(tmp_path / "o"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "cait: note: the lattice realises vacancy_fraction 0.1111 instead of 0.1 (+11 %)" in err
+    assert "0.1111" in open_dataset(tmp_path / "o" / "kmc.nc").attrs["filling_note"]
