@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     # Matplotlib must never try to open a window from the CLI.
     os.environ.setdefault("MPLBACKEND", "Agg")
+    from compare.io import datasets
+
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    datasets.COMMAND_LINE[:] = ["cait", *argv]
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

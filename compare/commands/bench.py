@@ -23,12 +23,23 @@ def _bench_kmc(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="print speed benchmarks of the engines")
+    p = sub.add_parser("bench", help="print speed benchmarks of the engines",
+                       description="Speed figures of the engines, printed (tests never assert timings): "
+                                   "`bench npp` times the bundled CAIT inputs and estimates their time "
+                                   "and mesh errors; `bench kmc` measures KMC events per CPU second and "
+                                   "bytes per site on L^3 lattices.")
     bsub = p.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
-    pn = bsub.add_parser("npp", help="wall time, steps and Newton iterations of the bundled CAIT runs")
+    pn = bsub.add_parser("npp", help="wall time, steps and Newton iterations of the bundled CAIT runs",
+                         description="Solve each input (default: the bundled K, Rb and Cs CAIT) and "
+                                     "print wall and CPU time, steps, Newton iterations, the native "
+                                     "plateau and front, and their changes with rtol/10 and a bisected "
+                                     "mesh.")
     pn.add_argument("inputs", nargs="*", help="input files (default: the bundled K, Rb, Cs CAIT)")
     pn.set_defaults(func=_bench_npp)
-    pk = bsub.add_parser("kmc", help="KMC events per second and memory per site")
+    pk = bsub.add_parser("kmc", help="KMC events per second and memory per site",
+                         description="KMC events per CPU second (best and median of --repeats "
+                                     "measurements) and bytes per site on L^3 lattices with a 250 meV "
+                                     "SED and a galvanostatic drive (docs/kmc.md, Benchmark).")
     pk.add_argument("--sizes", type=int, nargs="+", default=[20, 64, 160],
                     help="edge lengths L of L^3 lattices (default: 20 64 160)")
     pk.add_argument("--events", type=int, default=None,

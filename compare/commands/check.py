@@ -11,7 +11,8 @@ def _onsager(args) -> int:
 def register(sub) -> None:
     from compare.checks.onsager import add_arguments
 
-    p = sub.add_parser("check", help="physics studies of the engines (Onsager coefficients)")
+    p = sub.add_parser("check", help="physics studies of the engines (Onsager coefficients)",
+                       description="Physics studies that are not part of a scenario run.")
     csub = p.add_subparsers(dest="check_target", metavar="STUDY", required=True)
     po = csub.add_parser(
         "onsager", help="equilibrium KMC L_ij, Haven ratios and D_eff = 2 D* over x and SED width",

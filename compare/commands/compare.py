@@ -20,7 +20,11 @@ def _run(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("compare", help="KMC vs NPP on the same scenario -> compare.nc, "
-                                       "compare.md and figures")
+                                       "compare.md and figures",
+                       description="Run the KMC CAIT ensemble and the equilibrium D table of the "
+                                   "input (or reuse them), then NPP on the KMC's domain with D(n) "
+                                   "from the SED formula and from the KMC table; compare front, "
+                                   "plateau, inventory and profiles (docs/comparison.md).")
     p.add_argument("input", help="scenario input file (TOML)")
     p.add_argument("-o", "--output", default=None,
                    help="output folder (default: outputs/<input name>_compare)")

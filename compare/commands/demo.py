@@ -78,7 +78,10 @@ def _run(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="run the bundled Li3B7O12 scenarios (what `make demo` runs)")
+    p = sub.add_parser("demo", help="run the bundled Li3B7O12 scenarios (what `make demo` runs)",
+                       description="The main job on the bundled Li3B7O12 inputs: the SED and D(n), "
+                                   "NPP profiles of the K, Rb and Cs CAIT and the Rb-then-Cs "
+                                   "double CAIT, and KMC vs NPP on the KMC-sized K scenario.")
     p.add_argument("-o", "--output", default="outputs", help="output folder (default: outputs)")
     p.add_argument("--no-kmc", action="store_true", help="skip the KMC-vs-NPP comparison")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -19,7 +19,10 @@ def register(sub) -> None:
     from compare.workflows.double_cait import DRIVING_FORCES
 
     p = sub.add_parser("double", help="double CAIT: is D of the first beam species constant or "
-                                      "concentration dependent in each phase? -> double.nc/md/png")
+                                      "concentration dependent in each phase? -> double.nc/md/png",
+                       description="Local D of the first beam species from flux and driving force "
+                                   "in each phase of a double CAIT (KMC and/or NPP), and whether it "
+                                   "depends on its concentration (docs/comparison.md).")
     p.add_argument("input", help="double-CAIT input file (TOML)")
     p.add_argument("-o", "--output", default=None,
                    help="output folder (default: outputs/<input name>_double)")

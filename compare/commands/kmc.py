@@ -29,14 +29,23 @@ def _common(p) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("kmc", help="kinetic Monte Carlo: CAIT runs and equilibrium transport")
+    p = sub.add_parser("kmc", help="kinetic Monte Carlo: CAIT runs and equilibrium transport",
+                       description="The KMC engine on an input file (docs/kmc_workflow.md).")
     ksub = p.add_subparsers(dest="kmc_command", metavar="MODE", required=True)
-    pr = ksub.add_parser("run", help="CAIT run of the input's beam schedule -> kmc.nc + figures")
+    pr = ksub.add_parser("run", help="CAIT run of the input's beam schedule -> kmc.nc + figures",
+                         description="Run the input's beam schedule on the [kmc] lattice (replicas in "
+                                     "parallel with dask), with checkpoints; writes kmc.nc and "
+                                     "kmc_profiles.png. SIGINT/SIGTERM write a checkpoint and the "
+                                     "partial dataset; --resume continues exactly.")
     _common(pr)
     pr.add_argument("--resume", action="store_true",
                     help="continue from the checkpoint in the output folder (same input only)")
     pr.set_defaults(func=_run)
-    pe = ksub.add_parser("equilibrium", help="tracer D*, Onsager L, Haven ratio, D_eff vs "
+    pe = ksub.add_parser("equilibrium", description="Equilibrium KMC on a periodic eq_size^3 "
+                         "lattice at each composition x: tracer D*, Onsager L_ij, Haven ratios and "
+                         "D_eff with standard errors from independent blocks; writes "
+                         "kmc_equilibrium.nc, a figure and D_eff_<species>.csv tables.",
+                         help="tracer D*, Onsager L, Haven ratio, D_eff vs "
                          "composition -> kmc_equilibrium.nc + figures")
     _common(pe)
     pe.add_argument("--x", required=True, metavar="LIST",

@@ -19,9 +19,13 @@ def _run(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("npp", help="continuum (Nernst-Planck-Poisson) depth profiles")
+    p = sub.add_parser("npp", help="continuum (Nernst-Planck-Poisson) depth profiles",
+                       description="The continuum solver on an input file (docs/npp.md).")
     nsub = p.add_subparsers(dest="npp_command", metavar="ACTION", required=True)
-    r = nsub.add_parser("run", help="solve the full NPP equations for an input file; writes "
+    r = nsub.add_parser("run", description="Solve the NPP equations of the input ([npp] solver: "
+                        "full Poisson or the electroneutral limit) through its beam schedule; "
+                        "writes npp.nc, npp_profiles.png and npp_potential.png.",
+                        help="solve the full NPP equations for an input file; writes "
                                     "npp.nc and figures")
     r.add_argument("input", help="input file (TOML)")
     r.add_argument("-o", "--output", default=None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -26,10 +27,22 @@ def package_version() -> str:
         return "0+unknown"
 
 
+# The command line of this run: set by the `cait` CLI; a Python caller gets sys.argv.
+COMMAND_LINE: list = []
+
+
+def command_line() -> str:
+    """The command line that produced the datasets of this process (shell-quoted)."""
+    import shlex
+
+    return shlex.join(COMMAND_LINE or sys.argv)
+
+
 def provenance(cfg=None, seed=None, status="ok", message="") -> dict:
     """Provenance attributes for a dataset (all NetCDF-safe scalars/strings)."""
     attrs = {
         "cait_version": package_version(),
+        "command_line": command_line(),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "status": str(status),
         "message": str(message),

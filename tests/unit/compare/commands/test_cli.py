@@ -46,3 +46,37 @@ def test_bench_kmc_prints_one_row_per_size(capsys):
     row = lines[-1].split()
     assert row[0] == "6" and row[1] == "216" and len(row) == 9
     assert 0 < float(row[5]) <= 100          # bytes per site: the memory target
+
+
+def _subparsers(parser, path=("cait",)):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield path + (name,), sub
+                yield from _subparsers(sub, path + (name,))
+
+
+def test_every_subcommand_has_a_description_and_the_common_vocabulary():
+    from compare.cli import build_parser
+
+    found = list(_subparsers(build_parser()))
+    assert len(found) >= 15
+    for path, sub in found:
+        assert sub.description, " ".join(path)
+        options = {o for a in sub._actions for o in a.option_strings}
+        if "--output" in options:
+            assert "-o" in options, " ".join(path)
+        assert "--output-dir" not in options, " ".join(path)
+
+
+def test_datasets_record_the_command_line(tmp_path):
+    from compare.cli import main
+    from compare.io.datasets import open_dataset
+    from tests.conftest import INPUTS
+
+    out = tmp_path / "s"
+    assert main(["sed", str(INPUTS / "li3b7o12_k_cait.toml"), "-o", str(out)]) == 0
+    cmd = open_dataset(out / "sed.nc").attrs["command_line"]
+    assert cmd.startswith("cait sed ") and str(out) in cmd
