@@ -10,7 +10,7 @@ Models (registry :data:`D_MODELS`):
 * ``constant``: :class:`ConstantD`.
 * ``sed``: :class:`SEDDiffusivity`, paper eqn (2) referenced to the bulk,
   ``D(x) = D_bulk exp((E_F(theta(x)) - E_F(theta_bulk)) / kT)`` with the site filling
-  ``theta = x (1 - f_vac)`` (PHYSICS.md section 2).
+  ``theta = x (1 - f_vac)`` (docs/physics.md section 2).
 * ``table``: :class:`TableD`, log-linear interpolation of a measured D(x) (e.g. equilibrium KMC).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Electroneutral limit of the 1D Nernst-Planck-Poisson model (PHYSICS.md section 3).
+"""Electroneutral limit of the 1D Nernst-Planck-Poisson model (docs/physics.md section 3).
 
 Model
 -----

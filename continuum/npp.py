@@ -1,6 +1,6 @@
 """Full Nernst-Planck-Poisson (NPP) solver for CAIT depth profiles.
 
-Model (PHYSICS.md §2-4): mobile species i (charge z_i, one native, any number of foreign) on a
+Model (docs/physics.md §2-4): mobile species i (charge z_i, one native, any number of foreign) on a
 fixed background of charge density ``-e n_bulk``, depth x in [0, L]::
 
     dn_i/dt = -dJ_i/dx,      d2phi/dx2 = -(e / eps0 eps_r) (sum_i z_i n_i - n_bulk)

@@ -3,7 +3,7 @@
 An SED ``g(E)`` is the probability density of the site energy ``E`` [eV] of one ion site,
 normalised to 1 over all sites (occupied and vacant).  Ions fill the SED bottom-up; the fraction
 of *all* sites that is occupied is ``theta`` (``theta = x (1 - f_vac)`` for a fraction ``x`` of
-the bulk ion density).  Two fillings give the Fermi level ``E_F(theta)`` (PHYSICS.md section 2):
+the bulk ion density).  Two fillings give the Fermi level ``E_F(theta)`` (docs/physics.md section 2):
 
 * ``step`` (T -> 0, as in the paper): ``E_F = G^-1(theta)`` with ``G`` the cumulative SED;
 * ``fermi-dirac``: ``integral g(E) f(E - E_F) dE = theta`` with ``f(x) = 1/(1 + exp(x/kT))``.

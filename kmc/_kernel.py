@@ -1,6 +1,6 @@
 """The hot loop (numba): arrays and scalars only, every option resolved to integers beforehand.
 
-Events are indexed by their **target vacancy** (PHYSICS.md §5, STYLE.md "events vs selection"):
+Events are indexed by their **target vacancy** (docs/physics.md §5, STYLE.md "events vs selection"):
 a hop needs a vacant target, 10 % of the sites are vacant, so an event changes the rates of its
 two sites and of their *vacant* neighbours only (~3 leaves per event, against ~13 when events are
 indexed by the moving ion, whose occupied neighbours all see a target vacancy come or go).

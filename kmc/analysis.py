@@ -9,7 +9,7 @@ time). The value is the sample mean, the error bar the standard error of that me
 Units: positions in m, times in s, volume in m^3, temperature in K on input. Outputs: D in
 cm^2/s, L in SI, 1/(J m s) (number flux density per unit force per particle: m^-2 s^-1 N^-1).
 
-Definitions (PHYSICS.md §6), for species s with N_s ions in volume V over a block of length t:
+Definitions (docs/physics.md §6), for species s with N_s ions in volume V over a block of length t:
 
 * tracer  ``D*_s = < |dr_i|^2 >_{i in s} / (6 t)``
 * Onsager ``L_ss' = < dR_s . dR_s' > / (6 V kT t)`` with ``dR_s = sum_{i in s} dr_i``

@@ -1,4 +1,4 @@
-"""1D mean-field electrostatics of the layered lattice (PHYSICS.md §4-5, docs/kmc.md).
+"""1D mean-field electrostatics of the layered lattice (docs/physics.md §4-5, docs/kmc.md).
 
 Layers ``l = 0..nx-1`` (centres at ``(l + 1/2) a``); gap ``g`` lies between layer ``g-1`` and
 ``g``: gap 0 faces the front reservoir, gap ``nx`` the back. Layer charge ``Q_l = e (n_l - n_bg)``

@@ -45,7 +45,7 @@ class Species:
 
 @dataclass(frozen=True)
 class Phase:
-    """One beam phase (PHYSICS.md §4, docs/kmc.md "Electrostatics and drives").
+    """One beam phase (docs/physics.md §4, docs/kmc.md "Electrostatics and drives").
 
     ``drive="galvanostatic"``: the beam delivers ``beam_current_A_per_m2`` onto the front
     surface; ``back_field_V_per_m`` only sets the initial surface charge of the first driven

@@ -1,7 +1,7 @@
 """Equilibrium transport at fixed composition: tracer D*, Onsager L, Haven ratio, D_eff vs x.
 
 A fully periodic lattice without field holds ``n_ions = (1 - f_vac) n_sites`` ions (the
-material's filling), ``round(x n_ions)`` native and the rest of species[1] (PHYSICS.md §6).
+material's filling), ``round(x n_ions)`` native and the rest of species[1] (docs/physics.md §6).
 After ``n_equilibration_events`` events the clock and displacements are reset and the run is
 recorded at the ends of ``n_blocks`` equal time blocks; :mod:`kmc.analysis` turns every block
 into one independent sample, and samples of all replicas are pooled (``error_source`` says so).

@@ -9,7 +9,7 @@ where the gap factor (``+`` along the field) carries the electrostatic energy di
 ``q (phi_j - phi_i)`` split symmetrically, so that detailed balance holds with respect to
 ``E_s + q phi`` for both models:
 
-``"trap"`` (default, PHYSICS.md §5, common transport threshold ``E_DC,s``)
+``"trap"`` (default, docs/physics.md §5, common transport threshold ``E_DC,s``)
     ``nu_s exp(-(E_DC,s - E_s(i))/kT)`` -- depends on the origin only.
 ``"metropolis"``
     ``nu_s min(1, exp(-(E_s(j) - E_s(i))/kT))`` -- ``E_DC`` is not used. With a field the

@@ -23,7 +23,7 @@ from continuum.electroneutral import solve_electroneutral
 from continuum.problem import MeshSpec, NPPProblem, Phase
 from continuum.sed import GaussianSED
 
-# --- material (PHYSICS.md section 7; D_Li bulk chosen, see docs/calibration.md)
+# --- material (docs/physics.md section 7; D_Li bulk chosen, see docs/calibration.md)
 N_BULK_M3 = 1.4e22 * 1e6
 F_VAC = 0.10
 TEMPERATURE_K = 300.0

@@ -163,7 +163,7 @@ KMC_KEYS = [
         "is refused, and a realised vacancy fraction more than 5 % off the input is noted (one "
         "line, and `filling_note` in kmc.nc).", lo=1),
     Key("rate_model", "str", "trap", "Hop rate model: `trap` (rate set by the origin site and the "
-        "species' E_DC, PHYSICS.md section 5) or `metropolis`.", choices=("trap", "metropolis")),
+        "species' E_DC, docs/physics.md section 5) or `metropolis`.", choices=("trap", "metropolis")),
     Key("selector", "str", "tree", "Event selection: `tree` (O(log N)) or `linear` (reference).",
         choices=("tree", "linear")),
     Key("seed", "int", 0, "Base random seed; replica r uses a seed derived from (seed, r).", lo=0),
@@ -236,7 +236,7 @@ SECTION_DOCS = {
     "material": "The glass.",
     "sed": "The native site energy distribution (SED).",
     "species": "One table per ion species, `[species.Li]`, `[species.K]`, ...",
-    "sample": "Geometry and back boundary (PHYSICS.md section 4).",
+    "sample": "Geometry and back boundary (docs/physics.md section 4).",
     "beam": "The beam schedule: an array of phases `[[beam]]`, run in order. A phase with "
             "`drive = \"off\"` is a relaxation.",
     "npp": "Continuum solver numerics.",

@@ -1,4 +1,4 @@
-"""SED mixing: do the native and foreign populated SEDs intermix (PHYSICS.md section 6)?
+"""SED mixing: do the native and foreign populated SEDs intermix (docs/physics.md section 6)?
 
 From a KMC dataset's occupancy-vs-energy records (``site_count(slab, energy, species)``,
 ``occupancy_count(time, slab, energy, species)``; a site's energy is binned in the *occupying*

@@ -1,4 +1,4 @@
-"""The SED numbers of PHYSICS.md section 2, checked against independent computations.
+"""The SED numbers of docs/physics.md section 2, checked against independent computations.
 
 * sigma = 106 meV (FWHM 250 meV), step filling, 300 K: E_F(0.9 N_s) - E_F(0.09 N_s) ~ 0.28 eV and
   a D drop of ~5e4 (the paper's "0.3 eV, 4 orders of magnitude"), recomputed with
@@ -38,7 +38,7 @@ def test_paper_fermi_level_difference_and_D_drop():
     # x = 1 (theta = 0.9 of all sites) against x = 0.1 (theta = 0.09)
     D1, D01 = model.D(np.array([1.0, 0.1]))
     assert err(D1 / D01, drop_ref, 0, 1e-11) < 5
-    # PHYSICS.md: "~0.28 eV" (two digits) and "~5e4" (one digit)
+    # docs/physics.md: "~0.28 eV" (two digits) and "~5e4" (one digit)
     assert err(d, 0.28, 0.005, 0) < 1
     assert 4.5e4 <= D1 / D01 < 5.5e4
 

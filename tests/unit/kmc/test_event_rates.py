@@ -1,7 +1,7 @@
 """The event tables against a brute-force enumeration of every possible event.
 
 The engine indexes hops by their target vacancy (kmc/_kernel.py); here every event is listed
-the other way round -- per ion, per bond, from the model's rate formula (kmc/rates.py, PHYSICS.md
+the other way round -- per ion, per bond, from the model's rate formula (kmc/rates.py, docs/physics.md
 §5) -- and summed per kind and per gap. Both must agree to rounding, for both rate models, open
 (with both reservoirs and all drives) and periodic lattices.
 """
