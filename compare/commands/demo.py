@@ -59,7 +59,8 @@ def run_demo(out_dir: Path, kmc: bool = True, quiet: bool = False) -> dict:
         from compare.workflows.comparison import run_compare
 
         t0 = time.monotonic()
-        say(f"[demo] KMC vs NPP on {KMC_INPUT} (kinetic Monte Carlo, ~30 s) ...")
+        say(f"[demo] KMC vs NPP on {KMC_INPUT} (kinetic Monte Carlo: the run prints its measured "
+            f"cost estimate) ...")
         res = run_compare(inputs / f"{KMC_INPUT}.toml", out_dir=out_dir / f"{KMC_INPUT}_compare",
                           quiet=quiet)
         times["kmc compare"] = time.monotonic() - t0

@@ -37,6 +37,46 @@ def checkpoint_path(out_dir, replica: int) -> Path:
     return Path(out_dir) / f"kmc_checkpoint_r{replica}.npz"
 
 
+# ------------------------------------------------------------------------------ cost
+PROBE_EVENTS = 200_000
+
+
+def estimate_cost(params, seed, n_replicas, n_workers=None, probe_events=PROBE_EVENTS):
+    """Measured cost estimate of a CAIT run on this machine.
+
+    Builds one replica, runs `probe_events` events (numba compiled before timing), and
+    extrapolates with the event rate seen over the probe: events ~ total rate x simulated time.
+
+    Returns
+    -------
+    dict
+        ``events_per_replica``, ``events_per_s`` (CPU, this machine now), ``seconds`` (wall,
+        replicas spread over ``n_workers``, default min(replicas, cores)).
+    """
+    sim = Simulation(params, seed)
+    sim.advance(1000)                      # compile / load the kernel
+    t0, ev0, c0 = sim.time_s, sim.n_events, time.process_time()
+    sim.advance(probe_events)
+    cpu = max(time.process_time() - c0, 1e-6)
+    n = sim.n_events - ev0
+    dt = sim.time_s - t0
+    rate = n / dt if dt > 0 else sim.total_rate()
+    events = rate * sim.t_end
+    workers = n_workers or ensemble.default_n_workers(n_replicas)
+    speed = n / cpu
+    waves = -(-int(n_replicas) // int(workers))
+    return {"events_per_replica": float(events), "events_per_s": float(speed),
+            "seconds": float(events / speed * waves)}
+
+
+def _format_duration(seconds) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 # ------------------------------------------------------------------------------ one replica
 class _Progress:
     """tqdm bar over simulated time with events/s; a no-op when disabled."""
@@ -153,6 +193,13 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
     note = scenario.filling_note(params)
     if note:
         print(f"cait: note: {note}", file=sys.stderr, flush=True)
+    if not quiet and not resume:
+        seeds0 = ensemble.replica_seeds(int(cfg.kmc.seed), 1)
+        est = estimate_cost(params, int(seeds0[0]), n_rep)
+        print(f"cait kmc run: about {est['events_per_replica']:.2g} events per replica, "
+              f"~{_format_duration(est['seconds'])} at the {est['events_per_s'] / 1e6:.2f} M "
+              f"events/s measured now on this machine (extrapolated from the first "
+              f"{PROBE_EVENTS:,} events; the progress bar updates it)", flush=True)
     with output_dir(out):
         seeds = ensemble.replica_seeds(int(cfg.kmc.seed), n_rep)
         if resume:

@@ -222,3 +222,16 @@ def test_filling_that_the_lattice_cannot_realise_is_noted(tiny, tmp_path, capsys
     err = capsys.readouterr().err
     assert "cait: note: the lattice realises vacancy_fraction 0.1111 instead of 0.1 (+11 %)" in err
     assert "0.1111" in open_dataset(tmp_path / "o" / "kmc.nc").attrs["filling_note"]
+
+
+def test_run_prints_a_measured_cost_estimate(tiny, tmp_path, capsys):
+    from compare import scenario
+    from compare.io.config import load_config
+
+    est = run_kmc.estimate_cost(scenario.kmc_params(load_config(tiny)), 5, 2, n_workers=1,
+                                probe_events=2000)
+    assert est["events_per_replica"] > 0 and est["events_per_s"] > 0
+    assert est["seconds"] == pytest.approx(2 * est["events_per_replica"] / est["events_per_s"])
+    assert main(["kmc", "run", str(tiny), "-o", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "events per replica" in out and "M events/s measured now on this machine" in out
