@@ -6,54 +6,74 @@ from pathlib import Path
 
 import numpy as np
 
+from compare.reports import style
 from compare.workflows.profile_metrics import METRICS
 
 
-def profile_figure(cmp, times=None):
-    """Paper Fig. 1 style: KMC mean with +-1 SEM band, NPP (sed, kmc-table) lines, per time."""
+MODEL_STYLES = {"npp-sed": "--", "npp-kmc-table": ":"}
+MODEL_NAMES = {"kmc": "KMC", "npp-sed": "NPP, D(n) from the SED formula",
+               "npp-kmc-table": "NPP, D(n) from the KMC table"}
+METRIC_LABELS = {"front_position": "front position [nm]", "plateau": "native plateau level",
+                 "inventory": "foreign inventory [nm]"}
+
+
+def profile_figure(cmp, times=None, cfg=None):
+    """Paper Fig. 1 style: KMC mean (points, +-1 SE band) and the NPP runs (line styles), one
+    colour per time; one panel per species; the legend names colours and styles once."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     times = list(cmp.time.values[1:] if times is None else times)
-    fig, axes = plt.subplots(1, len(cmp.species), figsize=(5.2 * len(cmp.species), 3.8),
+    species = list(cmp.species.values)
+    fig, axes = plt.subplots(1, len(species), figsize=(4.2 * len(species) + 2.4, 3.8),
                              squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = {"npp-sed": "--", "npp-kmc-table": ":"}
-    for ax, sp in zip(axes[0], cmp.species.values):
-        for j, t in enumerate(times):
-            col = colors[j % len(colors)]
+    colors = style.time_colors(len(times))
+    for ax, sp in zip(axes[0], species):
+        for col, t in zip(colors, times):
             c = cmp.concentration.sel(model="kmc", species=sp, time=t)
             e = cmp.kmc_sem.sel(species=sp, time=t).fillna(0.0)
-            ax.plot(cmp.depth, c, "o", ms=3, color=col, label=f"KMC t = {t:.3g} s")
+            ax.plot(cmp.depth, c, "o", ms=3, color=col)
             ax.fill_between(cmp.depth, c - e, c + e, color=col, alpha=0.25, lw=0)
             for m in cmp.model.values[1:]:
                 ax.plot(cmp.depth, cmp.concentration.sel(model=m, species=sp, time=t),
-                        styles.get(str(m), "-"), color=col, lw=1.2,
-                        label=f"{m}" if j == 0 else None)
-        ax.set_xlabel("depth [nm]")
-        ax.set_ylabel(f"{sp} / n_bulk")
+                        MODEL_STYLES.get(str(m), "-"), color=col, lw=1.2)
+        ax.set_xlabel(style.DEPTH_LABEL)
+        ax.set_title(str(sp), color=style.species_colors(species)[str(sp)])
         ax.set_ylim(-0.02, 1.15)
-        ax.legend(fontsize=6)
-    fig.suptitle("KMC (points, band: 1 SEM) vs NPP (dashed: SED formula, dotted: KMC table)",
-                 fontsize=9)
+    axes[0, 0].set_ylabel(style.FRACTION_LABEL)
+    handles = [Line2D([], [], color=col, lw=2, label=f"t = {style.time_label(t)}")
+               for col, t in zip(colors, times)]
+    handles.append(Line2D([], [], color="k", marker="o", ls="none", ms=3,
+                          label="KMC (band: 1 SE)"))
+    handles += [Line2D([], [], color="k", ls=MODEL_STYLES.get(str(m), "-"),
+                       label=MODEL_NAMES.get(str(m), str(m))) for m in cmp.model.values[1:]]
+    style.legend_outside(axes[0, -1], handles=handles)
+    fig.suptitle(style.title("KMC vs NPP", cfg), fontsize=10)
+    fig.tight_layout()
     return fig
 
 
-def metrics_figure(cmp):
-    """Front position, plateau and inventory vs time for every model (KMC with error bars)."""
+def metrics_figure(cmp, cfg=None):
+    """Front position, plateau and inventory against time for every model (KMC: 1 SE bars)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    t = cmp.time.values
+    later = t > 0                 # t = 0 has no front yet: nothing to plot
     for ax, name in zip(axes, ("front_position", "plateau", "inventory")):
         for m in cmp.model.values:
-            y = cmp[name].sel(model=m)
+            y = cmp[name].sel(model=m).values
             if m == "kmc":
-                ax.errorbar(cmp.time, y, yerr=cmp[f"{name}_sem"].fillna(0.0), fmt="o", ms=3,
-                            capsize=2, label="KMC")
+                ax.errorbar(t[later], y[later], yerr=cmp[f"{name}_sem"].fillna(0.0).values[later],
+                            fmt="o", ms=3, capsize=2, color="k", label=MODEL_NAMES["kmc"])
             else:
-                ax.plot(cmp.time, y, "-", label=str(m))
+                ax.plot(t[later], y[later], MODEL_STYLES.get(str(m), "-"), color="k",
+                        label=MODEL_NAMES.get(str(m), str(m)))
         ax.set_xlabel("time [s]")
-        ax.set_ylabel(f"{name} [{cmp[name].attrs['units']}]")
-        ax.legend(fontsize=7)
+        ax.set_ylabel(METRIC_LABELS[name])
+    style.legend_outside(axes[-1])
+    fig.suptitle(style.title("KMC vs NPP metrics", cfg), fontsize=10)
+    fig.tight_layout()
     return fig
 
 

@@ -4,21 +4,23 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from compare.reports import style
 
-def plot_dn(ds: xr.Dataset):
+
+def plot_dn(ds: xr.Dataset, cfg=None):
     """D(x) on a log axis: SED formula (lines), KMC D_eff and 2 D* (markers), fit (dashed)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    fig, ax = plt.subplots(figsize=(9.0, 4.4))
     xf = ds.x_fine.values
     for f, ls in zip(ds.filling.values, ("-", "-.")):
         ax.semilogy(xf, ds.D_sed.sel(filling=f), color="k", ls=ls, lw=1.3,
                     label=f"(a) SED formula, {f}, D_bulk = KMC")
     ax.semilogy(xf, ds.D_sed_input, color="0.6", ls=":", lw=1,
                 label="SED formula, input D_bulk (NPP scale)")
-    colors = {0: "tab:blue", 1: "tab:red"}
-    for k, sp in enumerate(ds.species.values):
-        c = colors.get(k, f"C{k + 2}")
+    colors = style.species_colors(ds.species.values)
+    for sp in ds.species.values:
+        c = colors[str(sp)]
         x = ds.x.values
         ok = np.isfinite(ds.D_eff.sel(species=sp).values)
         if ok.any():
@@ -35,12 +37,13 @@ def plot_dn(ds: xr.Dataset):
         if "D_fit" in ds:
             ax.semilogy(xf, ds.D_fit.sel(species=sp), ls="--", color=c, lw=1.5,
                         label=f"(c) NPP fit to KMC CAIT, {sp}")
-    ax.set_xlabel("x = n_native / (n_native + n_foreign)")
-    ax.set_ylabel("D [cm^2/s]")
+    ax.set_xlabel(style.X_LABEL)
+    ax.set_ylabel(style.D_LABEL)
     ax.set_xlim(0, 1.03)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6.5, loc="lower right")
-    ax.set_title(f"D(x) three ways; KMC bulk D = {ds.attrs['D_bulk_kmc_cm2_s']:.3g} cm^2/s "
-                 f"({ds.attrs['D_bulk_source']})", fontsize=8)
+    style.legend_outside(ax, fontsize=7)
+    ax.set_title(style.title("Native D(x) three ways", cfg) + "\n"
+                 + f"KMC bulk D = {ds.attrs['D_bulk_kmc_cm2_s']:.3g} cm²/s "
+                 f"({ds.attrs['D_bulk_source']})", fontsize=9)
     fig.tight_layout()
     return fig

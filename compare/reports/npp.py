@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compare.io.datasets import axis_label, save_figure
+from compare.io.datasets import save_figure
+from compare.reports import style
 
 
 def _depth_limit(ds, plot_times):
@@ -18,39 +19,43 @@ def _depth_limit(ds, plot_times):
     return float(min(ds.depth.values[-1], max(20.0, 1.5 * deepest)))
 
 
-def plot_profiles(ds, plot_times, path):
-    """Depth profiles of every species at `plot_times` (paper Fig. 1 style)."""
+def plot_profiles(ds, plot_times, path, cfg=None):
+    """Depth profiles of every species at `plot_times` (paper Fig. 1 style): one panel per
+    species, one colour per time."""
     import matplotlib.pyplot as plt
 
     species = list(ds.species.values)
-    fig, axes = plt.subplots(1, len(species), figsize=(4.2 * len(species), 3.6), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(species), figsize=(3.6 * len(species) + 1.6, 3.6),
+                             sharey=True, squeeze=False)
     xmax = _depth_limit(ds, plot_times)
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(plot_times)))
+    colors = style.time_colors(len(plot_times))
     for ax, s in zip(axes[0], species):
         for col, t in zip(colors, plot_times):
             c = ds.concentration.sel(species=s).sel(time=t, method="nearest")
-            ax.plot(ds.depth, c, color=col, label=f"t = {t:.3g} s")
-        ax.set_title(str(s))
+            ax.plot(ds.depth, c, color=col, label=f"t = {style.time_label(t)}")
+        ax.set_title(str(s), color=style.species_colors(species)[str(s)])
         ax.set_xlim(0, xmax)
-        ax.set_xlabel(axis_label(ds.depth))
-    axes[0, 0].set_ylabel(axis_label(ds.concentration))
-    axes[0, -1].legend(fontsize="small")
-    fig.suptitle(f"NPP ({ds.attrs.get('flux_convention')}) depth profiles")
+        ax.set_xlabel(style.DEPTH_LABEL)
+    axes[0, 0].set_ylabel(style.FRACTION_LABEL)
+    style.legend_outside(axes[0, -1])
+    fig.suptitle(style.title(f"NPP ({ds.attrs.get('flux_convention')})", cfg,
+                             ds.attrs.get("status", "ok")), fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
-def plot_potential(ds, plot_times, path):
+def plot_potential(ds, plot_times, path, cfg=None):
     """Electric potential profiles at `plot_times`."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(plot_times)))
-    for col, t in zip(colors, plot_times):
+    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    for col, t in zip(style.time_colors(len(plot_times)), plot_times):
         ax.plot(ds.depth, ds.potential.sel(time=t, method="nearest"), color=col,
-                label=f"t = {t:.3g} s")
+                label=f"t = {style.time_label(t)}")
     ax.set_xlim(0, _depth_limit(ds, plot_times))
-    ax.set_xlabel(axis_label(ds.depth))
-    ax.set_ylabel(axis_label(ds.potential))
-    ax.legend(fontsize="small")
+    ax.set_xlabel(style.DEPTH_LABEL)
+    ax.set_ylabel(r"potential $\phi$ [V]")
+    style.legend_outside(ax)
+    ax.set_title(style.title("NPP potential", cfg), fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -453,9 +453,9 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
             cmp.attrs["kmc_bulk_field_sem_V_per_m"] = (float(np.std(e_bulk, ddof=1)
                                                              / np.sqrt(e_bulk.size))
                                                       if e_bulk.size > 1 else math.nan)
-        figures = {"profiles": save_figure(profile_figure(cmp, shown_times(cmp, cfg)),
+        figures = {"profiles": save_figure(profile_figure(cmp, shown_times(cmp, cfg), cfg),
                                            out / "compare_profiles.png"),
-                   "metrics": save_figure(metrics_figure(cmp), out / "compare_metrics.png")}
+                   "metrics": save_figure(metrics_figure(cmp, cfg), out / "compare_metrics.png")}
         path = write_dataset(cmp, out / "compare.nc", cfg=cfg)
         (out / "compare.md").write_text(report_markdown(cmp, cfg, timings, figures))
         if not quiet:

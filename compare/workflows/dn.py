@@ -345,14 +345,14 @@ def run_dn(input_path, out_dir=None, xs=None, replicas=None, reuse=False, fit=Fa
 
             write_dataset(fit_ds, out / "dn_fit.nc", cfg=cfg, seed=cfg.fit.seed,
                           message=fit_ds.attrs.get("fit_message", ""))
-            save_figure(plot_fit(fit_ds), out / "dn_fit.png")
+            save_figure(plot_fit(fit_ds, cfg), out / "dn_fit.png")
         ds = dn_dataset(cfg, eq, fit_ds)
         status = "interrupted" if ds.attrs["kmc_status"] == "interrupted" else "ok"
         ds.attrs["wall_time_s"] = time.monotonic() - t0
         paths = {"dataset": write_dataset(ds, out / "dn.nc", cfg=cfg, status=status,
                                           message="" if status == "ok" else
                                           "equilibrium KMC was interrupted: some x missing"),
-                 "figure": save_figure(plot_dn(ds), out / "dn.png")}
+                 "figure": save_figure(plot_dn(ds, cfg), out / "dn.png")}
         if not quiet:
             _print_table(ds)
             print(f"cait dn: {time.monotonic() - t0:.1f} s -> {paths['dataset']}, {paths['figure']}")

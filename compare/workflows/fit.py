@@ -1053,5 +1053,5 @@ def fit_files(profiles_path, input_path, out_dir=None, quiet=False):
         ds = fit(cfg, measured, log=None if quiet else print)
         nc = write_dataset(ds, out_dir / "fit.nc", cfg=cfg, seed=cfg.fit.seed, status="ok",
                            message=ds.attrs["fit_message"])
-        png = save_figure(plot_fit(ds), out_dir / "fit.png")
+        png = save_figure(plot_fit(ds, cfg), out_dir / "fit.png")
     return ds, nc, png

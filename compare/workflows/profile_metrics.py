@@ -105,9 +105,12 @@ METRICS = {
 
 
 def profile_metrics(depth, edges, native, foreign, level=None):
-    """Front, plateau and inventory of one profile (layers); ``level`` default from the profile."""
+    """Front, plateau and inventory of one profile (layers); ``level`` default from the profile.
+
+    Without foreign ions (a reference level of 0) there is no front yet: front 0, plateau NaN.
+    """
     if level is None:
         level = FRONT_LEVEL * front_reference(depth, foreign)
-    front = front_position(depth, foreign, level)
+    front = 0.0 if level == 0 else front_position(depth, foreign, level)
     return {"front_position": front, "plateau": plateau_level(depth, native, front),
             "inventory": inventory(edges, foreign), "level": level}

@@ -273,7 +273,7 @@ def run_equilibrium(input_path, xs, out_dir=None, replicas=None, scheduler=None,
                         foreign_species=cfg.species[1].name if len(cfg.species) > 1 else "")
         write_dataset(ds, out / "kmc_equilibrium.nc", cfg=cfg, seed=seeds, status=status,
                       message="interrupted: compositions not reached are missing" if status != "ok" else "")
-        save_figure(equilibrium_figure(ds), out / "kmc_equilibrium.png")
+        save_figure(equilibrium_figure(ds, cfg), out / "kmc_equilibrium.png")
         n_bulk_frac = {0: ds.x.values, 1: 1.0 - ds.x.values}
         for i, s in enumerate(ds.species.values[:2]):
             frac = n_bulk_frac[i]

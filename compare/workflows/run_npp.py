@@ -44,6 +44,6 @@ def run_npp(cfg, outdir, progress=True):
             raise
         paths = [write_dataset(ds, nc, cfg=cfg, status="ok")]
         plot_times = [t for t in cfg.plot_times_s if t <= float(ds.time[-1])]
-        paths.append(plot_profiles(ds, plot_times, outdir / "npp_profiles.png"))
-        paths.append(plot_potential(ds, plot_times, outdir / "npp_potential.png"))
+        paths.append(plot_profiles(ds, plot_times, outdir / "npp_profiles.png", cfg))
+        paths.append(plot_potential(ds, plot_times, outdir / "npp_potential.png", cfg))
         return ds, paths

@@ -99,6 +99,6 @@ def run_sed(cfg, out_dir) -> dict:
     with output_dir(out_dir) as out_dir:
         ds = sed_dataset(cfg)
         paths = {"dataset": write_dataset(ds, out_dir / "sed.nc", cfg=cfg)}
-        paths["sed_figure"] = save_figure(plot_sed(ds), out_dir / "sed.png")
-        paths["dn_figure"] = save_figure(plot_dn(ds), out_dir / "dn.png")
+        paths["sed_figure"] = save_figure(plot_sed(ds, cfg), out_dir / "sed.png")
+        paths["dn_figure"] = save_figure(plot_dn(ds, cfg), out_dir / "dn.png")
         return paths
