@@ -49,7 +49,7 @@ def equilibrium_params(params, x: float, options: EquilibriumOptions):
         raise KMCConfigError("composition x < 1 needs a foreign species (species[1])")
     return replace(params, geometry="periodic", composition_x=float(x), n_ions=options.n_ions,
                    electrostatics=False, periodic_field_V_per_m=0.0, phases=(),
-                   record_histograms=False, record_ions=True)
+                   record_histograms=True, record_ions=True, n_slabs=1)
 
 
 def block_length_s(params, seed: int, options: EquilibriumOptions) -> float:
@@ -116,8 +116,21 @@ def measure(params, x: float, seed: int, options: EquilibriumOptions = Equilibri
         pos_m = ds.ion_displacement.values[:, ions, :] * 1e-9
         samples = analysis.block_samples(pos_m, ds.time.values, species[ions], names, volume,
                                          p.temperature_K, n_blocks=n_rec - 1)
+    n_blocks_done = max(n_rec - 1, 0)
+    events = np.diff(ds["n_events"].values) if "n_events" in ds and n_rec > 1 else None
+    hops = (float(np.mean(events)) if events is not None and events.size
+            else float(options.events_per_block)) / max(ions.size, 1)
     samples.attrs.update(x=float(x), seed=int(seed), n_events=sim.n_events, status=status,
                          block_events_target=int(options.events_per_block))
+    samples["hops_per_ion_per_block"] = ((), hops)
+    # occupancy by site energy, summed over the block boundaries (the equilibrated states)
+    if n_blocks_done > 0:
+        occ = ds["occupancy_count"].isel(time=slice(1, None)).sum(("time", "slab"))
+        samples["occupied_count"] = (("energy", "species"), occ.values.astype(np.int64))
+        samples["site_count"] = (("energy", "species"),
+                                 ds["site_count"].sum("slab").values.astype(np.int64))
+        samples["n_states"] = ((), int(n_blocks_done))
+        samples = samples.assign_coords(energy=ds["energy"].values)
     return samples
 
 
@@ -161,10 +174,14 @@ def summarize_replicas(replicas) -> xr.Dataset:
                            combine_attrs="drop_conflicts")
         pooled.attrs["n_replicas"] = len(blocks)
         pooled.attrs["error_source"] = "blocks" if len(blocks) == 1 else "blocks x replicas"
-        per_x.append(analysis.summarize(pooled).expand_dims(x=[float(x)]))
+        summary = analysis.summarize(pooled)
+        summary = summary.merge(_block_records(pooled), combine_attrs="override")
+        summary = summary.merge(_occupancy([r.isel(x=k) for r in replicas if k < r.sizes["x"]]),
+                                combine_attrs="override")
+        per_x.append(summary.expand_dims(x=[float(x)]))
     ds = xr.concat(per_x, dim="x", data_vars="all", coords="minimal", compat="override",
-                   combine_attrs="drop_conflicts")
-    order = [d for d in ("species", "species2", "x")]
+                   join="outer", combine_attrs="drop_conflicts")
+    order = [d for d in ("species", "species2", "x", "sample", "energy")]
     for v in ds.data_vars:
         ds[v] = ds[v].transpose(*[d for d in order if d in ds[v].dims])
     ds["x"].attrs.update(units="1", long_name="n_native / (n_native + n_foreign)")
@@ -174,3 +191,44 @@ def summarize_replicas(replicas) -> xr.Dataset:
                                 f"blocks x replicas (pooled, {len(replicas)} replicas)")
     ds.attrs["n_replicas"] = len(replicas)
     return ds
+
+
+def _block_records(pooled) -> xr.Dataset:
+    """The pooled per-block samples of one composition (dim ``sample``: blocks x replicas)."""
+    out = {}
+    for name, long in (("D_star", "tracer D* of each block"),
+                       ("D_eff", "D_eff = kT L_ss / n_s of each block")):
+        da = pooled[name].transpose("block", "species")
+        out[f"{name}_blocks"] = (("sample", "species"), da.values,
+                                 {"units": da.attrs.get("units", "cm^2/s"), "long_name": long})
+    out["block_length_s"] = (("sample",), pooled["block_length"].values,
+                             {"units": "s", "long_name": "length of each block"})
+    return xr.Dataset(out, coords={"species": pooled.species.values})
+
+
+def _occupancy(per_replica) -> xr.Dataset:
+    """Occupation probability of the sites per own-species energy bin, over the equilibrated
+    states of all replicas (block boundaries), and the mean hops per ion per block."""
+    have = [r for r in per_replica if "occupied_count" in r and np.isfinite(
+        np.asarray(r["n_states"], dtype=float)).all()]
+    hops = [float(r["hops_per_ion_per_block"]) for r in per_replica
+            if "hops_per_ion_per_block" in r and np.isfinite(float(r["hops_per_ion_per_block"]))]
+    out = {"hops_per_ion_per_block": ((), float(np.mean(hops)) if hops else np.nan,
+                                      {"units": "1", "long_name": "mean hops per ion in one "
+                                                                  "block (tracer estimator)"})}
+    if not have:
+        return xr.Dataset(out)
+    occ = sum(np.nan_to_num(r["occupied_count"].values) for r in have)
+    sites = sum(np.nan_to_num(r["site_count"].values) * float(r["n_states"]) for r in have)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prob = np.where(sites > 0, occ / np.where(sites > 0, sites, 1), np.nan)
+    out["occupation"] = (("energy", "species"), prob,
+                         {"units": "1", "long_name": "occupied fraction of the sites per "
+                                                     "own-species energy bin (equilibrium)"})
+    out["occupied_count"] = (("energy", "species"), occ,
+                             {"units": "1", "long_name": "occupied sites summed over the "
+                                                         "equilibrated states"})
+    return xr.Dataset(out, coords={"energy": ("energy", have[0]["energy"].values,
+                                              {"units": "eV", "long_name": "site energy (bin "
+                                                                           "centre, own species)"}),
+                                   "species": have[0].species.values})
