@@ -44,6 +44,9 @@ def native_sed(cfg, fwhm_eV=None, center_eV=None) -> sedmod.SED:
     if s.kind not in sedmod.SEDS:
         raise ConfigError(f"`sed.kind` = {s.kind!r} is unknown; choose one of: "
                           f"{', '.join(sedmod.SEDS)}")
+    if s.kind == "gaussian" and (s.fwhm_eV if fwhm_eV is None else fwhm_eV) == 0.0:
+        raise ConfigError("`sed.fwhm_eV` = 0 (the ordered lattice) is for KMC runs only: the SED "
+                          "formulas (NPP D(n), `cait sed`) need a width > 0")
     if (fwhm_eV is not None or center_eV is not None) and s.kind != "gaussian":
         raise ConfigError(f"the SED width and centre can only be changed for `sed.kind = "
                           f"\"gaussian\"`, got kind = {s.kind!r}")
@@ -59,7 +62,17 @@ def native_sed(cfg, fwhm_eV=None, center_eV=None) -> sedmod.SED:
         raise cls(f"`sed`: {exc}") from None
 
 
-def foreign_sigma_eV(species, native: sedmod.SED) -> float:
+def native_sampler(cfg):
+    """The KMC's native site-energy sampler: the native SED, or for ``sed.fwhm_eV = 0`` the
+    ordered lattice (every site at ``sed.center_eV``)."""
+    if cfg.sed.kind == "gaussian" and cfg.sed.fwhm_eV == 0.0:
+        from kmc.lattice import Gaussian
+
+        return Gaussian(float(cfg.sed.center_eV), 0.0)
+    return native_sed(cfg)
+
+
+def foreign_sigma_eV(species, native) -> float:
     """Standard deviation [eV] of a foreign species' Gaussian site energies.
 
     ``site_fwhm_eV > 0``: that FWHM. Negative (the default): the native landscape's width, i.e.
@@ -67,7 +80,7 @@ def foreign_sigma_eV(species, native: sedmod.SED) -> float:
     """
     if species.site_fwhm_eV > 0:
         return units.fwhm_to_sigma(species.site_fwhm_eV)
-    return float(native.std)
+    return float(native.std if hasattr(native, "std") else native.sigma_eV)
 
 
 def sed_diffusivity(cfg, D_bulk_cm2_s: float, sed=None, filling=None, vacancy_fraction=None):
@@ -173,6 +186,7 @@ def npp_problem(cfg, *, d_models=None, thickness_nm=None, output_times_s=None,
     from continuum.errors import ProblemError
     from continuum.problem import MeshSpec, NPPProblem, check_problem
 
+    cfg.require("an NPP run", beam=True, D=d_models is None)
     models = dmodels(cfg) if d_models is None else d_models
     names = tuple(cfg.species_names)
     if output_times_s is None:
@@ -222,7 +236,7 @@ def kmc_species(cfg, native=None) -> tuple:
     """``kmc.engine.Species`` of every input species (foreign landscapes resolved)."""
     from kmc.engine import Species
 
-    native = native_sed(cfg) if native is None else native
+    native = native_sampler(cfg) if native is None else native
     return tuple(Species(name=s.name, role=s.role, E_DC_eV=float(s.E_DC_eV),
                          nu_Hz=float(s.attempt_frequency_Hz), mu_eV=float(s.site_mu_eV),
                          sigma_eV=foreign_sigma_eV(s, native) if s.role == "foreign" else 0.0,
@@ -251,8 +265,12 @@ def kmc_phases(cfg) -> tuple:
 def energy_range_eV(species, native, tail=1e-5, n_sigma=4.5) -> tuple:
     """Energy window [eV] of the populated-SED histograms: every landscape's sites but a
     fraction ~`tail` fall inside (native: SED quantiles; foreign: mu +- n_sigma sigma)."""
-    lo = float(native.ppf(tail))
-    hi = float(native.ppf(1.0 - tail))
+    if hasattr(native, "ppf"):
+        lo, hi = float(native.ppf(tail)), float(native.ppf(1.0 - tail))
+    else:                                   # the ordered lattice: one energy
+        lo = hi = float(native.center_eV)
+    if hi - lo < 0.05:
+        lo, hi = 0.5 * (lo + hi) - 0.025, 0.5 * (lo + hi) + 0.025
     for s in species[1:]:
         lo = min(lo, s.mu_eV - n_sigma * s.sigma_eV)
         hi = max(hi, s.mu_eV + n_sigma * s.sigma_eV)
@@ -261,12 +279,22 @@ def energy_range_eV(species, native, tail=1e-5, n_sigma=4.5) -> tuple:
 
 def kmc_params(cfg):
     """``kmc.engine.KMCParams`` of the input's CAIT scenario (open geometry, beam schedule)."""
-    from kmc.engine import KMCParams, check_params
+    from kmc.engine import check_params
 
-    native = native_sed(cfg)
+    galvanostatic = any(ph.drive == "galvanostatic" for ph in cfg.beam)
+    cfg.require("a KMC CAIT run", beam=True, foreign=True, D_native=galvanostatic)
+    params = _kmc_params(cfg)
+    check_params(params)  # before any worker starts: the engine's own rules, one line each
+    return params
+
+
+def _kmc_params(cfg):
+    from kmc.engine import KMCParams
+
+    native = native_sampler(cfg)
     species = kmc_species(cfg, native)
     k = cfg.kmc
-    params = KMCParams(nx=int(k.nx), ny=int(k.ny), nz=int(k.nz), species=species,
+    return KMCParams(nx=int(k.nx), ny=int(k.ny), nz=int(k.nz), species=species,
                      native_sampler=native,
                      n_bulk_m3=float(cfg.material.n_bulk_cm3) * units.PER_CM3_TO_PER_M3,
                      vacancy_fraction=float(cfg.material.vacancy_fraction),
@@ -277,8 +305,6 @@ def kmc_params(cfg):
                      n_energy_bins=int(cfg.output.n_energy_bins),
                      n_slabs=min(int(cfg.output.n_slabs), int(k.nx)),
                      energy_range_eV=energy_range_eV(species, native))
-    check_params(params)  # before any worker starts: the engine's own rules, one line each
-    return params
 
 
 def filling_note(params, tolerance=0.05) -> str:
@@ -302,7 +328,7 @@ def kmc_equilibrium_params(cfg):
     from kmc.engine import check_params
 
     L = int(cfg.kmc.eq_size)
-    params = dataclasses.replace(kmc_params(cfg), nx=L, ny=L, nz=L, phases=(),
+    params = dataclasses.replace(_kmc_params(cfg), nx=L, ny=L, nz=L, phases=(),
                                  output_times_s=(), n_slabs=1, geometry="periodic")
     check_params(params)
     return params

@@ -67,8 +67,10 @@ MATERIAL_KEYS = [
 SED_KEYS = [
     Key("kind", "str", "gaussian", "Shape of the native site energy distribution.",
         choices=("gaussian", "gaussians", "table")),
-    _pos("fwhm_eV", 0.250, "Full width at half maximum of the Gaussian SED "
-         "(sigma = FWHM / (2 sqrt(2 ln 2))). Used by `kind = \"gaussian\"`.", "eV"),
+    Key("fwhm_eV", "float", 0.250, "Full width at half maximum of the Gaussian SED "
+        "(sigma = FWHM / (2 sqrt(2 ln 2))). Used by `kind = \"gaussian\"`. 0: the ordered "
+        "lattice (every site at `center_eV`; KMC only, the SED formulas need a width).", "eV",
+        lo=0.0),
     Key("center_eV", "float", 0.0, "Centre of the Gaussian SED. Used by `kind = \"gaussian\"`.", "eV"),
     Key("components", "table-list", (), "Sum of Gaussians for `kind = \"gaussians\"`: a list of "
         "inline tables `{weight = 1.0, center_eV = 0.0, fwhm_eV = 0.25}` (weights are normalised)."),
@@ -93,8 +95,11 @@ SPECIES_KEYS = [
         "(D(n) = D_bulk exp((E_F(n) - E_F(n_bulk))/kT), paper eqn 2), `constant`, or `table` "
         "(D(fraction) from a CSV file). Default: `sed` for the native species, `constant` for "
         "foreign ones.", choices=("", "sed", "constant", "table")),
-    _pos("D_cm2_s", REQUIRED, "Diffusion coefficient: the constant value (`constant`) or the value "
-         "at the bulk composition (`sed`). Also the scale of `table`-model plots.", "cm^2/s"),
+    Key("D_cm2_s", "float", float("nan"), "Diffusion coefficient: the constant value "
+        "(`constant`) or the value at the bulk composition (`sed`). Also the scale of "
+        "`table`-model plots. Required by NPP runs, `cait sed` and (native species) the "
+        "galvanostatic KMC beam current; equilibrium KMC does not use it.", "cm^2/s", lo=0.0,
+        lo_open=True),
     Key("D_table", "str", "", "CSV file with columns `fraction,D_cm2_s` (fraction of n_bulk) for "
         "`D_model = \"table\"`, e.g. written by `cait kmc equilibrium` (path relative to the "
         "input file)."),
@@ -320,6 +325,19 @@ class Config:
     def plot_times_s(self) -> tuple:
         return tuple(self.output.plot_times_s) or self.phase_ends_s
 
+    def require(self, what: str, beam=False, foreign=False, D=False, D_native=False):
+        """Refuse in one line a run that needs what the input leaves out: a beam schedule, a
+        foreign species, the D values of every species (`D`) or of the native one."""
+        if foreign and not self.foreign:
+            raise ConfigError(f"{what} needs a foreign species: a table [species.NAME] with "
+                              f"role = \"foreign\"")
+        if beam and not self.beam:
+            raise ConfigError(f"{what} needs a beam schedule: at least one phase [[beam]] with "
+                              f"species, duration_s and drive")
+        for s in (self.species if D else self.species[:1] if D_native else ()):
+            if s.D_model != "table" and not (s.D_cm2_s > 0):
+                raise ConfigError(f"`species.{s.name}.D_cm2_s` is required by {what}")
+
     def species_by_name(self, name: str):
         for s in self.species:
             if s.name == name:
@@ -427,22 +445,21 @@ def _parse(raw) -> dict:
     sections["species"] = species
 
     raw_beam = raw.get("beam", [])
-    if not isinstance(raw_beam, list) or not raw_beam:
-        raise ConfigError("`beam` is required: at least one phase [[beam]] with species, "
-                          "duration_s and drive")
+    if not isinstance(raw_beam, list):
+        raise ConfigError("`beam` must be an array of phases [[beam]] with species, duration_s "
+                          "and drive")
     sections["beam"] = [_parse_table(f"beam[{i}]", p, PHASE_KEYS) for i, p in enumerate(raw_beam)]
     return sections
 
 
 def _check_species(species) -> list:
-    """Stage 2 for ``[species.*]``: one native first, at least one foreign, D tables."""
+    """Stage 2 for ``[species.*]``: exactly one native (first), D tables. Foreign species, the
+    beam and D values are checked by the commands that need them (:meth:`Config.require`)."""
     natives = [s for s in species if s.role == "native"]
     if len(natives) != 1:
         raise ConfigError(f"exactly one species must have `role = \"native\"`, got "
                           f"{len(natives)} ({', '.join(s.name for s in natives) or 'none'})")
     foreign = [s for s in species if s.role == "foreign"]
-    if not foreign:
-        raise ConfigError("at least one species must have `role = \"foreign\"`")
     for s in natives + foreign:
         where = f"species.{s.name}"
         if s.D_model == "table" and not s.D_table:

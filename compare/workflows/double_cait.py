@@ -413,6 +413,7 @@ def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=F
     from compare.io.datasets import open_dataset, save_figure, write_dataset
 
     cfg = load_config(input_path)
+    cfg.require("`cait double`", beam=True, foreign=True)
     for e in engines:
         if e not in ENGINES:
             raise ConfigError(f"unknown engine {e!r}; legal: {', '.join(ENGINES)}")

@@ -726,6 +726,7 @@ class Fitter:
         self.t_start, self.cpu_start = time.perf_counter(), _cpu_seconds()
         self.log = log or (lambda *a, **k: None)
         self.measured = measured
+        cfg.require("`cait fit`", beam=True)
         self.params = fit_parameters(cfg)
         for s in measured.species:
             cfg.species_by_name(s)

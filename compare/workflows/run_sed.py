@@ -32,6 +32,7 @@ def sed_dataset(cfg) -> xr.Dataset:
         dims ``energy`` [eV], ``fraction`` [1], ``species``; variables ``sed``, ``psed``
         [1/eV], ``fermi_level`` [eV], ``D`` (native) and ``D_species`` [cm^2/s].
     """
+    cfg.require("`cait sed`", D=True)
     sed = scenario.native_sed(cfg)
     models = scenario.dmodels(cfg, sed)
     kT = scenario.kT_eV(cfg)

@@ -259,3 +259,48 @@ def test_run_prints_a_measured_cost_estimate(tiny, tmp_path, capsys):
     assert main(["kmc", "run", str(tiny), "-o", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "events per replica" in out and "M events/s measured now on this machine" in out
+
+
+MINIMAL = """
+[material]
+vacancy_fraction = 0.125
+[sed]
+fwhm_eV = 0.0
+[species.Li]
+role = "native"
+E_DC_eV = 0.3
+[kmc]
+seed = 3
+eq_size = 4
+eq_blocks = 4
+eq_events_per_block = 20000
+eq_equilibration_events = 2000
+"""
+
+
+def test_equilibrium_at_x1_from_a_minimal_input_on_the_ordered_lattice(tmp_path, capsys):
+    """`--x 1` needs no foreign species, beam or D; `fwhm_eV = 0` is the ordered lattice."""
+    path = tmp_path / "minimal.toml"
+    path.write_text(MINIMAL)
+    out = tmp_path / "eq"
+    assert main(["kmc", "equilibrium", str(path), "--x", "1", "-o", str(out), "--quiet"]) == 0
+    ds = open_dataset(out / "kmc_equilibrium.nc")
+    assert np.isfinite(float(ds.D_star.sel(species="Li", x=1.0)))
+    occ = ds.occupation.sel(species="Li", x=1.0).values
+    assert np.isfinite(occ).sum() == 1            # every site at one energy
+    assert float(np.nanmax(occ)) == pytest.approx(0.875, abs=1e-12)
+    for argv, match in ((["npp", "run", str(path)], r"an NPP run needs a beam schedule"),
+                        (["kmc", "run", str(path)], r"a KMC CAIT run needs a foreign species"),
+                        (["sed", str(path)], r"`species.Li.D_cm2_s` is required by `cait sed`"),
+                        (["kmc", "equilibrium", str(path), "--x", "0.5"],
+                         r"`--x` below 1 needs a foreign species")):
+        assert main(argv + ["-o", str(tmp_path / "x")]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and __import__("re").search(match, err[0]), (argv, err)
+
+
+def test_the_ordered_lattice_is_kmc_only(tmp_path, capsys):
+    path = tmp_path / "ordered.toml"
+    path.write_text(TINY.replace("fwhm_eV = 0.10", "fwhm_eV = 0.0"))
+    assert main(["npp", "run", str(path), "-o", str(tmp_path / "n")]) == 2
+    assert "`sed.fwhm_eV` = 0 (the ordered lattice) is for KMC runs only" in capsys.readouterr().err

@@ -54,7 +54,6 @@ def test_bundled_inputs_are_valid(path):
     (("back_field_V_per_m = 1e4", "back_field_V_per_m = 1e4\nvoltage_V = 2.0"), r"`beam\[0\].voltage_V` only applies to potentiostatic phases"),
     (("duration_s = 100.0", "duration_s = 0"), r"`beam\[0\].duration_s` must be > 0, got 0$"),
     (("D_cm2_s = 1e-16", "D_cm2_s = true"), r"`species.K.D_cm2_s` must be a number, got True"),
-    (("D_cm2_s = 1e-16", ""), r"`species.K.D_cm2_s` is required"),
     (("D_cm2_s = 1e-16", 'D_cm2_s = 1e-16\nD_model = "table"'), r"`species.K.D_table` is required when `D_model = \"table\"`"),
     (("D_cm2_s = 1e-16", 'D_cm2_s = 1e-16\nD_model = "table"\nD_table = "nope.csv"'), r"`species.K.D_table` names a file that does not exist: 'nope.csv'"),
     (("[material]", "[sed]\nkind = \"table\"\n[material]"), r"`sed.file` is required when `sed.kind = \"table\"`"),
@@ -93,3 +92,13 @@ def test_replace_validates():
 def test_inputs_reference_is_current():
     """docs/inputs.md is generated from the schema; regenerate with python -m compare.io.config --markdown."""
     assert (ROOT / "docs" / "inputs.md").read_text() == config.markdown()
+
+
+def test_what_a_run_needs_is_checked_by_the_run():
+    """D values, the beam and a foreign species are optional in the file (equilibrium KMC at
+    x = 1 needs none of them) and required, in one line, by the runs that use them."""
+    from compare import scenario
+
+    cfg = parse_text(BASE.replace("D_cm2_s = 1e-16", ""))
+    with pytest.raises(ConfigError, match=r"^`species.K.D_cm2_s` is required by an NPP run$"):
+        scenario.npp_problem(cfg)
