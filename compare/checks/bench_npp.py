@@ -20,16 +20,10 @@ import numpy as np
 def _front_and_plateau(ds, time_index=-1):
     """Front depth [nm] and native plateau (fraction) with the team's definitions
     (`compare.workflows.profile_metrics`: front where the foreign profile falls through half its
-    level, plateau = mean native fraction over 0.25-0.75 x front)."""
-    from compare.workflows.profile_metrics import (FRONT_LEVEL, front_position, front_reference,
-                                                   plateau_level)
+    level, plateau = length-weighted median native fraction over 0.25-0.75 x front)."""
+    from compare.workflows.profile_metrics import front_and_plateau
 
-    native = ds.attrs["native"]
-    c = ds.concentration.isel(time=time_index)
-    depth = ds.depth.values
-    foreign = c.sel(species=[s for s in ds.species.values if s != native]).sum("species").values
-    front = front_position(depth, foreign, FRONT_LEVEL * front_reference(depth, foreign))
-    return front, plateau_level(depth, c.sel(species=native).values, front)
+    return front_and_plateau(ds, ds.attrs["native"], time_index)
 
 
 def _profile_errors(coarse, fine, stride):

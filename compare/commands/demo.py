@@ -16,18 +16,11 @@ NPP_INPUTS = ("li3b7o12_k_cait", "li3b7o12_rb_cait", "li3b7o12_cs_cait", "li3b7o
 KMC_INPUT = "li3b7o12_kmc_k_cait"
 
 
-def _plateau(ds, native: str, plateau_depth_frac: float = 0.5) -> float:
-    """Native fraction at half the depth of the deepest foreign front, at the last time."""
-    import numpy as np
+def _plateau(ds, native: str) -> float:
+    """The native plateau at the last time (compare.workflows.profile_metrics, physics.md §8)."""
+    from compare.workflows.profile_metrics import front_and_plateau
 
-    c = ds.concentration.isel(time=-1)
-    foreign = c.drop_sel(species=native).sum("species")
-    depth = ds.depth.values
-    replaced = depth[foreign.values > 0.5]
-    if replaced.size == 0:
-        return float("nan")
-    return float(np.interp(plateau_depth_frac * replaced.max(), depth,
-                           c.sel(species=native).values))
+    return front_and_plateau(ds, native)[1]
 
 
 def run_demo(out_dir: Path, kmc: bool = True, quiet: bool = False) -> dict:

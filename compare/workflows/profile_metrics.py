@@ -53,21 +53,58 @@ def front_reference(depth, foreign, skip_nm=SURFACE_SKIP_NM):
     return float(np.nanmax(c[sel])) if np.isfinite(c[sel]).any() else math.nan
 
 
-def plateau_level(depth, native, front_nm, window=PLATEAU_WINDOW):
-    """Mean native fraction over depths in ``[window[0], window[1]] * front_nm``.
+RESAMPLE_NM = 0.1  # point profiles (NPP nodes) are resampled this finely for the plateau
 
-    Uses the points inside the window; when none is inside (front too shallow) the profile is
-    interpolated at the window centre. NaN when ``front_nm`` is 0 or NaN.
+
+def weighted_median(values, weights) -> float:
+    """Median of `values` with non-negative `weights` (the midpoint where the cumulative weight
+    crosses one half exactly)."""
+    v = np.asarray(values, float)
+    w = np.asarray(weights, float)
+    keep = (w > 0) & np.isfinite(v)
+    if not keep.any():
+        return math.nan
+    order = np.argsort(v[keep], kind="stable")
+    v, w = v[keep][order], w[keep][order]
+    c = np.cumsum(w)
+    half = 0.5 * c[-1]
+    k = int(np.searchsorted(c, half))
+    if np.isclose(c[k], half, rtol=1e-12, atol=0.0) and k + 1 < v.size:
+        return float(0.5 * (v[k] + v[k + 1]))
+    return float(v[k])
+
+
+def plateau_level(depth, native, front_nm, window=PLATEAU_WINDOW, edges=None):
+    """The native plateau: the length-weighted median of the native fraction over depths in
+    ``[window[0], window[1]] * front_nm`` (docs/physics.md §8).
+
+    Parameters
+    ----------
+    depth, native : ndarray of float, shape (n,)
+        Depths [nm] and native fractions.
+    edges : ndarray of float, shape (n + 1,), optional
+        The profile is constant on the cells ``[edges[i], edges[i+1]]`` (KMC layers): each
+        value weighs its overlap with the window. Without edges the profile is linear between
+        the points (NPP nodes) and is resampled on a uniform grid of ``RESAMPLE_NM`` (at least
+        21 points in the window).
+
+    Returns
+    -------
+    float
+        NaN when ``front_nm`` is 0 or NaN.
     """
     depth = np.asarray(depth, float)
     native = np.asarray(native, float)
     if not (np.isfinite(front_nm) and front_nm > 0):
         return math.nan
     lo, hi = window[0] * front_nm, window[1] * front_nm
-    sel = (depth >= lo) & (depth <= hi)
-    if sel.any():
-        return float(np.mean(native[sel]))
-    return float(np.interp(0.5 * (lo + hi), depth, native))
+    if edges is not None:
+        e = np.asarray(edges, float)
+        overlap = np.clip(np.minimum(e[1:], hi) - np.maximum(e[:-1], lo), 0.0, None)
+        return weighted_median(native, overlap)
+    n = max(21, int(np.ceil((hi - lo) / RESAMPLE_NM)) + 1)
+    x = np.linspace(lo, hi, n)
+    return weighted_median(np.interp(x, depth, native), np.ones(n))
 
 
 def inventory(depth_edges, profile):
@@ -97,7 +134,8 @@ def layer_average(x_nm, c, edges_nm, n_sub=16):
 METRICS = {
     "front_position": "deepest depth where the foreign fraction falls through 0.5 x its maximum "
                       "below 0.5 nm [nm]",
-    "plateau": "mean native fraction in [0.25, 0.75] x front position [1]",
+    "plateau": "length-weighted median of the native fraction over [0.25, 0.75] x front "
+               "position [1]",
     "inventory": "foreign areal inventory, integral of the foreign fraction over depth [nm]",
     "l2": "rms difference KMC - NPP over all layers [1]",
     "l2_sem": "rms of (KMC - NPP) / KMC standard error over all layers [1]",
@@ -112,5 +150,15 @@ def profile_metrics(depth, edges, native, foreign, level=None):
     if level is None:
         level = FRONT_LEVEL * front_reference(depth, foreign)
     front = 0.0 if level == 0 else front_position(depth, foreign, level)
-    return {"front_position": front, "plateau": plateau_level(depth, native, front),
+    return {"front_position": front, "plateau": plateau_level(depth, native, front, edges=edges),
             "inventory": inventory(edges, foreign), "level": level}
+
+
+def front_and_plateau(ds, native: str, time_index: int = -1):
+    """Front position [nm] and native plateau of a dataset with the output contract
+    (``concentration(species, time, depth)``) at one output time; all foreign species together."""
+    c = ds.concentration.isel(time=time_index)
+    depth = np.asarray(ds.depth.values, float)
+    foreign = c.drop_sel(species=native).sum("species").values
+    front = front_position(depth, foreign, FRONT_LEVEL * front_reference(depth, foreign))
+    return front, plateau_level(depth, c.sel(species=native).values, front)

@@ -33,13 +33,22 @@ def test_front_reference_skips_surface_layer():
     assert pm.front_reference(depth, c) == pytest.approx(0.7)
 
 
-def test_plateau_window_mean_and_fallback():
+def test_plateau_is_the_length_weighted_median_over_the_window():
     depth = np.arange(20) * 0.5 + 0.25
+    edges = np.arange(21) * 0.5
     native = np.where(depth < 5.0, 0.3, 1.0)
     assert pm.plateau_level(depth, native, 5.0) == pytest.approx(0.3)
-    # window [0.25, 0.75] nm holds no layer centre: interpolate at 0.5 nm
+    assert pm.plateau_level(depth, native, 5.0, edges=edges) == pytest.approx(0.3)
+    # a linear profile: the median over [0.25, 0.75] nm is its value at 0.5 nm
     assert pm.plateau_level(depth, depth, 1.0) == pytest.approx(0.5)
     assert math.isnan(pm.plateau_level(depth, native, 0.0))
+    # layers: a spike in one layer does not move the median (it would move a mean)
+    spiky = np.full(20, 0.2)
+    spiky[5] = 1.0
+    assert pm.plateau_level(depth, spiky, 8.0, edges=edges) == pytest.approx(0.2)
+    # overlap weights: window [1.0, 3.0] nm covers layers 2..5 fully
+    assert pm.plateau_level(depth, np.arange(20.0), 4.0, edges=edges) == pytest.approx(3.5)
+    assert pm.weighted_median([0.1, 0.2, 0.9], [1.0, 1.0, 0.5]) == pytest.approx(0.2)
 
 
 def test_inventory_l2_and_layer_average_exact():
