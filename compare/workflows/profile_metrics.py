@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-PLATEAU_WINDOW = (0.25, 0.75)  # native plateau: mean over [0.25, 0.75] x front position
+PLATEAU_WINDOW = (0.25, 0.75)  # native plateau: median over [0.25, 0.75] x front position
 FRONT_LEVEL = 0.5  # front: foreign fraction crosses FRONT_LEVEL x its reference level
 SURFACE_SKIP_NM = 0.5  # reference level of the front ignores the surface layer (double layer)
 
