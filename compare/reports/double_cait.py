@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from compare.reports import style
 
-def figure(results, species):
+
+def figure(results, species, cfg=None):
+    """Local D of `species` against its fraction, one panel per driven phase, one marker per
+    engine (legend: the engine's verdict)."""
     import matplotlib.pyplot as plt
 
     any_ds = next(iter(results.values()))
@@ -21,10 +25,12 @@ def figure(results, species):
                         label=f"{eng}: {str(x.verdict.values)}")
         ax.set_yscale("log")
         ax.set_xlim(0, 1)
-        ax.set_xlabel(f"{species} fraction c (of n_bulk)")
+        ax.set_xlabel(f"{species} fraction " + r"$c / n_\mathrm{bulk}$")
         ax.set_title(f"phase {ph}", fontsize=9)
         ax.legend(fontsize=7)
-    axes[0, 0].set_ylabel(f"local D of {species} [cm^2/s]")
+    axes[0, 0].set_ylabel(f"local D of {species} " + r"[cm$^2$/s]")
+    fig.suptitle(style.title(f"Double CAIT: local D of {species}", cfg), fontsize=10)
+    fig.tight_layout()
     return fig
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from compare.reports import style
 from compare.workflows.mixing_models import Z_SIGNIFICANT
 
 
@@ -84,7 +85,7 @@ def _pick(n, k=3):
     return sorted(set(np.linspace(0, n - 1, min(n, k)).round().astype(int).tolist()))
 
 
-def figure_psed(mx):
+def figure_psed(mx, cfg=None):
     """Populated SEDs per species (paper Figs. 3-4 style): rows = slabs, columns = times."""
     plt = _plt()
     zone = np.flatnonzero(mx.in_zone.values)
@@ -117,12 +118,13 @@ def figure_psed(mx):
             if j == 0:
                 ax.set_ylabel("density [1/eV per site]")
     axes[0, 0].legend(fontsize=6)
-    fig.suptitle("populated SEDs (dashed: SED, solid line: step Fermi level, dotted: equilibrium)",
+    fig.suptitle(style.title("Populated SEDs", cfg) + "\n(dashed: SED, solid line: step Fermi "
+                 "level, dotted: equilibrium)",
                  fontsize=9)
     return fig
 
 
-def figure_distance(mx):
+def figure_distance(mx, cfg=None):
     """Distance to the reference pictures over time (mixing zone) and over depth."""
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
@@ -141,6 +143,7 @@ def figure_distance(mx):
     a.set_ylabel("TV distance over the mixing zone")
     a.plot(t, mx.zone_segregation, "k^-", ms=3, lw=0.8, label="segregation index (0 eq, 1 top-down)")
     a.set_title("grey: drive off", fontsize=8)
+    fig.suptitle(style.title("SED mixing: distance to the reference pictures", cfg), fontsize=10)
     a.legend(fontsize=7)
     t_ref = float(mx.attrs["reference_time_s"])
     for k, ls in ((int(np.argmin(np.abs(t - t_ref))) if np.isfinite(t_ref) else -1, "o-"), (-1, "s--")):
@@ -152,7 +155,7 @@ def figure_distance(mx):
     return fig
 
 
-def figure_fermi(mx):
+def figure_fermi(mx, cfg=None):
     """Step and fitted Fermi levels vs depth at the end of the drive and at the end."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -167,7 +170,8 @@ def figure_fermi(mx):
                         ms=3, color=c, mfc="none")
     ax.set_xlabel("depth [nm]")
     ax.set_ylabel("Fermi level, own landscape [eV]")
-    ax.set_title("lines: step filling; circles: Fermi-function fit", fontsize=8)
+    ax.set_title(style.title("Fermi levels", cfg) + "\nlines: step filling; circles: "
+                 "Fermi-function fit", fontsize=9)
     ax.legend(fontsize=7)
     return fig
 

@@ -463,7 +463,7 @@ def run_double(input_path, out_dir=None, engines=ENGINES, replicas=None, reuse=F
                              combine_attrs="drop_conflicts")
         combined.attrs.update(species=species, convention=",".join(
             f"{e}:{r.attrs['convention']}" for e, r in results.items()))
-        fig_path = save_figure(figure(results, species), out / "double.png")
+        fig_path = save_figure(figure(results, species, cfg), out / "double.png")
         path = write_dataset(combined, out / "double.nc", cfg=cfg)
         (out / "double.md").write_text(report_markdown(results, cfg, species, timings, Path(fig_path).name))
         if not quiet:

@@ -594,7 +594,7 @@ def run_mixing(dataset_path, out_dir=None, quiet=False) -> dict:
         md.write_text(report_markdown(mx, path.name))
         paths["mixing.md"] = md
         for name, func in FIGURES.items():
-            paths[name] = save_figure(func(mx), out / name)
+            paths[name] = save_figure(func(mx, cfg), out / name)
         if not quiet:
             print(mx.attrs["verdict_table"])
             for p in paths.values():
