@@ -80,8 +80,12 @@ class Checkpoint:
     path: Path | None = field(default=None)
 
 
-def _file_mode() -> int:
-    """``0o666 & ~umask`` (read from /proc: ``os.umask`` would change it for every thread)."""
+def file_mode() -> int:
+    """Permissions of a new file under this process's umask, ``0o666 & ~umask``.
+
+    Temporary files are created 0600; finished files get these permissions before they are
+    renamed into place, so a group can read what its members write. The umask is read from
+    /proc (``os.umask`` would briefly change it for every thread of the process)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -128,7 +132,7 @@ def save_checkpoint(path, state, meta: Mapping | None = None, input_hash: str = 
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode())
+        os.chmod(tmp, file_mode())
         if path.exists():
             os.replace(path, previous_path(path))   # keep one older generation
         os.replace(tmp, path)

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from compare.errors import InputFileError
+from kmc.checkpoint import file_mode  # the umask rule of every file the project writes
 
 
 def package_version() -> str:
@@ -54,25 +55,6 @@ def provenance(cfg=None, seed=None, status="ok", message="") -> dict:
     if seed is not None:
         attrs["seed"] = seed if isinstance(seed, str) else np.asarray(seed, dtype=np.int64)
     return attrs
-
-
-def file_mode() -> int:
-    """Permissions of a new file under this process's umask (``0o666 & ~umask``).
-
-    Temporary files are created 0600; the finished file gets these permissions before it is
-    renamed into place, so a group can read what its members write (umask 002 / 022 ...).
-    The umask is read from /proc (reading it with ``os.umask`` would briefly change it for
-    every thread of the process)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _atomic_target(path: Path, suffix: str):
