@@ -20,8 +20,6 @@ Internal units: length in nm, time in s, concentrations as fractions of n_bulk, 
 ``psi = e phi / kT``, D in nm^2/s.
 """
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import scipy.constants as sc
 import xarray as xr

@@ -163,7 +163,7 @@ def run_replicas(func: Callable, n_replicas: int, base_seed: int, args: Sequence
     if n_replicas == 1 and scheduler_address is None:
         return [func(int(seeds[0]), 0, *args, stop=stop, **kwargs)]
 
-    from distributed import Client, Event, LocalCluster
+    from distributed import Event, LocalCluster
 
     with quiet_distributed():
         if scheduler_address is None:

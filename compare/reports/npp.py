@@ -1,8 +1,6 @@
 """Figures of `cait npp run`: depth profiles and potential at the plot times."""
 from __future__ import annotations
 
-import numpy as np
-
 from compare.io.datasets import save_figure
 from compare.reports import style
 

@@ -1,8 +1,6 @@
 """`cait npp run`: solve the input's NPP problem (:mod:`compare.scenario`), write npp.nc + figures."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from compare import scenario
 from compare.errors import RunInterrupted
 from compare.io.datasets import write_dataset

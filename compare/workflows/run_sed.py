@@ -4,8 +4,6 @@ The SED and D models come from :mod:`compare.scenario`; figures from :mod:`compa
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import xarray as xr
 

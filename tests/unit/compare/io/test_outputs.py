@@ -4,7 +4,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from compare.cli import main
 from compare.io.outputs import LOCK_NAME, output_dir
