@@ -304,7 +304,8 @@ def _kmc_params(cfg):
                      output_times_s=tuple(float(t) for t in cfg.output_times_s),
                      n_energy_bins=int(cfg.output.n_energy_bins),
                      n_slabs=min(int(cfg.output.n_slabs), int(k.nx)),
-                     energy_range_eV=energy_range_eV(species, native))
+                     energy_range_eV=energy_range_eV(species, native),
+                     buffer_layers=int(k.buffer_layers))
 
 
 def filling_note(params, tolerance=0.05) -> str:
@@ -329,7 +330,8 @@ def kmc_equilibrium_params(cfg):
 
     L = int(cfg.kmc.eq_size)
     params = dataclasses.replace(_kmc_params(cfg), nx=L, ny=L, nz=L, phases=(),
-                                 output_times_s=(), n_slabs=1, geometry="periodic")
+                                 output_times_s=(), n_slabs=1, geometry="periodic",
+                                 buffer_layers=0)
     check_params(params)
     return params
 

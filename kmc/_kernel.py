@@ -55,7 +55,11 @@ I_MODEL, I_SEL, I_PERIODIC, I_BACKKIND, I_DRIVE, I_ACTIVE, I_FRONTOPEN, I_NX, I_
 # I_P: leaves of the exit trees (= ny nz); I_H / I_HT: levels of a layer's / the top wide tree
 # above its leaves
 I_P, I_HT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD, I_H = range(10, 19)
-N_IPAR = 19
+# I_GROW: moving back boundary (docs/kmc.md "Active depth"): a foreign ion hopping forward into
+# a layer >= ip[I_GROW] ends the call after its event with status 4 (the engine appends layers);
+# ip[I_NX] is then the active depth, not the lattice's. Off: a value >= nx.
+I_GROW = 19
+N_IPAR = 20
 # fpar slots
 # F_EBACK: the external uniform field E_ext (electrostatics off; periodic); F_RBEAM: beam arrivals/s
 F_BETA, F_A, F_C, F_EBACK, F_U, F_THF, F_THB, F_BRESF, F_BRESB, F_HBQA, F_TSTOP, F_RBEAM = range(12)
@@ -135,9 +139,13 @@ def fields(E, gf, gb, G, BG, ip, fp):
 
 @njit(cache=True)
 def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
-            r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev):
+            r_cnt, r_E, r_counters, r_coll, r_hist, r_ion, r_nev, r_nxa):
     r_cnt[k] = cnt
-    r_E[k] = E
+    # gaps beyond an active depth lie in the neutral frozen bulk: the back gap's field
+    ng = E.shape[0]
+    r_E[k, :ng] = E
+    r_E[k, ng:] = E[ng - 1]
+    r_nxa[k] = ip[I_NX]
     r_counters[k] = counters
     r_coll[k] = coll
     r_nev[k] = ist[S_NEV]
@@ -163,7 +171,7 @@ Field = namedtuple("Field", "G BG E gf gb")
 Tally = namedtuple("Tally", "cnt coll counters")
 Clock = namedtuple("Clock", "rng clock ist")
 Setup = namedtuple("Setup", "ip fp out_times")
-Records = namedtuple("Records", "r_cnt r_E r_counters r_coll r_hist r_ion r_nev")
+Records = namedtuple("Records", "r_cnt r_E r_counters r_coll r_hist r_ion r_nev r_nxa")
 
 MODE_ADVANCE = 0   # run events
 MODE_REBUILD = 1   # recompute every rate, tree, field and group weight from the state
@@ -174,7 +182,9 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
     """The kernel: ``MODE_ADVANCE`` runs events until ``ist[S_NEV] == ev_stop`` (return 0), the
     phase end ``fp[F_TSTOP]`` (return 1), until no event is possible (time jumps to the phase
     end, return 2) or until the total rate or the clock is not finite (return 3, state left as
-    before that event). ``MODE_REBUILD`` recomputes every leaf, tree, field and group weight
+    before that event), or after an event that moved a foreign ion forward into layer
+    ``ip[I_GROW]`` or deeper (return 4: the engine appends layers, then calls again).
+    ``MODE_REBUILD`` recomputes every leaf, tree, field and group weight
     from the occupancy (returns 0).
 
     The pieces of an event are inner functions: numba inlines them, and because they capture
@@ -219,6 +229,7 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
     bresf = fp[F_BRESF]
     bresb = fp[F_BRESB]
     pot = ip[I_DRIVE] == 2 and ip[I_FIELD] == 1
+    grow = ip[I_GROW]
     t_stop = fp[F_TSTOP]
     n_out = out_times.shape[0]
     # queue of changed leaves of one event (<= 2 sites x (1 + 6 neighbours)):
@@ -744,7 +755,7 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
                                         else out_times[ist[S_OUTK]] < t):
             _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
                     rec.r_cnt, rec.r_E, rec.r_counters, rec.r_coll, rec.r_hist, rec.r_ion,
-                    rec.r_nev)
+                    rec.r_nev, rec.r_nxa)
             ist[S_OUTK] += 1
 
     # ------------------------------------------------------------------ rebuild
@@ -827,6 +838,8 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             k, lk, yk, zk, ax, sg = pick_origin(v, l, y, z, c, rem)
             if k >= 0:
                 hop(k, lk, v, l, c, ax, sg)
+                if c == 0 and l >= grow and occ[v] > 0:
+                    status = 4      # after this event: the engine appends layers
                 if c < 2 and not periodic:
                     gap = l if c == 0 else l + 1
                     d = -1 if c == 0 else 1
@@ -853,6 +866,8 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             fields(E, gf, gb, G, BG, ip, fp)
         refresh_top(nd, full)
         ist[S_NEV] += 1
+        if status == 4:
+            break
     rng[0] = s0
     rng[1] = s1
     rng[2] = s2

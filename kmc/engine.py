@@ -29,6 +29,8 @@ INITS = ("fermi", "random")
 STATE_KEYS = ("occ", "site_ion", "ion_sp", "ion_site", "ion_disp", "free_ids", "cnt", "coll",
               "counters", "rng", "clock", "ist", "r_cnt", "r_E", "r_counters", "r_coll",
               "r_hist", "r_ion", "r_nev", "event_order")
+# state keys added later: a checkpoint without them gets their neutral value (``_check_state``)
+OPTIONAL_STATE_KEYS = ("nx_active", "r_nxa")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class KMCParams:
     n_ions: int | None = None     # periodic: total ions (default (1 - f_vac) n_sites)
     duration_s: float | None = None   # periodic: end time (default: last sample time)
     periodic_field_V_per_m: float = 0.0  # periodic: uniform applied field along x
+    buffer_layers: int = 0        # open: simulate only down to this many layers beyond the
+                                  # deepest foreign ion; the rest is frozen fresh bulk (0: off)
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes, not used
 
 
@@ -146,6 +150,17 @@ def _check(params):
         raise KMCConfigError(f"`n_energy_bins` must be in 1..255, got {p.n_energy_bins}")
     if not 1 <= p.n_slabs <= p.nx:
         raise KMCConfigError(f"`n_slabs` must be in 1..nx, got {p.n_slabs}")
+    if p.buffer_layers < 0 or p.buffer_layers == 1:
+        raise KMCConfigError(f"`buffer_layers` must be 0 (off) or >= 2, got {p.buffer_layers}")
+    if p.buffer_layers:
+        if p.geometry != "open" or p.back != "bulk":
+            raise KMCConfigError("`buffer_layers` > 0 needs the open geometry with a bulk back "
+                                 f"(a moving back reservoir), got geometry {p.geometry!r}, back "
+                                 f"{p.back!r}; set buffer_layers = 0")
+        if any(ph.drive == "potentiostatic" for ph in p.phases):
+            raise KMCConfigError("`buffer_layers` > 0 cannot be used with a potentiostatic "
+                                 "phase (the voltage drops over the whole sample depth); set "
+                                 "buffer_layers = 0")
     if not 0.0 <= p.composition_x <= 1.0:
         raise KMCConfigError(f"`composition_x` must be in [0, 1], got {p.composition_x}")
     m = p.ny * p.nz
@@ -266,24 +281,55 @@ class Simulation:
         self.P = tree_size(m)
         # layer trees: wide (fan-out 8) sum trees over the target rates of the 3 classes
         self.goff, self.H = wide_layout(m)
-        self.goff_t, self.Ht = wide_layout(nx + 3)     # top tree over the event groups
         self.wt = np.zeros((nx, 24 * int(self.goff[-1])))
         self.orate = np.zeros(N)     # nu_s b_s(i) of the ion on site i (0 if vacant): trap rates
         self.ex = np.zeros((2, 2 * self.P, 1))   # exit trees (front, back)
-        self.top = np.zeros((1, 8 * int(self.goff_t[-1])))
-        self.dirty = np.zeros(nx + 3, dtype=np.bool_)
-        self.dlist = np.zeros(nx + 3, dtype=np.int64)
-        self.G = np.zeros(nx + 2, dtype=np.int64)    # front-referenced charge counts (electrostatics)
-        self.BG = self.n_bg * np.arange(nx + 1, dtype=np.float64)
-        self.E = np.zeros(nx + 1)
-        self.gf = np.ones(nx + 1)
-        self.gb = np.ones(nx + 1)
+        self._size_active()
         self.ip = np.zeros(K.N_IPAR, dtype=np.int64)
         self.fp = np.zeros(K.N_FPAR, dtype=np.float64)
         self.status = "ok"
         self._enter_phase(int(self.state["ist"][K.S_PHASE]))
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def nx_active(self):
+        """Layers simulated now (the whole depth unless ``buffer_layers`` moves the back)."""
+        return int(self.state["nx_active"][0])
+
+    def _size_active(self):
+        """The arrays sized by the active depth: top tree over the ``nxa + 3`` event groups, the
+        gap counts, fields and factors (all derived from the state, never checkpointed)."""
+        nxa = self.nx_active
+        self.goff_t, self.Ht = wide_layout(nxa + 3)     # top tree over the event groups
+        self.top = np.zeros((1, 8 * int(self.goff_t[-1])))
+        self.dirty = np.zeros(nxa + 3, dtype=np.bool_)
+        self.dlist = np.zeros(nxa + 3, dtype=np.int64)
+        self.G = np.zeros(nxa + 2, dtype=np.int64)   # front-referenced charge counts (electrostatics)
+        self.BG = self.n_bg * np.arange(nxa + 1, dtype=np.float64)
+        self.E = np.zeros(nxa + 1)
+        self.gf = np.ones(nxa + 1)
+        self.gb = np.ones(nxa + 1)
+
+    def _grow_threshold(self):
+        """First layer a foreign ion may not enter without the back moving (``ip[I_GROW]``)."""
+        b, nxa, nx = self.params.buffer_layers, self.nx_active, self.params.nx
+        return nxa - b if b and nxa < nx else nx + 1
+
+    def _grow(self):
+        """Move the back reservoir: ``buffer_layers`` layers beyond the deepest foreign ion (the
+        appended layers hold their initial fresh-bulk fill, neutral), then rebuild."""
+        cnt = self.state["cnt"]
+        foreign = np.flatnonzero(cnt[1:, : self.nx_active].sum(axis=0) > 0)
+        deepest = int(foreign[-1]) if foreign.size else -1
+        nxa = min(self.params.nx, max(self.nx_active, deepest + 1 + self.params.buffer_layers))
+        self.state["nx_active"][0] = nxa
+        self._size_active()
+        self.ip[K.I_NX] = nxa
+        self.ip[K.I_HT] = self.Ht
+        self.ip[K.I_GROW] = self._grow_threshold()
+        self._sync_S()
+        self.rebuild()
+
     def _initial_state(self, E, rng):
         p = self.params
         N, nsp, m = self.n_sites, self.n_species, self.m
@@ -337,6 +383,9 @@ class Simulation:
             "r_ion": np.zeros((n_ion_rec, N if n_ion_rec else 0, 3), dtype=np.int32),
             "r_nev": np.zeros(n_out, dtype=np.int64),
             "event_order": np.array([K.EVENT_ORDER], dtype=np.int64),
+            "nx_active": np.array([min(p.nx, max(p.buffer_layers, 2)) if p.buffer_layers
+                                   else p.nx], dtype=np.int64),
+            "r_nxa": np.zeros(n_out, dtype=np.int64),
         }
 
     def _check_state(self, state):
@@ -357,7 +406,16 @@ class Simulation:
         if state["ist"].shape != (K.N_IST,) or state["counters"].shape[1:] != (K.N_COUNTERS,):
             raise KMCStateError("checkpoint written by an older engine version (no front surface "
                                 "charge / beam counter): restart the run")
-        return {k: np.array(state[k]) for k in STATE_KEYS}
+        out = {k: np.array(state[k]) for k in STATE_KEYS}
+        p = self.params
+        out["nx_active"] = np.array(state["nx_active"] if "nx_active" in state else [p.nx],
+                                    dtype=np.int64).reshape(1)
+        if p.buffer_layers == 0 and out["nx_active"][0] != p.nx:
+            raise KMCStateError("checkpoint was written with a moving back (`buffer_layers` > 0): "
+                                "resume with the run's own params")
+        out["r_nxa"] = (np.array(state["r_nxa"], dtype=np.int64) if "r_nxa" in state
+                        else np.full(self.out_times.size, p.nx, dtype=np.int64))
+        return out
 
     def _enter_phase(self, k):
         """Resolve phase k into the integer/float parameter vectors and rebuild everything."""
@@ -366,7 +424,8 @@ class Simulation:
         ip[K.I_SEL] = SELECTORS[p.selector]
         ip[K.I_PERIODIC] = int(self.periodic)
         ip[K.I_BACKKIND] = BACKS[p.back]
-        ip[K.I_NX], ip[K.I_NY], ip[K.I_NZ] = p.nx, p.ny, p.nz
+        ip[K.I_NX], ip[K.I_NY], ip[K.I_NZ] = self.nx_active, p.ny, p.nz
+        ip[K.I_GROW] = self._grow_threshold()
         ip[K.I_P], ip[K.I_HT], ip[K.I_H] = self.P, self.Ht, self.H
         ip[K.I_HIST] = int(p.record_histograms)
         ip[K.I_IONS] = int(p.record_ions)
@@ -419,7 +478,8 @@ class Simulation:
 
     def _sync_S(self):
         """Front-referenced counts ``G`` from the layer counts and the front charge ``F0``."""
-        self.G[:] = front_counts(self.state["cnt"].sum(axis=0), self.state["ist"][K.S_F0])
+        self.G[:] = front_counts(self.state["cnt"][:, : self.nx_active].sum(axis=0),
+                                 self.state["ist"][K.S_F0])
 
     def beam_rate_Hz(self, phase):
         """Beam arrivals per second on the lattice's cross-section, ``j ny nz a^2 / e``."""
@@ -474,7 +534,7 @@ class Simulation:
                 K.Clock(st["rng"], st["clock"], st["ist"]),
                 K.Setup(self.ip, self.fp, self.out_times if out_times is None else out_times),
                 K.Records(st["r_cnt"], st["r_E"], st["r_counters"], st["r_coll"], st["r_hist"],
-                          st["r_ion"], st["r_nev"]))
+                          st["r_ion"], st["r_nev"], st["r_nxa"]))
 
     def _kernel(self, ev_stop, out_times=None):
         return K.advance(*self._groups(out_times), ev_stop)
@@ -496,6 +556,9 @@ class Simulation:
         ev_stop = self.n_events + int(max_events)
         while not self.done:
             status = self._kernel(ev_stop)
+            if status == 4:
+                self._grow()
+                continue
             if status == 0:
                 return self.done
             self._check_status(status)
@@ -520,6 +583,9 @@ class Simulation:
         t_stop = self.fp[K.F_TSTOP]
         self.fp[K.F_TSTOP] = np.inf
         status = self._kernel(self.n_events + int(n_events), out_times=np.zeros(0))
+        while status == 4:   # not in periodic runs (buffer_layers needs the open geometry)
+            self._grow()
+            status = self._kernel(self.n_events + int(n_events), out_times=np.zeros(0))
         self.fp[K.F_TSTOP] = t_stop
         self._check_status(status)
         st["clock"][0] = 0.0
@@ -545,7 +611,7 @@ class Simulation:
         insertion in layer nx-1), lateral. Gap factors not applied."""
         p = self.params
         return np.array([[K.wide_total(self.wt, l, self.goff, self.H, self.m, c, 3, self.ip[K.I_SEL])
-                          for c in range(3)] for l in range(p.nx)])
+                          for c in range(3)] for l in range(self.nx_active)])
 
     def exit_totals(self):
         """Summed site parts of the exits to the front and back reservoirs (gap factors not
@@ -554,7 +620,7 @@ class Simulation:
 
     def total_rate(self):
         """Sum of all event rates [1/s]."""
-        return float(K.wide_total(self.top, 0, self.goff_t, self.Ht, self.params.nx + 3, 0, 1,
+        return float(K.wide_total(self.top, 0, self.goff_t, self.Ht, self.nx_active + 3, 0, 1,
                                   self.ip[K.I_SEL]))
 
     def nbytes_per_site(self):
@@ -610,6 +676,9 @@ class Simulation:
                                             st["r_coll"][:n_rec] * a_nm,
                                             {"units": "nm", "long_name": "sum of ion displacements"}),
                 "n_events": (("time",), st["r_nev"][:n_rec], {"units": "1", "long_name": "events so far"}),
+                "active_layers": (("time",), st["r_nxa"][:n_rec],
+                                  {"units": "1", "long_name": "layers simulated (the rest: frozen "
+                                   "fresh bulk beyond the moving back reservoir)"}),
                 "front_charge": (("time",), r_E[:, 0] / self.c_V_per_m if self.c_V_per_m > 0
                                  else np.zeros(n_rec),
                                  {"units": "e", "long_name": "net surface charge at the front (E_0 / c)"}),
@@ -638,6 +707,7 @@ class Simulation:
                 "simulated_time_s": self.time_s,
                 "vacancy_fraction_effective": self.vacancy_fraction_effective,
                 "n_bg": self.n_bg, "coupling_V_per_m": self.c_V_per_m,
+                "buffer_layers": p.buffer_layers,
             },
         )
         if p.phases:

@@ -167,6 +167,10 @@ KMC_KEYS = [
         "round((1 - vacancy_fraction) ny nz) ions: a layer without a vacancy or without an ion "
         "is refused, and a realised vacancy fraction more than 5 % off the input is noted (one "
         "line, and `filling_note` in kmc.nc).", lo=1),
+    Key("buffer_layers", "int", 0, "Moving back reservoir (docs/kmc.md \"Active depth\"): "
+        "simulate only down to this many layers beyond the deepest foreign ion; deeper layers "
+        "stay frozen fresh bulk and are appended as the front advances (galvanostatic or off "
+        "phases, `sample.back = \"bulk\"`). 0: the whole depth is simulated.", lo=0),
     Key("rate_model", "str", "trap", "Hop rate model: `trap` (rate set by the origin site and the "
         "species' E_DC, docs/physics.md section 5) or `metropolis`.", choices=("trap", "metropolis")),
     Key("selector", "str", "tree", "Event selection: `tree` (O(log N)) or `linear` (reference).",
