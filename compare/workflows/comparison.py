@@ -65,11 +65,17 @@ def bulk_field_kmc(kmc, cfg, foreign_free=FOREIGN_FREE):
     g = np.arange(1, nx)
     free = (foreign[:, g - 1] < foreign_free) & (foreign[:, g] < foreign_free)  # (t, g)
     free[0] = False  # t = 0 is the imposed initial field, not a measurement
-    if not free.any():
+    if "active_layers" in kmc:
+        # a moving back: gaps beyond it lie in frozen bulk (recorded as the back gap's field)
+        nxa = _replicas(kmc["active_layers"]).transpose("replica", "time").values
+    else:
+        nxa = np.full((field.shape[0], field.shape[1]), nx)
+    masks = [free & (g[None, :] < n[:, None]) for n in nxa]
+    if not all(m.any() for m in masks):
         raise ConfigError("`cait compare`: no foreign-free bulk left in the KMC lattice to "
                           "measure the galvanostatic bulk field; shorten the run or use "
                           "--d-bulk equilibrium")
-    return np.array([np.mean(f[:, g][free]) for f in field])
+    return np.array([np.mean(f[:, g][m]) for f, m in zip(field, masks)])
 
 
 def d_bulk_from_current(kmc, cfg):

@@ -21,6 +21,7 @@ from compare.io.outputs import default_output, output_dir
 from compare.io.config import load_config
 from compare.io.datasets import save_figure, write_dataset
 from compare.reports.kmc import equilibrium_figure, profile_figure
+from compare.workflows import plateau
 from kmc import checkpoint as ck
 from kmc import ensemble
 from kmc import equilibrium as eqm
@@ -231,6 +232,19 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
                                        for r in failed),
                    "ok": ""}[status]
         ds.attrs["filling_note"] = note
+        plateau.add_plateau(ds, cfg.native.name)
+        if status == "ok" and cfg.beam[0].drive != "off":
+            try:
+                plateau.add_mobility_ratio(ds, cfg, int(seeds[0]))
+            except ConfigError as exc:
+                ds.attrs["D_ratio_note"] = str(exc)
+            if not quiet:
+                print(f"cait kmc run: plateau {ds.attrs['plateau_level']:.3g} +- "
+                      f"{ds.attrs['plateau_sem']:.2g} at front {ds.attrs['front_position_nm']:.3g} nm"
+                      f" (change over the last third {ds.attrs['plateau_change']:+.2g} +- "
+                      f"{ds.attrs['plateau_change_sem']:.2g}); D_native,bulk / D_foreign = "
+                      f"{ds.attrs.get('D_ratio_native_over_foreign', float('nan')):.3g} +- "
+                      f"{ds.attrs.get('D_ratio_sem', float('nan')):.2g}")
         write_dataset(ds, out / "kmc.nc", cfg=cfg, seed=seeds, status=status, message=message)
         if ds.sizes.get("time", 0) > 0:
             save_figure(profile_figure(ds, cfg), out / "kmc_profiles.png")
