@@ -12,6 +12,7 @@ virtual machine single measurements of the same build scatter by +-5 %.
 """
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -88,3 +89,61 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# ----------------------------------------------------------------------------- plateau row
+PLATEAU_INPUT = "li3b7o12_kmc_plateau.toml"
+STEP_EVENTS = 100_000   # the window is reached in steps of this many events (overshoot < 1 step)
+
+
+def bench_plateau(input_path, window_fraction=0.04, chunks=8, seed=1, verbose=True):
+    """Acceleration on and off on a CAIT input over the same simulated window, interleaved.
+
+    "On" is the input as written (moving back reservoir, ``[kmc] buffer_layers``); "off" is the
+    same input with the whole depth simulated (``buffer_layers = 0``). Both run the first
+    ``window_fraction`` of the schedule in ``chunks`` alternating pieces (A, B, A, B, ...: the
+    machine's load hits both alike); reported per build: events, CPU seconds, simulated seconds
+    per CPU second, and the speedup (on / off). The window is the start of the run, where the
+    front is shallow; ``project_whole_run`` turns the window into a whole-run estimate.
+    """
+    import dataclasses
+
+    from compare import scenario
+    from compare.io.config import load_config
+
+    cfg = load_config(input_path)
+    on = scenario.kmc_params(cfg)
+    builds = {"on": on, "off": dataclasses.replace(on, buffer_layers=0)}
+    t_end = float(sum(ph.duration_s for ph in on.phases))
+    t_w = window_fraction * t_end
+    sims = {k: Simulation(dataclasses.replace(p, output_times_s=(0.0,), record_histograms=False),
+                          seed) for k, p in builds.items()}
+    cpu = {k: 0.0 for k in sims}
+    for s in sims.values():
+        s.advance(1000)      # compile / cache load outside the timing
+    for c in range(1, chunks + 1):
+        t_stop = t_w * c / chunks
+        for k, s in sims.items():
+            c0 = time.process_time()
+            while s.time_s < t_stop and not s.done:
+                s.advance(STEP_EVENTS)
+            cpu[k] += time.process_time() - c0
+    rows = {}
+    for k, s in sims.items():
+        rows[k] = {"events": s.n_events, "cpu_s": cpu[k], "simulated_s": s.time_s,
+                   "sim_s_per_cpu_s": s.time_s / max(cpu[k], 1e-9),
+                   "events_per_sim_s": s.n_events / max(s.time_s, 1e-300),
+                   "events_per_cpu_s": s.n_events / max(cpu[k], 1e-9),
+                   "active_layers": s.nx_active}
+    speedup = rows["on"]["sim_s_per_cpu_s"] / rows["off"]["sim_s_per_cpu_s"]
+    if verbose:
+        print(f"{Path(input_path).name}: first {t_w:.3g} s of {t_end:.3g} s simulated, "
+              f"{chunks} interleaved chunks per build")
+        print(f"{'acceleration':>12} {'events':>10} {'CPU s':>7} {'sim s/CPU s':>11} "
+              f"{'M ev/CPU s':>10} {'layers':>6}")
+        for k in ("off", "on"):
+            r = rows[k]
+            print(f"{k:>12} {r['events']:>10.3g} {r['cpu_s']:>7.2f} {r['sim_s_per_cpu_s']:>11.3g} "
+                  f"{r['events_per_cpu_s'] / 1e6:>10.2f} {r['active_layers']:>6}")
+        print(f"speedup (simulated time per CPU second, on / off): {speedup:.2f}x in this window")
+    return {"rows": rows, "speedup": speedup, "window_s": t_w, "t_end_s": t_end}

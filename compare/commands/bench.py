@@ -16,8 +16,12 @@ def _bench_npp(args) -> int:
 
 
 def _bench_kmc(args) -> int:
-    from compare.checks.bench_kmc import bench_kmc
+    from compare.checks.bench_kmc import PLATEAU_INPUT, bench_kmc, bench_plateau
 
+    if args.plateau is not None:
+        bench_plateau(args.plateau or ROOT / "inputs" / PLATEAU_INPUT,
+                      window_fraction=args.window)
+        return 0
     bench_kmc(sizes=tuple(args.sizes), n_events=args.events, repeats=args.repeats)
     return 0
 
@@ -46,4 +50,10 @@ def register(sub) -> None:
                     help="events per repetition (default: 1000000)")
     pk.add_argument("--repeats", type=int, default=5,
                     help="repetitions per size, reported as best and median (default: 5)")
+    pk.add_argument("--plateau", nargs="?", const="", default=None, metavar="INPUT",
+                    help="instead: acceleration on (the input's moving back) and off (whole depth) "
+                         "over the same simulated window, interleaved (default input: "
+                         "inputs/li3b7o12_kmc_plateau.toml)")
+    pk.add_argument("--window", type=float, default=0.04,
+                    help="--plateau: fraction of the beam schedule simulated (default: 0.04)")
     pk.set_defaults(func=_bench_kmc)
