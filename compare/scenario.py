@@ -216,10 +216,13 @@ def npp_problem(cfg, *, d_models=None, thickness_nm=None, output_times_s=None,
 
 def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None):
     """Solve `problem` (default :func:`npp_problem`) with ``npp.solver`` (or `solver_name`);
-    `stop` (polled by the full solver) ends the run early with ``SolverInterrupted``."""
+    `stop` (polled by the full solver) ends the run early with ``SolverInterrupted``. The result
+    carries the model-validity attrs of :mod:`continuum.validity`."""
+    from continuum.validity import annotate
+
     name = solver_name or cfg.npp.solver
-    return solver(name)(npp_problem(cfg, solver_name=name) if problem is None else problem,
-                        progress=progress, stop=stop)
+    problem = npp_problem(cfg, solver_name=name) if problem is None else problem
+    return annotate(solver(name)(problem, progress=progress, stop=stop), problem)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """`cait npp run`: solve the input's NPP problem (:mod:`compare.scenario`), write npp.nc + figures."""
 from __future__ import annotations
 
+import sys
+
 from compare import scenario
 from compare.errors import RunInterrupted
 from compare.io.datasets import write_dataset
@@ -40,6 +42,9 @@ def run_npp(cfg, outdir, progress=True):
                 raise RunInterrupted(f"{err}; the result so far is in {str(nc)!r}",
                                      128 + int(flag.signum) if flag.signum else 130) from None
             raise
+        note = ds.attrs.get("validity_note", "")
+        if note:
+            print(f"cait: warning: {note}", file=sys.stderr, flush=True)
         paths = [write_dataset(ds, nc, cfg=cfg, status="ok")]
         plot_times = [t for t in cfg.plot_times_s if t <= float(ds.time[-1])]
         paths.append(plot_profiles(ds, plot_times, outdir / "npp_profiles.png", cfg))

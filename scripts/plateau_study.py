@@ -1,0 +1,153 @@
+"""Plateau level against the mobility ratio r = D_native,bulk / D_foreign (docs/plateau.md).
+
+For each target r the bundled plateau input (inputs/li3b7o12_kmc_plateau.toml, r ~ 100) is
+rescaled so that only the foreign ions' mobility changes and the front reaches the same depth
+with the same hop bias in the replaced zone:
+
+* K transport threshold ``E_DC += kT ln(r / 100)`` (the K landscape is narrow: D_K ~ exp(-E_DC/kT));
+* bulk field (and with it the beam current) ``x 100 / r``;
+* beam duration and output times ``x r / 100`` (same charge delivered: same front depth).
+
+Each variant runs ``cait compare`` (KMC with the moving back, the KMC equilibrium table, NPP
+with the SED formula and with the KMC table) in ``<out>/r<r>/``; ``--collect`` reads what is
+there and writes the table (Markdown) and the figure. The measured r (``kmc.nc`` attr
+``D_ratio_native_over_foreign``) is what the table reports, not the target.
+
+Usage::
+
+    python scripts/plateau_study.py --r 15 100 300 [--replicas 4] [--out outputs/plateau_study]
+    python scripts/plateau_study.py --collect [--out outputs/plateau_study]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "inputs" / "li3b7o12_kmc_plateau.toml"
+KT_EV = 0.025852       # 300 K
+R_BASE = 100.0
+
+
+def _set(text, section, key, value):
+    """Replace ``key = ...`` inside ``[section]`` (first occurrence after the header)."""
+    head = text.index(f"[{section}]")
+    m = re.compile(rf"^{re.escape(key)}\s*=\s*[^#\n]*", re.M).search(text, head)
+    if m is None:
+        raise KeyError(f"{section}.{key}")
+    return text[:m.start()] + f"{key} = {value} " + text[m.end():]
+
+
+def variant(r: float) -> str:
+    """Input text of the plateau scenario rescaled to the target ratio ``r``."""
+    text = BASE.read_text()
+    if r == R_BASE:
+        return text          # the bundled input itself (a run of it can be reused)
+    f = r / R_BASE
+    e_dc = 0.77 + KT_EV * math.log(f)
+    text = _set(text, "species.K", "E_DC_eV", f"{e_dc:.4f}")
+    text = _set(text, "species.K", "D_cm2_s", f"{2.0e-16 / f:.3g}")
+    text = _set(text, "beam", "back_field_V_per_m", f"{3.2e5 / f:.4g}")
+    text = _set(text, "beam", "duration_s", f"{640.0 * f:.6g}")
+    text = _set(text, "output", "plot_times_s",
+                "[" + ", ".join(f"{t * f:.6g}" for t in (160.0, 320.0, 480.0, 640.0)) + "]")
+    return f"# plateau study variant: target r = {r:g} (scripts/plateau_study.py)\n" + text
+
+
+def run(rs, replicas, out):
+    for r in rs:
+        d = out / f"r{r:g}"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / "input.toml"
+        path.write_text(variant(r))
+        cmd = [sys.executable, "-m", "compare.cli", "compare", str(path), "-o", str(d),
+               "--reuse", "--replicas", str(replicas)]
+        print(" ".join(cmd), flush=True)
+        code = subprocess.call(cmd, cwd=ROOT)
+        if code:
+            return code
+    return 0
+
+
+def collect(out):
+    import xarray as xr
+
+    rows = []
+    for d in sorted(out.glob("r*"), key=lambda p: float(p.name[1:])):
+        if not (d / "kmc.nc").is_file():
+            continue
+        k = xr.open_dataset(d / "kmc.nc")
+        row = {"target": float(d.name[1:]), "r": k.attrs.get("D_ratio_native_over_foreign", math.nan),
+               "r_sem": k.attrs.get("D_ratio_sem", math.nan),
+               "kmc": k.attrs["plateau_level"], "kmc_sem": k.attrs["plateau_sem"],
+               "change": k.attrs["plateau_change"], "change_sem": k.attrs["plateau_change_sem"],
+               "front": k.attrs["front_position_nm"], "status": k.attrs.get("status", "")}
+        if (d / "compare.nc").is_file():
+            c = xr.open_dataset(d / "compare.nc")
+            for m in c.model.values:
+                if str(m) != "kmc":
+                    row[str(m)] = float(c["plateau"].sel(model=m).isel(time=-1))
+        rows.append(row)
+    if not rows:
+        print(f"nothing in {out}")
+        return 1
+    models = sorted({k for r in rows for k in r if k.startswith("npp")})
+    head = ("| target r | measured r | front [nm] | KMC plateau | change over last third | "
+            + " | ".join(f"NPP {m[4:]}" for m in models) + " |")
+    lines = [head, "|" + "---|" * (5 + len(models))]
+    for r in rows:
+        lines.append(f"| {r['target']:g} | {r['r']:.3g} +- {r['r_sem']:.2g} | {r['front']:.3g} | "
+                     f"{r['kmc']:.3f} +- {r['kmc_sem']:.3f} | {r['change']:+.3f} +- "
+                     f"{r['change_sem']:.3f} | "
+                     + " | ".join(f"{r.get(m, math.nan):.3f}" for m in models) + " |")
+    table = "\n".join(lines)
+    print(table)
+    (out / "plateau_vs_r.md").write_text(table + "\n")
+    _figure(rows, models, out / "plateau_vs_r.png")
+    return 0
+
+
+def _figure(rows, models, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from compare.reports.style import legend_outside
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    r = np.array([x["r"] for x in rows])
+    ax.errorbar(r, [x["kmc"] for x in rows], xerr=[x["r_sem"] for x in rows],
+                yerr=[x["kmc_sem"] for x in rows], fmt="o", capsize=3, label="KMC (hopping)")
+    for m, mk in zip(models, ("s", "^", "v")):
+        ax.plot(r, [x.get(m, np.nan) for x in rows], mk + "--", label=f"NPP, D from {m[4:]}")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"$r = D_\mathrm{Li,bulk}/D_\mathrm{K}$ (measured)")
+    ax.set_ylabel("Li plateau (fraction of $n_\\mathrm{bulk}$)")
+    ax.set_title("Li$_3$B$_7$O$_{12}$, K$^+$ CAIT, 250 meV Gaussian SED: plateau vs mobility ratio")
+    legend_outside(ax)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    print(f"-> {path}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--r", type=float, nargs="+", default=[15.0, 100.0, 300.0])
+    ap.add_argument("--replicas", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "plateau_study")
+    ap.add_argument("--collect", action="store_true", help="only collect what is there")
+    a = ap.parse_args(argv)
+    if a.collect:
+        return collect(a.out)
+    code = run(a.r, a.replicas, a.out)
+    return code or collect(a.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
