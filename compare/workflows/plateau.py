@@ -148,9 +148,10 @@ def add_mobility_ratio(ds, cfg, seed: int):
     ``D_ratio_native_over_foreign`` and their SEs (module docstring); returns ``ds``."""
     from compare.workflows.comparison import d_bulk_from_current
 
-    dn, dn_sem = d_bulk_from_current(ds, cfg)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dn, dn_sem = d_bulk_from_current(ds, cfg)   # NaN when the run moved no native charge
     df, df_sem = foreign_d_eff(cfg, seed)
-    r = dn / df if df > 0 else math.nan
+    r = dn / df if df > 0 and np.isfinite(dn) else math.nan
     rel = math.sqrt(sum((s / v) ** 2 for v, s in ((dn, dn_sem), (df, df_sem))
                         if np.isfinite(s) and v))
     ds.attrs.update(D_native_bulk_cm2_s=dn, D_native_bulk_sem_cm2_s=dn_sem,
