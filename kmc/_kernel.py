@@ -170,7 +170,9 @@ Ions = namedtuple("Ions", "site_ion ion_sp ion_site ion_disp free_ids")
 Field = namedtuple("Field", "G BG E gf gb")
 Tally = namedtuple("Tally", "cnt coll counters")
 Clock = namedtuple("Clock", "rng clock ist")
-Setup = namedtuple("Setup", "ip fp out_times")
+# evlog: optional event log (n, 3) int64, row ist[S_NEV] % n = (origin site or -1, target
+# site or -1, class 0/1/2 or -1): diagnostics only (scripts/rattle_census.py); (0, 3) = off
+Setup = namedtuple("Setup", "ip fp out_times evlog")
 Records = namedtuple("Records", "r_cnt r_E r_counters r_coll r_hist r_ion r_nev r_nxa")
 
 MODE_ADVANCE = 0   # run events
@@ -203,7 +205,8 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
     G, BG, E, gf, gb = field.G, field.BG, field.E, field.gf, field.gb
     cnt, coll, counters = tally.cnt, tally.coll, tally.counters
     rng, clock, ist = clk.rng, clk.clock, clk.ist
-    ip, fp, out_times = setup.ip, setup.fp, setup.out_times
+    ip, fp, out_times, evlog = setup.ip, setup.fp, setup.out_times, setup.evlog
+    nlog = evlog.shape[0]
     nx = ip[I_NX]
     ny = ip[I_NY]
     nz = ip[I_NZ]
@@ -821,6 +824,11 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
         full = False
         # sites whose occupancy changed (-1: none): ua (now vacant or the only one), ub
         ua = ula = uya = uza = ub = ulb = uyb = uzb = -1
+        if nlog:
+            jl = ist[S_NEV] % nlog
+            evlog[jl, 0] = -1
+            evlog[jl, 1] = -1
+            evlog[jl, 2] = -1
         if g == nx + 2:
             beam()
             full = True
@@ -828,6 +836,8 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             ua, ula, r, gap, d = leave(0 if g == 0 else 1, rem)
             uya = r // nz
             uza = r - uya * nz
+            if nlog:
+                evlog[ist[S_NEV] % nlog, 0] = ua
         else:
             l = g - 1
             c, rem = pick_class(l, rem)
@@ -836,6 +846,11 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             y = r // nz
             z = r - y * nz
             k, lk, yk, zk, ax, sg = pick_origin(v, l, y, z, c, rem)
+            if nlog:
+                jl = ist[S_NEV] % nlog
+                evlog[jl, 0] = k
+                evlog[jl, 1] = v
+                evlog[jl, 2] = c
             if k >= 0:
                 hop(k, lk, v, l, c, ax, sg)
                 if c == 0 and l >= grow and occ[v] > 0:

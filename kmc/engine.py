@@ -288,6 +288,7 @@ class Simulation:
         self.ip = np.zeros(K.N_IPAR, dtype=np.int64)
         self.fp = np.zeros(K.N_FPAR, dtype=np.float64)
         self.status = "ok"
+        self.evlog = np.zeros((0, 3), dtype=np.int64)   # event log off (see log_events)
         self._enter_phase(int(self.state["ist"][K.S_PHASE]))
 
     # ------------------------------------------------------------------ set-up
@@ -532,7 +533,8 @@ class Simulation:
                 K.Field(self.G, self.BG, self.E, self.gf, self.gb),
                 K.Tally(st["cnt"], st["coll"], st["counters"]),
                 K.Clock(st["rng"], st["clock"], st["ist"]),
-                K.Setup(self.ip, self.fp, self.out_times if out_times is None else out_times),
+                K.Setup(self.ip, self.fp, self.out_times if out_times is None else out_times,
+                        self.evlog),
                 K.Records(st["r_cnt"], st["r_E"], st["r_counters"], st["r_coll"], st["r_hist"],
                           st["r_ion"], st["r_nev"], st["r_nxa"]))
 
@@ -593,6 +595,21 @@ class Simulation:
         st["coll"][:] = 0
         st["counters"][:] = 0
         st["ist"][K.S_NEV] = 0
+
+    def log_events(self, n_events):
+        """Run ``n_events`` events and return their log, int64 (n, 3): origin site (-1 for an
+        insertion or the beam), target site (-1 for an exit or the beam), class (0 from behind,
+        1 from ahead, 2 lateral; -1 otherwise). Diagnostics (scripts/rattle_census.py); the
+        trajectory is the one ``advance`` runs."""
+        n = int(n_events)
+        self.evlog = np.zeros((max(n, 1), 3), dtype=np.int64)
+        ev0 = self.n_events
+        try:
+            self.advance(n)
+        finally:
+            log, self.evlog = self.evlog, np.zeros((0, 3), dtype=np.int64)
+        done = self.n_events - ev0
+        return np.roll(log, -(ev0 % log.shape[0]), axis=0)[:done]
 
     def checkpoint(self):
         """Copy of the state arrays (``np.savez(path, **sim.checkpoint())`` writes a checkpoint)."""

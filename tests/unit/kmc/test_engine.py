@@ -166,3 +166,31 @@ def test_build_landscape_is_the_engine_draw():
         ebin = np.clip(np.searchsorted(sim.energy_edges_eV, E, side="right") - 1, 0,
                        p.n_energy_bins - 1)
         np.testing.assert_array_equal(ebin, sim.ebin)
+
+
+def test_event_log_replays_the_trajectory():
+    """Simulation.log_events: applying the logged moves to the initial occupancy gives the
+    final one, and logging does not change the trajectory."""
+    kw = dict(phases=(Phase("K", 1e-4, back_field_V_per_m=3e7, theta_front=0.6,
+                            beam_current_A_per_m2=6e6),), output_times_s=(0.0, 1e-4))
+    a = Simulation(_params(**kw), seed=8)
+    b = Simulation(_params(**kw), seed=8)
+    a.advance(200)
+    b.advance(200)
+    occ = a.state["occ"].copy()
+    log = a.log_events(1500)
+    b.advance(1500)
+    assert np.array_equal(a.state["occ"], b.state["occ"]) and a.time_s == b.time_s
+    assert log.shape == (1500, 3)
+    for k, v, c in log:
+        if k >= 0 and v >= 0:
+            assert occ[k] >= 0 and occ[v] == -1
+            occ[v], occ[k] = occ[k], -1
+        elif v >= 0:                       # insertion: front (class 0, K) or back (natives)
+            occ[v] = 1 if c == 0 else 0
+        elif k >= 0:                       # exit to a reservoir
+            occ[k] = -1
+    assert a.state["ist"][3] == 0          # still the first phase (K at the front)
+    assert np.array_equal(occ, a.state["occ"])
+    assert np.all(np.isin(log[:, 2], (-1, 0, 1, 2)))
+    assert np.sum((log[:, 0] < 0) & (log[:, 1] >= 0)) > 0     # insertions were replayed
