@@ -167,13 +167,16 @@ def _record(k, occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
 Lattice = namedtuple("Lattice", "occ bfac nu orate ebin")
 Trees = namedtuple("Trees", "wt goff ex top goff_t dirty dlist")
 Ions = namedtuple("Ions", "site_ion ion_sp ion_site ion_disp free_ids")
-Field = namedtuple("Field", "G BG E gf gb")
+# gint (2, nx_lattice + 2): time integrals of the gap counts G since the last output time
+# (row 0; the last column integrates the sum slot G[nx + 1]) and the time each was last
+# brought up to date (row 1): the interval-averaged fields r_Eavg (checkpointed)
+Field = namedtuple("Field", "G BG E gf gb gint")
 Tally = namedtuple("Tally", "cnt coll counters")
 Clock = namedtuple("Clock", "rng clock ist")
 # evlog: optional event log (n, 3) int64, row ist[S_NEV] % n = (origin site or -1, target
 # site or -1, class 0/1/2 or -1): diagnostics only (scripts/rattle_census.py); (0, 3) = off
 Setup = namedtuple("Setup", "ip fp out_times evlog")
-Records = namedtuple("Records", "r_cnt r_E r_counters r_coll r_hist r_ion r_nev r_nxa")
+Records = namedtuple("Records", "r_cnt r_E r_counters r_coll r_hist r_ion r_nev r_nxa r_Eavg")
 
 MODE_ADVANCE = 0   # run events
 MODE_REBUILD = 1   # recompute every rate, tree, field and group weight from the state
@@ -202,11 +205,13 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
     dirty, dlist = trees.dirty, trees.dlist
     site_ion, ion_sp, ion_site = ions.site_ion, ions.ion_sp, ions.ion_site
     ion_disp, free_ids = ions.ion_disp, ions.free_ids
-    G, BG, E, gf, gb = field.G, field.BG, field.E, field.gf, field.gb
+    G, BG, E, gf, gb, gint = field.G, field.BG, field.E, field.gf, field.gb, field.gint
     cnt, coll, counters = tally.cnt, tally.coll, tally.counters
     rng, clock, ist = clk.rng, clk.clock, clk.ist
     ip, fp, out_times, evlog = setup.ip, setup.fp, setup.out_times, setup.evlog
     nlog = evlog.shape[0]
+    gsum = gint.shape[1] - 1      # the sum slot of gint (G[nx + 1] of the active depth)
+    integrate = ip[I_FIELD] == 1 and not ip[I_PERIODIC]
     nx = ip[I_NX]
     ny = ip[I_NY]
     nz = ip[I_NZ]
@@ -565,8 +570,18 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
         coll[sp, 0] += 1
         return i, l, r, nx, -1
 
+    def accumulate(g, slot):
+        """Bring the time integral of G[g] (gint column `slot`) up to the clock."""
+        t = clock[0]
+        gint[0, slot] += G[g] * (t - gint[1, slot])
+        gint[1, slot] = t
+
     def beam():
         """Beam arrival: one more charge on the front surface shifts every gap by +c."""
+        if integrate:
+            for q in range(nx + 1):
+                accumulate(q, q)
+            accumulate(nx + 1, gsum)
         for q in range(nx + 1):
             G[q] += 1
         G[nx + 1] += nx + 1
@@ -586,6 +601,9 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
     def cross_gap(gap, d, nd):
         """An ion crossed gap `gap` (G changes by d): its field and the two groups next to it
         (all fields under a potentiostat: returns True then)."""
+        if integrate:
+            accumulate(gap, gap)
+            accumulate(nx + 1, gsum)
         G[gap] += d
         G[nx + 1] += d
         if pot:
@@ -752,10 +770,37 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
                 dirty[gg] = False
                 top[0, gg] = _group_weight(gg, wt, goff, ex, gf, gb, ip, fp)
 
+    def field_average(k):
+        """Fields averaged over [previous output time, output time k] from the integrals of G
+        (the map G -> E of ``fields`` is linear); a snapshot without electrostatics or at an
+        interval of length 0. Restarts the integrals."""
+        tk = out_times[k]
+        t0 = out_times[k - 1] if k > 0 else 0.0
+        ea = rec.r_Eavg[k]
+        if not integrate or tk <= t0:
+            ea[: nx + 1] = E
+        else:
+            span = tk - t0
+            c = fp[F_C]
+            e0 = fp[F_EBACK]
+            if ip[I_DRIVE] == 2:
+                sbg = 0.0
+                for g in range(nx + 1):
+                    sbg += BG[g]
+                gbar = (gint[0, gsum] + G[nx + 1] * (tk - gint[1, gsum])) / span
+                e0 = (fp[F_U] / fp[F_A] - c * (gbar - sbg)) / (nx + 1)
+            for g in range(nx + 1):
+                ea[g] = e0 + c * ((gint[0, g] + G[g] * (tk - gint[1, g])) / span - BG[g])
+        ea[nx + 1:] = ea[nx]
+        for g in range(gint.shape[1]):
+            gint[0, g] = 0.0
+            gint[1, g] = tk
+
     def record_until(t, inclusive):
         """Records of the output times before t (up to t with `inclusive`)."""
         while ist[S_OUTK] < n_out and (out_times[ist[S_OUTK]] <= t if inclusive
                                         else out_times[ist[S_OUTK]] < t):
+            field_average(ist[S_OUTK])
             _record(ist[S_OUTK], occ, ebin, cnt, E, counters, coll, ion_disp, ist, ip,
                     rec.r_cnt, rec.r_E, rec.r_counters, rec.r_coll, rec.r_hist, rec.r_ion,
                     rec.r_nev, rec.r_nxa)

@@ -30,7 +30,7 @@ STATE_KEYS = ("occ", "site_ion", "ion_sp", "ion_site", "ion_disp", "free_ids", "
               "counters", "rng", "clock", "ist", "r_cnt", "r_E", "r_counters", "r_coll",
               "r_hist", "r_ion", "r_nev", "event_order")
 # state keys added later: a checkpoint without them gets their neutral value (``_check_state``)
-OPTIONAL_STATE_KEYS = ("nx_active", "r_nxa")
+OPTIONAL_STATE_KEYS = ("nx_active", "r_nxa", "gint", "r_Eavg")
 
 
 @dataclass(frozen=True)
@@ -323,6 +323,7 @@ class Simulation:
         foreign = np.flatnonzero(cnt[1:, : self.nx_active].sum(axis=0) > 0)
         deepest = int(foreign[-1]) if foreign.size else -1
         nxa = min(self.params.nx, max(self.nx_active, deepest + 1 + self.params.buffer_layers))
+        self._extend_field_integrals(self.nx_active, nxa)
         self.state["nx_active"][0] = nxa
         self._size_active()
         self.ip[K.I_NX] = nxa
@@ -330,6 +331,26 @@ class Simulation:
         self.ip[K.I_GROW] = self._grow_threshold()
         self._sync_S()
         self.rebuild()
+
+    def _extend_field_integrals(self, old, new):
+        """Gaps old+1..new become active: until now they lay in the neutral frozen bulk, where
+        ``G_g - BG_g`` is the back gap's (their recorded field is the back gap's), so their
+        integrals since the last output time are the back gap's shifted by ``n_bg (g - old)``;
+        the sum slot (last column) stays the integral of the sum over the old gaps plus those."""
+        gint, t = self.state["gint"], self.time_s
+        if new <= old:
+            return
+        gint[0, old] += self.G[old] * (t - gint[1, old])
+        gint[1, old] = t
+        s = gint.shape[1] - 1
+        gint[0, s] += self.G[old + 1] * (t - gint[1, s])
+        gint[1, s] = t
+        k = int(self.state["ist"][K.S_OUTK])
+        t0 = self.out_times[k - 1] if k > 0 else 0.0
+        for g in range(old + 1, new + 1):
+            gint[0, g] = gint[0, old] + self.n_bg * (g - old) * (t - t0)
+            gint[1, g] = t
+            gint[0, s] += gint[0, g]
 
     def _initial_state(self, E, rng):
         p = self.params
@@ -387,6 +408,8 @@ class Simulation:
             "nx_active": np.array([min(p.nx, max(p.buffer_layers, 2)) if p.buffer_layers
                                    else p.nx], dtype=np.int64),
             "r_nxa": np.zeros(n_out, dtype=np.int64),
+            "gint": np.zeros((2, p.nx + 2)),
+            "r_Eavg": np.zeros((n_out, p.nx + 1)),
         }
 
     def _check_state(self, state):
@@ -416,6 +439,15 @@ class Simulation:
                                 "resume with the run's own params")
         out["r_nxa"] = (np.array(state["r_nxa"], dtype=np.int64) if "r_nxa" in state
                         else np.full(self.out_times.size, p.nx, dtype=np.int64))
+        # older checkpoints: the field averages restart at the resume time (the interval then
+        # under way averages over its remainder only)
+        if "gint" in state:
+            out["gint"] = np.array(state["gint"], dtype=np.float64)
+        else:
+            out["gint"] = np.zeros((2, p.nx + 2))
+            out["gint"][1] = float(np.asarray(state["clock"]).ravel()[0])
+        out["r_Eavg"] = (np.array(state["r_Eavg"], dtype=np.float64) if "r_Eavg" in state
+                         else np.array(state["r_E"], dtype=np.float64))
         return out
 
     def _enter_phase(self, k):
@@ -530,13 +562,13 @@ class Simulation:
         return (K.Lattice(st["occ"], self.bfac, self.nu, self.orate, self.ebin),
                 K.Trees(self.wt, self.goff, self.ex, self.top, self.goff_t, self.dirty, self.dlist),
                 K.Ions(st["site_ion"], st["ion_sp"], st["ion_site"], st["ion_disp"], st["free_ids"]),
-                K.Field(self.G, self.BG, self.E, self.gf, self.gb),
+                K.Field(self.G, self.BG, self.E, self.gf, self.gb, st["gint"]),
                 K.Tally(st["cnt"], st["coll"], st["counters"]),
                 K.Clock(st["rng"], st["clock"], st["ist"]),
                 K.Setup(self.ip, self.fp, self.out_times if out_times is None else out_times,
                         self.evlog),
                 K.Records(st["r_cnt"], st["r_E"], st["r_counters"], st["r_coll"], st["r_hist"],
-                          st["r_ion"], st["r_nev"], st["r_nxa"]))
+                          st["r_ion"], st["r_nev"], st["r_nxa"], st["r_Eavg"]))
 
     def _kernel(self, ev_stop, out_times=None):
         return K.advance(*self._groups(out_times), ev_stop)
@@ -683,6 +715,9 @@ class Simulation:
                               {"units": "V", "long_name": "mean-field potential (back = 0)"}),
                 "field": (("time", "gap_depth"), r_E,
                           {"units": "V/m", "long_name": "electric field in the gap between layers"}),
+                "field_avg": (("time", "gap_depth"), st["r_Eavg"][:n_rec],
+                               {"units": "V/m", "long_name": "field in the gap averaged over the "
+                                "interval since the previous output time (exact time average)"}),
                 "event_counts": (("time", "species", "event"), ctr,
                                  {"units": "1", "long_name": "cumulative events by kind"}),
                 "front_net_in": (("time", "species"), ctr[:, :, K.C_FRONT_IN] - ctr[:, :, K.C_FRONT_OUT],

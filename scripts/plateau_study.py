@@ -6,7 +6,8 @@ with the same hop bias in the replaced zone:
 
 * K transport threshold ``E_DC += kT ln(r / 100)`` (the K landscape is narrow: D_K ~ exp(-E_DC/kT));
 * bulk field (and with it the beam current) ``x 100 / r``;
-* beam duration and output times ``x r / 100`` (same charge delivered: same front depth).
+* beam duration and output times ``x r / 100`` (same charge delivered: same front depth);
+* a deeper lattice (72 layers) and 161 output times (the bulk field is averaged over snapshots).
 
 Each variant runs ``cait compare`` (KMC with the moving back, the KMC equilibrium table, NPP
 with the SED formula and with the KMC table) in ``<out>/r<r>/``; ``--collect`` reads what is
@@ -55,6 +56,11 @@ def variant(r: float) -> str:
     text = _set(text, "species.K", "D_cm2_s", f"{2.0e-16 / f:.3g}")
     text = _set(text, "beam", "back_field_V_per_m", f"{3.2e5 / f:.4g}")
     text = _set(text, "beam", "duration_s", f"{640.0 * f:.6g}")
+    # deeper lattice: at low plateaus the same charge pushes the front deeper (r ~ 20: 19.6 nm
+    # with the deepest K ion + buffer reaching the 60th layer); more snapshots for the bulk field
+    text = _set(text, "kmc", "nx", "72")
+    text = _set(text, "sample", "thickness_nm", f"{72 * 0.40062:.3f}")
+    text = _set(text, "output", "n_times", "161")
     text = _set(text, "output", "plot_times_s",
                 "[" + ", ".join(f"{t * f:.6g}" for t in (160.0, 320.0, 480.0, 640.0)) + "]")
     return f"# plateau study variant: target r = {r:g} (scripts/plateau_study.py)\n" + text
@@ -79,7 +85,7 @@ def collect(out):
     import xarray as xr
 
     rows = []
-    for d in sorted(out.glob("r*"), key=lambda p: float(p.name[1:])):
+    for d in sorted((p for p in out.glob("r*") if p.is_dir()), key=lambda p: float(p.name[1:])):
         if not (d / "kmc.nc").is_file():
             continue
         k = xr.open_dataset(d / "kmc.nc")

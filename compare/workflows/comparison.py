@@ -50,8 +50,10 @@ def bulk_field_kmc(kmc, cfg, foreign_free=FOREIGN_FREE):
 
     With a fixed beam current the KMC's bulk field is an output (``j / sigma_KMC``). The field
     snapshots are quantised in units of ``c`` (field of one charge per layer) and fluctuate by
-    ~1 c per gap, so the mean runs over every snapshot after t = 0 and every interior gap whose
-    two neighbouring layers hold less than ``foreign_free`` foreign fraction (replica mean).
+    ~1 c per gap; runs that record ``field_avg`` (the exact time average over each output
+    interval) use it instead. The mean runs over every output time after t = 0 and every
+    interior gap of the simulated depth whose two neighbouring layers hold less than
+    ``foreign_free`` foreign fraction.
 
     Returns
     -------
@@ -60,7 +62,10 @@ def bulk_field_kmc(kmc, cfg, foreign_free=FOREIGN_FREE):
     native = cfg.native.name
     conc = _replicas(kmc["concentration"]).transpose("replica", "species", "time", "depth")
     foreign = conc.drop_sel(species=native).sum("species").mean("replica").values  # (t, l)
-    field = _replicas(kmc["field"]).transpose("replica", "time", "gap_depth").values
+    # the exact time average over each output interval where the run recorded it (snapshots
+    # fluctuate by ~c per gap; the interval means average over every event)
+    name = "field_avg" if "field_avg" in kmc else "field"
+    field = _replicas(kmc[name]).transpose("replica", "time", "gap_depth").values
     nx = foreign.shape[1]
     g = np.arange(1, nx)
     free = (foreign[:, g - 1] < foreign_free) & (foreign[:, g] < foreign_free)  # (t, g)
