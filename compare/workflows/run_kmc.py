@@ -200,7 +200,9 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
         print(f"cait kmc run: about {est['events_per_replica']:.2g} events per replica, "
               f"~{_format_duration(est['seconds'])} at the {est['events_per_s'] / 1e6:.2f} M "
               f"events/s measured now on this machine (extrapolated from the first "
-              f"{PROBE_EVENTS:,} events; the progress bar updates it)", flush=True)
+              f"{PROBE_EVENTS:,} events; the progress bar updates it)"
+              + ("; a lower bound: the simulated depth grows with the front (buffer_layers)"
+                 if params.buffer_layers else ""), flush=True)
     with output_dir(out):
         seeds = ensemble.replica_seeds(int(cfg.kmc.seed), n_rep)
         if resume:
