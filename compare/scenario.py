@@ -214,15 +214,33 @@ def npp_problem(cfg, *, d_models=None, thickness_nm=None, output_times_s=None,
     return problem
 
 
-def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None):
+def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None,
+              estimate_error=None):
     """Solve `problem` (default :func:`npp_problem`) with ``npp.solver`` (or `solver_name`);
     `stop` (polled by the full solver) ends the run early with ``SolverInterrupted``. The result
-    carries the model-validity attrs of :mod:`continuum.validity`."""
+    carries the model-validity attrs of :mod:`continuum.validity` and, with `estimate_error`
+    (default ``[npp] error_estimate``), the shadow-run error estimate of
+    :mod:`continuum.accuracy` (status "inaccurate" beyond ``[npp] tol``)."""
+    from continuum import accuracy
     from continuum.validity import annotate
 
     name = solver_name or cfg.npp.solver
     problem = npp_problem(cfg, solver_name=name) if problem is None else problem
-    return annotate(solver(name)(problem, progress=progress, stop=stop), problem)
+    ds = annotate(solver(name)(problem, progress=progress, stop=stop), problem)
+    if cfg.npp.error_estimate if estimate_error is None else estimate_error:
+        shadow = solver(name)(accuracy.shadow_problem(problem), progress=False, stop=stop)
+        accuracy.annotate(ds, shadow, float(cfg.npp.tol), native=cfg.native.name,
+                          plateau=_plateau_of_profile)
+    return ds
+
+
+def _plateau_of_profile(depth, native, foreign):
+    """The one plateau metric of a point profile (NPP nodes): median over 0.25-0.75 x front."""
+    from compare.workflows import profile_metrics as pm
+
+    level = pm.FRONT_LEVEL * pm.front_reference(depth, foreign)
+    front = 0.0 if level == 0 else pm.front_position(depth, foreign, level)
+    return pm.plateau_level(depth, native, front)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -69,8 +69,11 @@ _MAX_STEPS = 200_000
 # Problem description: continuum.problem.NPPProblem, checked by continuum.problem.check_problem
 # ---------------------------------------------------------------------------------------------
 def make_faces(problem) -> np.ndarray:
-    """Cell faces [m], shape (n_cells + 1,): the full solver's mesh nodes (``problem.mesh``)."""
-    return np.asarray(problem.mesh.build(problem.thickness_m * 1e9, problem.back), float) * 1e-9
+    """Cell faces [m], shape (n_cells + 1,): the full solver's mesh nodes (``problem.mesh`` with
+    the same automatic zone, :func:`continuum.problem.mesh_nodes_nm`)."""
+    from continuum.problem import mesh_nodes_nm
+
+    return np.asarray(mesh_nodes_nm(problem), float) * 1e-9
 
 
 # ---------------------------------------------------------------------------------------------

@@ -158,6 +158,11 @@ NPP_KEYS = [
     _pos("dt_initial_s", 1e-6, "First time step of each phase.", "s"),
     Key("max_newton", "int", 12, "Newton iterations per step before the step is retried smaller.",
         lo=1),
+    _pos("tol", 1e-2, "Accepted profile error (fraction of n_bulk): every NPP result is compared "
+         "with a shadow run on twice the cells with 1/4 of the time tolerances; a larger "
+         "estimated error sets status \"inaccurate\" (docs/npp.md \"Error estimate\")."),
+    Key("error_estimate", "bool", True, "Run the shadow run and attach `profile_error` and "
+        "`error_estimate` to NPP results (costs about two runs more).")
 ]
 
 KMC_KEYS = [

@@ -302,7 +302,9 @@ class FrozenGridNPP:
 
 
 def _forward_electroneutral(cfg):
-    return scenario.solve_npp(cfg, solver_name="electroneutral")
+    # forward evaluations skip the shadow run (the fit estimates the model error once, at the
+    # optimum)
+    return scenario.solve_npp(cfg, solver_name="electroneutral", estimate_error=False)
 
 
 # name -> factory of a forward model ``forward(cfg) -> xr.Dataset``; a factory call gives a fresh

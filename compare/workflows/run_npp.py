@@ -45,7 +45,10 @@ def run_npp(cfg, outdir, progress=True):
         note = ds.attrs.get("validity_note", "")
         if note:
             print(f"cait: warning: {note}", file=sys.stderr, flush=True)
-        paths = [write_dataset(ds, nc, cfg=cfg, status="ok")]
+        status = ds.attrs.get("status", "ok")
+        if status != "ok":
+            print(f"cait: warning: {ds.attrs.get('message', status)}", file=sys.stderr, flush=True)
+        paths = [write_dataset(ds, nc, cfg=cfg, status=status, message=ds.attrs.get("message", ""))]
         plot_times = [t for t in cfg.plot_times_s if t <= float(ds.time[-1])]
         paths.append(plot_profiles(ds, plot_times, outdir / "npp_profiles.png", cfg))
         paths.append(plot_potential(ds, plot_times, outdir / "npp_potential.png", cfg))
