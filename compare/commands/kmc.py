@@ -1,4 +1,4 @@
-"""`cait kmc run|equilibrium`: the KMC engine on an input file (see docs/kmc_workflow.md)."""
+"""`cait kmc run|equilibrium|plateau`: the KMC engine on an input file (see docs/kmc_workflow.md)."""
 from __future__ import annotations
 
 from compare.commands._args import add_quiet, add_replicas, replicas, x_list
@@ -16,6 +16,12 @@ def _equilibrium(args) -> int:
 
     return run_equilibrium(args.input, x_list(args.x), out_dir=args.output,
                            replicas=replicas(args), scheduler=args.scheduler, quiet=args.quiet)
+
+
+def _plateau(args) -> int:
+    from compare.workflows.run_kmc import reanalyze
+
+    return reanalyze(args.kmc_nc, quiet=args.quiet)
 
 
 def _common(p) -> None:
@@ -52,3 +58,12 @@ def register(sub) -> None:
                     help="compositions x = n_native/(n_native+n_foreign), comma-separated, e.g. "
                          "0.2,0.5,0.8,1")
     pe.set_defaults(func=_equilibrium)
+    pp = ksub.add_parser("plateau", help="(re)compute the plateau analysis of a kmc.nc",
+                         description="Recompute the plateau analysis of a finished CAIT run from "
+                                     "its own kmc.nc and stored input: front and native plateau "
+                                     "per replica and time, the change over the last third, and "
+                                     "the measured D_native,bulk / D_foreign (docs/plateau.md); "
+                                     "the file is rewritten in place.")
+    pp.add_argument("kmc_nc", help="kmc.nc written by `cait kmc run`")
+    add_quiet(pp, "no summary line")
+    pp.set_defaults(func=_plateau)

@@ -733,6 +733,8 @@ class Fitter:
         for s in measured.species:
             cfg.species_by_name(s)
         self.solver = cfg.fit.solver or cfg.npp.solver
+        # the model error (shadow run at the optimum) needs the built-in NPP forward model
+        self.npp_forward = forward is None
         self.forward = forward = forward or forward_model(cfg)
         self.t_fit = cfg.fit.time_s if cfg.fit.time_s >= 0 else (
             measured.time_s if measured.time_s is not None else cfg.total_duration_s)
@@ -885,18 +887,63 @@ class Fitter:
         dof = prob.n_points - len(self.params)
         has_err = measured.errors is not None
         cov, cond = _covariance(jac_z / (prob.hi_u - prob.lo_u), 1.0 if has_err else chi2 / dof)
+        se_stat = np.sqrt(np.diag(cov))
+        model_u, model_err = self._model_error(z_best, model_conc, jac_z / (prob.hi_u - prob.lo_u))
+        # the stated error includes the shift the forward model's own numerical error implies
+        se_u = np.sqrt(se_stat ** 2 + np.nan_to_num(model_u) ** 2)
         seconds = time.perf_counter() - self.t_start
         cpu_seconds = _cpu_seconds() - self.cpu_start
-        se_u = np.sqrt(np.diag(cov))
         msgs = self._messages(z_best, se_u, chi2, dof, has_err, n_failed)
+        if np.any(np.nan_to_num(model_u) > se_stat):
+            names = [q.name for q, m, st in zip(self.params, model_u, se_stat) if m > st]
+            msgs.append(f"the forward model's numerical error (profile error estimate "
+                        f"{model_err:.2g} of n_bulk) shifts {', '.join(names)} by more than the "
+                        f"statistical error: stderr includes it; refine [npp] n_cells / zone_nm "
+                        f"to shrink it")
         self.log(f"fit: best start {self.best}, chi2 {chi2:.6g} ({dof} dof), {n_eval} "
                  f"evaluations, {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU"
                  + ("; " + "; ".join(msgs) if msgs else ""))
         ds = self._result_dataset(z_best, se_u, cov, cond, fitted, resid, chi2, dof, has_err,
                                   n_eval, n_failed, seconds, model_conc, "; ".join(msgs))
+        ds["stderr_statistical"] = ("param", se_stat, {
+            "units": "see fit_coordinate", "long_name": "standard error from the data alone"})
+        ds["stderr_model"] = ("param", model_u, {
+            "units": "see fit_coordinate", "long_name": "parameter shift implied by the forward "
+            "model's numerical error (shadow run at the optimum, continuum/accuracy.py)"})
+        ds.attrs["model_error_estimate"] = model_err
         ds["cpu_time"] = ((), cpu_seconds, {"units": "s", "long_name": "CPU time of the fit, all "
                                             "processes"})
         return ds
+
+    def _model_error(self, z_best, model_conc, jac_u):
+        """Shift of the parameters (fit coordinates, shape (p,)) that the forward model's own
+        numerical error implies, and that error (max over the fitted profiles, fraction of
+        n_bulk). The error is the shadow-run estimate of :mod:`continuum.accuracy` at the
+        optimum (4/3 x shadow - result); its weighted residual change is projected on the
+        Jacobian (least squares). NaN when the shadow run fails or the forward model is not the
+        built-in NPP."""
+        from continuum import accuracy
+
+        prob = self.prob
+        if not self.npp_forward:
+            return np.full(len(self.params), np.nan), math.nan
+        cfg = apply_parameters(prob.cfg, self.params, prob.z_to_values(z_best))
+        try:
+            problem = scenario.npp_problem(cfg, solver_name=self.solver)
+            shadow = scenario.solver(self.solver)(accuracy.shadow_problem(problem))
+        except self.prob._errors:
+            return np.full(len(self.params), np.nan), math.nan
+        sc = shadow["concentration"].isel(time=-1).sel(species=list(self.measured.species))
+        depth = np.asarray(model_conc["depth"].values, float)
+        delta = accuracy.RICHARDSON * np.stack([
+            np.interp(depth, np.asarray(sc["depth"].values, float), np.asarray(row, float))
+            for row in sc.transpose("species", "depth").values]) - accuracy.RICHARDSON * np.asarray(
+            model_conc.transpose("species", "depth").values, float)
+        d_meas = prob.model_at_measured(xr.DataArray(delta, dims=("species", "depth"),
+                                                     coords={"depth": depth}))
+        d_res = (d_meas * prob.weights).ravel()
+        shift, *_ = np.linalg.lstsq(jac_u, d_res, rcond=None)
+        return np.abs(shift), float(np.max(np.abs(delta)))
 
     def _messages(self, z_best, se_u, chi2, dof, has_err, n_failed) -> list:
         """One line per thing a user must know about the result."""

@@ -234,19 +234,7 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
                                        for r in failed),
                    "ok": ""}[status]
         ds.attrs["filling_note"] = note
-        plateau.add_plateau(ds, cfg.native.name)
-        if status == "ok" and cfg.beam[0].drive != "off":
-            try:
-                plateau.add_mobility_ratio(ds, cfg, int(seeds[0]))
-            except ConfigError as exc:
-                ds.attrs["D_ratio_note"] = str(exc)
-            if not quiet:
-                print(f"cait kmc run: plateau {ds.attrs['plateau_level']:.3g} +- "
-                      f"{ds.attrs['plateau_sem']:.2g} at front {ds.attrs['front_position_nm']:.3g} nm"
-                      f" (change over the last third {ds.attrs['plateau_change']:+.2g} +- "
-                      f"{ds.attrs['plateau_change_sem']:.2g}); D_native,bulk / D_foreign = "
-                      f"{ds.attrs.get('D_ratio_native_over_foreign', float('nan')):.3g} +- "
-                      f"{ds.attrs.get('D_ratio_sem', float('nan')):.2g}")
+        analyze_plateau(ds, cfg, int(seeds[0]), status, quiet)
         write_dataset(ds, out / "kmc.nc", cfg=cfg, seed=seeds, status=status, message=message)
         if ds.sizes.get("time", 0) > 0:
             save_figure(profile_figure(ds, cfg), out / "kmc_profiles.png")
@@ -256,6 +244,52 @@ def run_kmc(input_path, out_dir=None, replicas=None, scheduler=None, resume=Fals
         if not quiet:
             print(f"cait kmc run: {status}, {sum(n_events)} events -> {out / 'kmc.nc'}")
         return _exit_code(flag, status)
+
+
+def analyze_plateau(ds, cfg, seed, status="ok", quiet=False):
+    """The plateau variables and the measured mobility ratio (compare/workflows/plateau.py),
+    added to a CAIT `ds` in place; one summary line unless `quiet`."""
+    plateau.add_plateau(ds, cfg.native.name)
+    if status != "ok" or cfg.beam[0].drive == "off":
+        return ds
+    try:
+        plateau.add_mobility_ratio(ds, cfg, int(seed))
+    except ConfigError as exc:
+        ds.attrs["D_ratio_note"] = str(exc)
+    if not quiet:
+        print(f"cait kmc: plateau {ds.attrs['plateau_level']:.3g} +- "
+              f"{ds.attrs['plateau_sem']:.2g} at front {ds.attrs['front_position_nm']:.3g} nm"
+              f" (change over the last third {ds.attrs['plateau_change']:+.2g} +- "
+              f"{ds.attrs['plateau_change_sem']:.2g}); D_native,bulk / D_foreign = "
+              f"{ds.attrs.get('D_ratio_native_over_foreign', float('nan')):.3g} +- "
+              f"{ds.attrs.get('D_ratio_sem', float('nan')):.2g}", flush=True)
+    return ds
+
+
+def reanalyze(kmc_path, quiet=False) -> int:
+    """`cait kmc plateau KMC_NC`: (re)compute the plateau analysis of a finished CAIT run from
+    its own dataset and input text (runs written before the analysis existed, or after the
+    analysis changed), and rewrite the file atomically. The run's command line is kept as
+    ``run_command_line``."""
+    from compare.io.config import parse_text
+    from compare.io.datasets import open_dataset
+
+    path = Path(kmc_path)
+    ds = open_dataset(path).load()
+    if "input_text" not in ds.attrs or ds.attrs.get("engine") != "kmc" or "concentration" not in ds:
+        raise ConfigError(f"{str(path)!r} is not a kmc.nc of `cait kmc run` (no input text or "
+                          f"no concentration)")
+    cfg = parse_text(ds.attrs["input_text"])
+    ds.attrs.setdefault("run_command_line", ds.attrs.get("command_line", ""))
+    seeds = np.atleast_1d(ds.attrs.get("replica_seeds", ds.attrs.get("seed", 0)))
+    status = ds.attrs.get("status", "ok")
+    analyze_plateau(ds, cfg, int(seeds[0]), status, quiet)
+    with output_dir(path.parent):
+        write_dataset(ds, path, cfg=cfg, seed=seeds.tolist(), status=status,
+                      message=ds.attrs.get("message", ""))
+    if not quiet:
+        print(f"cait kmc plateau: -> {path}")
+    return 0
 
 
 MIN_HOPS_PER_BLOCK = 100  # tracer blocks shorter than this many hops per ion bias D* high
