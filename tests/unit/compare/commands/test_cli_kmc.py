@@ -183,6 +183,19 @@ def test_replicas_merge_with_mean_and_sem(tiny, tmp_path):
     # replica 0 of the ensemble is the single-replica run (same derived seed)
     np.testing.assert_array_equal(ds.concentration.isel(replica=0).values,
                                   open_dataset(single / "kmc.nc").concentration.values)
+    # the plateau analysis and the measured mobility ratio are in every CAIT kmc.nc
+    for key in ("plateau_level", "plateau_sem", "plateau_change", "plateau_frozen",
+                "D_ratio_native_over_foreign", "D_foreign_eff_cm2_s", "D_native_bulk_cm2_s"):
+        assert key in ds.attrs, key
+    assert ds.plateau.dims == ("replica", "time") and ds.plateau_mean.dims == ("time",)
+    assert ds.D_foreign_eff_cm2_s > 0 and "field_avg" in ds
+    # cait kmc plateau recomputes it from the file alone, keeping the run's command line
+    run_cmd = ds.attrs["command_line"]
+    assert main(["kmc", "plateau", str(out / "kmc.nc"), "--quiet"]) == 0
+    again = open_dataset(out / "kmc.nc")
+    assert again.attrs["run_command_line"] == run_cmd
+    np.testing.assert_array_equal(again.plateau.values, ds.plateau.values)
+    assert again.attrs["D_foreign_eff_cm2_s"] == ds.attrs["D_foreign_eff_cm2_s"]
 
 
 def test_unreachable_scheduler_is_one_line_within_the_timeout(tiny, tmp_path, capsys):
