@@ -623,6 +623,7 @@ class Simulation:
         self.fp[K.F_TSTOP] = t_stop
         self._check_status(status)
         st["clock"][0] = 0.0
+        st["gint"][:] = 0.0          # the field integrals restart with the clock
         st["ion_disp"][:] = 0
         st["coll"][:] = 0
         st["counters"][:] = 0
