@@ -10,8 +10,10 @@ Added to ``kmc.nc`` by ``cait kmc run`` (docs/plateau.md):
   ``plateau_change_sem``: the change of the replica-mean plateau over the last third of the
   run (frozen: ``|change| < change_sem``, attr ``plateau_frozen``);
 * attrs ``D_native_bulk_cm2_s`` (the run's own ohmic back current, as ``cait compare``
-  measures it), ``D_foreign_eff_cm2_s`` (an equilibrium run of the pure foreign species on the
-  same landscape, x = 0) and their ratio ``D_ratio_native_over_foreign`` with its SE.
+  measures it; with a moving back, where that is not possible, the natives' equilibrium D_eff
+  at x = 1 from long blocks, ``D_native_bulk_source``), ``D_foreign_eff_cm2_s`` (an
+  equilibrium run of the pure foreign species on the same landscape, x = 0) and their ratio
+  ``D_ratio_native_over_foreign`` with its SE.
 """
 from __future__ import annotations
 
@@ -19,11 +21,14 @@ import math
 
 import numpy as np
 
+from compare.errors import ConfigError
 from compare.workflows.profile_metrics import (FRONT_LEVEL, front_position, front_reference,
                                                plateau_level)
 
 FROZEN_FRACTION = 1.0 / 3.0   # the plateau must not move over this last fraction of the run
 RATIO_BLOCKS = 200            # blocks of the foreign D_eff measurement (SE ~ 1/sqrt(blocks))
+NATIVE_BLOCKS = 40            # native D_eff with a moving back: blocks ...
+NATIVE_BLOCK_FACTOR = 40      # ... of this many x eq_events_per_block events (long blocks)
 
 
 def _per_replica(ds):
@@ -143,13 +148,48 @@ def foreign_d_eff(cfg, seed: int, stop=None):
     return float(np.mean(d)), float(np.std(d, ddof=1) / np.sqrt(d.size))
 
 
+def native_d_eff(cfg, seed: int, stop=None):
+    """D_eff [cm^2/s] of the natives alone (x = 1) on the input's landscape, from long blocks:
+    ``NATIVE_BLOCK_FACTOR x eq_events_per_block`` events per block, ``NATIVE_BLOCKS`` blocks
+    (value, SE over blocks). The short-block D is inflated by the rattling: on the plateau
+    landscape 4.95, 4.07, 3.42e-14 cm^2/s at 75, 743, 2974 hops per ion (docs/plateau.md)."""
+    from compare import scenario
+    from kmc import equilibrium as eqm
+
+    k = cfg.kmc
+    params = scenario.kmc_equilibrium_params(cfg)
+    opt = eqm.EquilibriumOptions(n_blocks=NATIVE_BLOCKS,
+                                 events_per_block=NATIVE_BLOCK_FACTOR * int(k.eq_events_per_block),
+                                 n_equilibration_events=int(k.eq_equilibration_events),
+                                 chunk_events=int(k.chunk_events))
+    s = eqm.measure(params, 1.0, int(seed), opt, stop=stop)
+    d = s["D_eff"].sel(species=cfg.native.name).values
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return math.nan, math.nan
+    return float(np.mean(d)), float(np.std(d, ddof=1) / np.sqrt(d.size))
+
+
 def add_mobility_ratio(ds, cfg, seed: int):
     """``ds`` with the attrs ``D_native_bulk_cm2_s``, ``D_foreign_eff_cm2_s``,
-    ``D_ratio_native_over_foreign`` and their SEs (module docstring); returns ``ds``."""
-    from compare.workflows.comparison import d_bulk_from_current
+    ``D_ratio_native_over_foreign`` and their SEs (module docstring); returns ``ds``.
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dn, dn_sem = d_bulk_from_current(ds, cfg)   # NaN when the run moved no native charge
+    With a moving back the back current gives no bulk field (``comparison.MOVING_BACK_NOTE``):
+    the native D is then :func:`native_d_eff` (long equilibrium blocks, x = 1), said in
+    ``D_native_bulk_source`` and ``D_ratio_note``."""
+    from compare.workflows.comparison import MOVING_BACK_NOTE, d_bulk_from_current
+
+    source = "back current"
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dn, dn_sem = d_bulk_from_current(ds, cfg)   # NaN when the run moved no native charge
+    except ConfigError as exc:
+        if str(exc) != MOVING_BACK_NOTE:
+            raise
+        dn, dn_sem = native_d_eff(cfg, seed)
+        source = f"equilibrium x = 1, {NATIVE_BLOCK_FACTOR} x eq_events_per_block per block"
+        ds.attrs["D_ratio_note"] = MOVING_BACK_NOTE
+    ds.attrs["D_native_bulk_source"] = source
     df, df_sem = foreign_d_eff(cfg, seed)
     r = dn / df if df > 0 and np.isfinite(dn) else math.nan
     rel = math.sqrt(sum((s / v) ** 2 for v, s in ((dn, dn_sem), (df, df_sem))

@@ -68,3 +68,23 @@ def test_add_plateau_attrs_and_frozen_flag():
     assert ds.attrs["plateau_change"] < 0 and ds.attrs["plateau_frozen"] == 0
     assert math.isnan(pl.add_plateau(_dataset(levels[:1, :2], fronts[:1, :2]), "Li")
                       .attrs["plateau_change"])
+
+
+def test_moving_back_runs_do_not_report_a_back_current_bulk_D(monkeypatch):
+    """With a moving back the bulk field is not measurable: the back-current D is refused (one
+    reason) and the mobility ratio uses the natives' long-block equilibrium D instead."""
+    from compare.errors import ConfigError
+    from compare.workflows import comparison
+
+    ds = _dataset([[0.2, 0.2, 0.2]], [[20, 30, 40]])
+    ds.attrs["buffer_layers"] = 8
+    with pytest.raises(ConfigError) as e:
+        comparison.d_bulk_from_current(ds, cfg=None)
+    assert str(e.value) == comparison.MOVING_BACK_NOTE
+    monkeypatch.setattr(pl, "native_d_eff", lambda cfg, seed: (3.0e-14, 3.0e-15))
+    monkeypatch.setattr(pl, "foreign_d_eff", lambda cfg, seed: (1.0e-16, 1.0e-17))
+    pl.add_mobility_ratio(ds, cfg=None, seed=1)
+    assert ds.attrs["D_ratio_native_over_foreign"] == pytest.approx(300.0)
+    assert ds.attrs["D_ratio_sem"] == pytest.approx(300.0 * np.sqrt(0.01 + 0.01))
+    assert ds.attrs["D_native_bulk_source"].startswith("equilibrium x = 1")
+    assert ds.attrs["D_ratio_note"] == comparison.MOVING_BACK_NOTE
