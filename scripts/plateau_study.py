@@ -128,14 +128,18 @@ def _figure(rows, models, path):
     from compare.reports.style import legend_outside
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    # x: the design ratio (the measured one is bracketed only, docs/plateau.md)
-    r = np.array([x["target"] for x in rows])
-    ax.errorbar(r, [x["kmc"] for x in rows], yerr=[x["kmc_sem"] for x in rows], fmt="o",
-                capsize=3, label="KMC (hopping), 1 SE")
+    # x: the measured ratio (native D from long equilibrium blocks: an upper estimate)
+    r = np.array([x["r"] for x in rows])
+    ax.errorbar(r, [x["kmc"] for x in rows], xerr=[x["r_sem"] for x in rows],
+                yerr=[x["kmc_sem"] for x in rows], fmt="o", capsize=3, label="KMC (hopping), 1 SE")
     for m, mk in zip(models, ("s", "^", "v")):
         ax.plot(r, [x.get(m, np.nan) for x in rows], mk + "--", label=f"NPP, D from {m[4:]}")
     ax.set_xscale("log")
-    ax.set_xlabel(r"design $r = D_\mathrm{Li,bulk}/D_\mathrm{K}$ (set by $E_\mathrm{DC,K}$)")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(r"measured $r = D_\mathrm{Li,bulk}/D_\mathrm{K}$")
     ax.set_ylabel("Li plateau (fraction of $n_\\mathrm{bulk}$)")
     ax.set_title("Li$_3$B$_7$O$_{12}$, K$^+$ CAIT, 250 meV Gaussian SED: plateau vs mobility ratio")
     legend_outside(ax)
