@@ -228,7 +228,18 @@ def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None,
     problem = npp_problem(cfg, solver_name=name) if problem is None else problem
     ds = annotate(solver(name)(problem, progress=progress, stop=stop), problem)
     if cfg.npp.error_estimate if estimate_error is None else estimate_error:
-        shadow = solver(name)(accuracy.shadow_problem(problem), progress=False, stop=stop)
+        from continuum.errors import SolverError, SolverInterrupted
+
+        try:
+            shadow = solver(name)(accuracy.shadow_problem(problem), progress=False, stop=stop)
+        except SolverInterrupted as err:
+            err.partial = ds           # the result itself is complete: keep it, not the shadow's
+            raise
+        except SolverError as err:
+            ds.attrs["error_estimate"] = float("nan")
+            ds.attrs["status"] = "inaccurate"
+            ds.attrs["message"] = f"no error estimate: the shadow run failed ({err})"
+            return ds
         accuracy.annotate(ds, shadow, float(cfg.npp.tol), native=cfg.native.name,
                           plateau=_plateau_of_profile)
     return ds

@@ -127,3 +127,21 @@ def test_sigterm_writes_the_result_so_far(tmp_path, monkeypatch, capsys):
     assert ds.attrs["status"] == "interrupted"
     assert 0.0 < float(ds.time[-1]) < 40.0
     assert not (out / "npp_profiles.png").exists()
+
+
+def test_stop_during_the_shadow_run_keeps_the_complete_result():
+    """An interrupt that arrives in the error-estimate shadow run hands back the finished result
+    (every output time), not the shadow's partial one."""
+    from compare import scenario
+    from continuum.errors import SolverInterrupted
+
+    cfg = parse_text(INPUT)
+    polls = []
+    scenario.solve_npp(cfg, stop=lambda: polls.append(1) and False, estimate_error=False)
+    n_main = len(polls)
+    polls.clear()
+    with pytest.raises(SolverInterrupted) as info:
+        scenario.solve_npp(cfg, stop=lambda: polls.append(1) or len(polls) > n_main + 3)
+    part = info.value.partial
+    assert float(part.time[-1]) == pytest.approx(40.0)
+    assert part.sizes["depth"] == 81          # the result's mesh (80 cells), not the shadow's
