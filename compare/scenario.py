@@ -247,11 +247,9 @@ def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None,
 
 def _plateau_of_profile(depth, native, foreign):
     """The one plateau metric of a point profile (NPP nodes): median over 0.25-0.75 x front."""
-    from compare.workflows import profile_metrics as pm
+    from compare.workflows.profile_metrics import front_and_plateau_of
 
-    level = pm.FRONT_LEVEL * pm.front_reference(depth, foreign)
-    front = 0.0 if level == 0 else pm.front_position(depth, foreign, level)
-    return pm.plateau_level(depth, native, front)
+    return front_and_plateau_of(depth, native, foreign)[1]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -93,6 +93,10 @@ MOVING_BACK_NOTE = (
     "is used")
 
 
+class NoBulkField(ConfigError):
+    """The run has no measurable ohmic bulk field (a moving back): message MOVING_BACK_NOTE."""
+
+
 def d_bulk_from_current(kmc, cfg):
     """Native bulk D_eff [cm^2/s] from the ohmic native current through the back of a KMC run.
 
@@ -112,7 +116,7 @@ def d_bulk_from_current(kmc, cfg):
         Value and standard error over replicas [cm^2/s] (SEM NaN for one replica).
     """
     if int(kmc.attrs.get("buffer_layers", 0)) > 0:
-        raise ConfigError(MOVING_BACK_NOTE)
+        raise NoBulkField(MOVING_BACK_NOTE)
     phase = cfg.beam[0]
     if phase.drive == "off":
         raise ConfigError("`cait compare`: the first beam phase must drive a current "
@@ -452,9 +456,7 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
         eq = open_dataset(eq_path)
         try:
             scales = {"current": d_bulk_from_current(kmc, cfg), "used": d_bulk}
-        except ConfigError as exc:
-            if str(exc) != MOVING_BACK_NOTE:
-                raise
+        except NoBulkField:
             if not quiet:
                 print(f"cait compare: note: {MOVING_BACK_NOTE}", file=sys.stderr, flush=True)
             scales = {"current": (math.nan, math.nan), "used": "equilibrium"}

@@ -21,9 +21,7 @@ import math
 
 import numpy as np
 
-from compare.errors import ConfigError
-from compare.workflows.profile_metrics import (FRONT_LEVEL, front_position, front_reference,
-                                               plateau_level)
+from compare.workflows.profile_metrics import FRONT_LEVEL, front_and_plateau_of
 
 FROZEN_FRACTION = 1.0 / 3.0   # the plateau must not move over this last fraction of the run
 RATIO_BLOCKS = 200            # blocks of the foreign D_eff measurement (SE ~ 1/sqrt(blocks))
@@ -51,10 +49,8 @@ def plateau_series(ds, native: str):
     plateau = np.full((n_rep, n_t), math.nan)
     for r in range(n_rep):
         for k in range(n_t):
-            ref = front_reference(depth, foreign[r, k])
-            f = 0.0 if ref == 0 else front_position(depth, foreign[r, k], FRONT_LEVEL * ref)
-            front[r, k] = f
-            plateau[r, k] = plateau_level(depth, nat[r, k], f, edges=edges)
+            front[r, k], plateau[r, k] = front_and_plateau_of(depth, nat[r, k], foreign[r, k],
+                                                              edges=edges)
     return front, plateau
 
 
@@ -125,49 +121,41 @@ def plateau_change(t, plateau):
     return float(np.mean(s)), sem
 
 
-def foreign_d_eff(cfg, seed: int, stop=None):
-    """D_eff [cm^2/s] of the first foreign species alone (x = 0) on the input's landscape:
-    ``[kmc] eq_size``^3 periodic lattice, at least ``RATIO_BLOCKS`` blocks (value, SE over
-    blocks)."""
+def _equilibrium_d_eff(cfg, x, species, n_blocks, events_per_block, seed, stop=None):
+    """D_eff [cm^2/s] of `species` at composition `x` on the input's landscape (``[kmc]
+    eq_size``^3 periodic lattice): mean and SE over the blocks; NaN with fewer than 2."""
     from compare import scenario
     from kmc import equilibrium as eqm
 
     k = cfg.kmc
-    params = scenario.kmc_equilibrium_params(cfg)
-    # the collective D_eff of a block is one sample of one summed displacement: its SE falls as
-    # 1/sqrt(blocks) only (20 blocks: ~20 %); 200 blocks give ~7 % for ~1e7 foreign hops
-    opt = eqm.EquilibriumOptions(n_blocks=max(int(k.eq_blocks), RATIO_BLOCKS),
-                                 events_per_block=int(k.eq_events_per_block),
+    opt = eqm.EquilibriumOptions(n_blocks=int(n_blocks), events_per_block=int(events_per_block),
                                  n_equilibration_events=int(k.eq_equilibration_events),
                                  chunk_events=int(k.chunk_events))
-    s = eqm.measure(params, 0.0, int(seed), opt, stop=stop)
-    d = s["D_eff"].sel(species=cfg.species[1].name).values      # cm^2/s
+    s = eqm.measure(scenario.kmc_equilibrium_params(cfg), float(x), int(seed), opt, stop=stop)
+    d = s["D_eff"].sel(species=species).values      # cm^2/s
     d = d[np.isfinite(d)]
     if d.size < 2:
         return math.nan, math.nan
     return float(np.mean(d)), float(np.std(d, ddof=1) / np.sqrt(d.size))
+
+
+def foreign_d_eff(cfg, seed: int, stop=None):
+    """D_eff [cm^2/s] of the first foreign species alone (x = 0), at least ``RATIO_BLOCKS``
+    blocks of ``eq_events_per_block`` events (value, SE over blocks). The collective D_eff of a
+    block is one sample of one summed displacement: its SE falls as 1/sqrt(blocks) only
+    (20 blocks: ~20 %); 200 blocks give ~7 % for ~1e7 foreign hops."""
+    k = cfg.kmc
+    return _equilibrium_d_eff(cfg, 0.0, cfg.species[1].name, max(int(k.eq_blocks), RATIO_BLOCKS),
+                              int(k.eq_events_per_block), seed, stop)
 
 
 def native_d_eff(cfg, seed: int, stop=None):
-    """D_eff [cm^2/s] of the natives alone (x = 1) on the input's landscape, from long blocks:
-    ``NATIVE_BLOCK_FACTOR x eq_events_per_block`` events per block, ``NATIVE_BLOCKS`` blocks
-    (value, SE over blocks). The short-block D is inflated by the rattling: on the plateau
-    landscape 4.95, 4.07, 3.42e-14 cm^2/s at 75, 743, 2974 hops per ion (docs/plateau.md)."""
-    from compare import scenario
-    from kmc import equilibrium as eqm
-
-    k = cfg.kmc
-    params = scenario.kmc_equilibrium_params(cfg)
-    opt = eqm.EquilibriumOptions(n_blocks=NATIVE_BLOCKS,
-                                 events_per_block=NATIVE_BLOCK_FACTOR * int(k.eq_events_per_block),
-                                 n_equilibration_events=int(k.eq_equilibration_events),
-                                 chunk_events=int(k.chunk_events))
-    s = eqm.measure(params, 1.0, int(seed), opt, stop=stop)
-    d = s["D_eff"].sel(species=cfg.native.name).values
-    d = d[np.isfinite(d)]
-    if d.size < 2:
-        return math.nan, math.nan
-    return float(np.mean(d)), float(np.std(d, ddof=1) / np.sqrt(d.size))
+    """D_eff [cm^2/s] of the natives alone (x = 1) from long blocks: ``NATIVE_BLOCKS`` blocks of
+    ``NATIVE_BLOCK_FACTOR x eq_events_per_block`` events (value, SE over blocks). The
+    short-block D is inflated by the rattling: on the plateau landscape 4.95, 4.07, 3.42e-14
+    cm^2/s at 75, 743, 2974 hops per ion (docs/plateau.md)."""
+    return _equilibrium_d_eff(cfg, 1.0, cfg.native.name, NATIVE_BLOCKS,
+                              NATIVE_BLOCK_FACTOR * int(cfg.kmc.eq_events_per_block), seed, stop)
 
 
 def add_mobility_ratio(ds, cfg, seed: int):
@@ -177,15 +165,13 @@ def add_mobility_ratio(ds, cfg, seed: int):
     With a moving back the back current gives no bulk field (``comparison.MOVING_BACK_NOTE``):
     the native D is then :func:`native_d_eff` (long equilibrium blocks, x = 1), said in
     ``D_native_bulk_source`` and ``D_ratio_note``."""
-    from compare.workflows.comparison import MOVING_BACK_NOTE, d_bulk_from_current
+    from compare.workflows.comparison import MOVING_BACK_NOTE, NoBulkField, d_bulk_from_current
 
     source = "back current"
     try:
         with np.errstate(divide="ignore", invalid="ignore"):
             dn, dn_sem = d_bulk_from_current(ds, cfg)   # NaN when the run moved no native charge
-    except ConfigError as exc:
-        if str(exc) != MOVING_BACK_NOTE:
-            raise
+    except NoBulkField:
         dn, dn_sem = native_d_eff(cfg, seed)
         source = f"equilibrium x = 1, {NATIVE_BLOCK_FACTOR} x eq_events_per_block per block"
         ds.attrs["D_ratio_note"] = MOVING_BACK_NOTE

@@ -154,11 +154,18 @@ def profile_metrics(depth, edges, native, foreign, level=None):
             "inventory": inventory(edges, foreign), "level": level}
 
 
+def front_and_plateau_of(depth, native, foreign, edges=None):
+    """Front position [nm] and native plateau of one profile (points, or layers with `edges`);
+    no foreign ions (reference level 0): front 0, plateau NaN."""
+    level = FRONT_LEVEL * front_reference(depth, foreign)
+    front = 0.0 if level == 0 else front_position(depth, foreign, level)
+    return front, plateau_level(depth, native, front, edges=edges)
+
+
 def front_and_plateau(ds, native: str, time_index: int = -1):
     """Front position [nm] and native plateau of a dataset with the output contract
     (``concentration(species, time, depth)``) at one output time; all foreign species together."""
     c = ds.concentration.isel(time=time_index)
     depth = np.asarray(ds.depth.values, float)
     foreign = c.drop_sel(species=native).sum("species").values
-    front = front_position(depth, foreign, FRONT_LEVEL * front_reference(depth, foreign))
-    return front, plateau_level(depth, c.sel(species=native).values, front)
+    return front_and_plateau_of(depth, c.sel(species=native).values, foreign)

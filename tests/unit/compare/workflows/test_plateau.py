@@ -78,8 +78,9 @@ def test_moving_back_runs_do_not_report_a_back_current_bulk_D(monkeypatch):
 
     ds = _dataset([[0.2, 0.2, 0.2]], [[20, 30, 40]])
     ds.attrs["buffer_layers"] = 8
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(comparison.NoBulkField) as e:      # a ConfigError: one line at the CLI
         comparison.d_bulk_from_current(ds, cfg=None)
+    assert isinstance(e.value, ConfigError)
     assert str(e.value) == comparison.MOVING_BACK_NOTE
     monkeypatch.setattr(pl, "native_d_eff", lambda cfg, seed: (3.0e-14, 3.0e-15))
     monkeypatch.setattr(pl, "foreign_d_eff", lambda cfg, seed: (1.0e-16, 1.0e-17))
