@@ -217,31 +217,38 @@ def npp_problem(cfg, *, d_models=None, thickness_nm=None, output_times_s=None,
 def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None,
               estimate_error=None):
     """Solve `problem` (default :func:`npp_problem`) with ``npp.solver`` (or `solver_name`);
-    `stop` (polled by the full solver) ends the run early with ``SolverInterrupted``. The result
+    `stop` (polled by the solvers) ends the run early with ``SolverInterrupted``.
+
+    With ``[npp] mesh = "adaptive"`` (and no explicit nodes in `problem`) the mesh is designed
+    from a pilot run and refined until the error estimate is within ``[npp] tol``
+    (:mod:`continuum.adapt`); else the problem's graded mesh is used as it is. The result
     carries the model-validity attrs of :mod:`continuum.validity` and, with `estimate_error`
     (default ``[npp] error_estimate``), the shadow-run error estimate of
     :mod:`continuum.accuracy` (status "inaccurate" beyond ``[npp] tol``)."""
-    from continuum import accuracy
+    from continuum import accuracy, adapt
+    from continuum.errors import SolverError, SolverInterrupted
     from continuum.validity import annotate
 
     name = solver_name or cfg.npp.solver
     problem = npp_problem(cfg, solver_name=name) if problem is None else problem
+    check = cfg.npp.error_estimate if estimate_error is None else estimate_error
+    tol = float(cfg.npp.tol)
+    if cfg.npp.mesh == "adaptive" and problem.mesh.nodes_nm is None:
+        res = adapt.solve_adaptive(problem, solver(name), tol, check=check,
+                                   native=cfg.native.name, plateau=_plateau_of_profile,
+                                   progress=progress, stop=stop)
+        return annotate(res.ds, res.problem)
     ds = annotate(solver(name)(problem, progress=progress, stop=stop), problem)
-    if cfg.npp.error_estimate if estimate_error is None else estimate_error:
-        from continuum.errors import SolverError, SolverInterrupted
-
+    ds.attrs["mesh"] = "graded" if problem.mesh.nodes_nm is None else "explicit"
+    if check:
         try:
             shadow = solver(name)(accuracy.shadow_problem(problem), progress=False, stop=stop)
         except SolverInterrupted as err:
             err.partial = ds           # the result itself is complete: keep it, not the shadow's
             raise
         except SolverError as err:
-            ds.attrs["error_estimate"] = float("nan")
-            ds.attrs["status"] = "inaccurate"
-            ds.attrs["message"] = f"no error estimate: the shadow run failed ({err})"
-            return ds
-        accuracy.annotate(ds, shadow, float(cfg.npp.tol), native=cfg.native.name,
-                          plateau=_plateau_of_profile)
+            return adapt.mark_unchecked(ds, err)
+        accuracy.annotate(ds, shadow, tol, native=cfg.native.name, plateau=_plateau_of_profile)
     return ds
 
 

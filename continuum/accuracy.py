@@ -81,8 +81,10 @@ def annotate(ds, shadow, tol, native=None, plateau=None):
     est = ds.attrs["error_estimate"]
     if np.isfinite(est) and est > tol and ds.attrs.get("status", "ok") == "ok":
         ds.attrs["status"] = "inaccurate"
+        hint = ("the adaptive mesh did not reach it in its rounds; check the validity note and "
+                "the mesh's h_surface_nm" if ds.attrs.get("mesh") == "adaptive" else
+                "use mesh = \"adaptive\", refine the mesh ([npp] n_cells, zone_nm) or tighten rtol")
         msg = (f"profile error estimate {est:.2g} of n_bulk exceeds [npp] tol = {tol:g} (from a "
-               f"run on twice the cells with 1/4 of the time tolerances): refine the mesh "
-               f"([npp] n_cells, zone_nm) or tighten rtol")
+               f"run on twice the cells with 1/4 of the time tolerances): {hint}")
         ds.attrs["message"] = "; ".join(m for m in (ds.attrs.get("message", ""), msg) if m)
     return ds

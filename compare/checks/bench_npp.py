@@ -1,12 +1,17 @@
-"""`cait bench npp`: wall time, steps and Newton iterations of the full NPP solver on the bundled
-CAIT inputs, and its accuracy shown by refinement.
+"""`cait bench npp`: CPU time of the NPP runs of the bundled inputs with their default numerics,
+at the input's ``[npp] tol`` or one given, and (``--reference``) their true error.
 
-Accuracy is the difference (fraction of n_bulk, over species, depths and output times) to (a) the same run with rtol / 10 (time error) and (b) the same run on a mesh with every cell
-bisected (space error, compared at the coarse nodes). The plateau is the native level left
-behind the front at the end of the schedule (native
-fraction averaged over 0.25-0.75 x the front depth, `compare.workflows.comparison` definitions).
-Max-norm differences at a sharp front measure its shift in units of its width (a shift of
-0.1 cell gives ~0.1); the relative L1 difference is the better profile measure there.
+For every input it times
+
+* ``total``: the whole default run, :func:`compare.scenario.solve_npp`: with the adaptive mesh
+  the pilot run, each round's run and its shadow run (the error estimate);
+* ``solve``: one run on the accepted mesh with the accepted time tolerances (what a result
+  costs once its mesh is known, e.g. a fit's forward model).
+
+It prints the cells, rounds, steps, the error estimate and the native plateau (the one plateau
+metric, `compare.workflows.profile_metrics`). With ``reference`` the accepted result is also
+compared with a run on a 4x refined mesh (every cell cut in four, time tolerances / 16): the
+true max-norm error and the plateau difference, what the convergence tests assert.
 """
 from __future__ import annotations
 
@@ -18,95 +23,114 @@ import numpy as np
 
 
 def _front_and_plateau(ds, time_index=-1):
-    """Front depth [nm] and native plateau (fraction) with the team's definitions
-    (`compare.workflows.profile_metrics`: front where the foreign profile falls through half its
-    level, plateau = length-weighted median native fraction over 0.25-0.75 x front)."""
+    """Front depth [nm] and native plateau (fraction) with the team's definitions."""
     from compare.workflows.profile_metrics import front_and_plateau
 
     return front_and_plateau(ds, ds.attrs["native"], time_index)
 
 
-def _profile_errors(coarse, fine, stride):
-    """Max-norm and relative L1 difference of all profiles, compared at the coarse nodes.
+def accepted_problem(cfg, ds):
+    """The NPP problem of `cfg` on the mesh and time tolerances of its result `ds`."""
+    from compare import scenario
 
-    L1 is ``sum_j vol_j |dc_j|`` over depth (max over species and time), divided by the
-    foreign inventory at the end: a front shifted by dx counts as dx * jump / inventory.
-    """
-    ca = coarse.concentration.values
-    cb = fine.concentration.values[..., ::stride]
-    x = coarse.depth.values
-    vol = np.gradient(x)
-    diff = np.abs(ca - cb)
-    foreign = [i for i, s in enumerate(coarse.species.values) if s != coarse.attrs["native"]]
-    inventory = float((ca[foreign, -1] * vol).sum())
-    return float(diff.max()), float((diff * vol).sum(-1).max() / inventory)
+    problem = scenario.npp_problem(cfg)
+    nodes = tuple(float(x) for x in np.asarray(ds.depth.values, float))
+    return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh, nodes_nm=nodes),
+                               rtol=float(ds.attrs["rtol"]), atol=float(ds.attrs["atol"]))
 
 
-def bench_npp(input_paths, accuracy=True, out=print):
-    """Run the full NPP solver on each input and report speed and accuracy.
+def refined_problem(problem, level=4):
+    """`problem` (explicit nodes) with every cell cut into `level` pieces, tolerances /
+    level^2."""
+    nodes = np.asarray(problem.mesh.nodes_nm, float)
+    fine = np.concatenate([np.linspace(a, b, level + 1)[:-1] for a, b in zip(nodes[:-1], nodes[1:])]
+                          + [nodes[-1:]])
+    return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh,
+                                                                 nodes_nm=tuple(fine)),
+                               rtol=problem.rtol / level ** 2, atol=problem.atol / level ** 2)
+
+
+def true_errors(ds, ref, native):
+    """Max-norm difference of all profiles (interpolated to `ds`'s nodes) and the largest
+    difference of the native plateau over the output times, result `ds` against `ref`."""
+    from compare.workflows.profile_metrics import front_and_plateau
+
+    x, xr_ = np.asarray(ds.depth.values, float), np.asarray(ref.depth.values, float)
+    c, cr = ds["concentration"].values, ref["concentration"].values
+    emax = max(float(np.max(np.abs(c[i, k] - np.interp(x, xr_, cr[i, k]))))
+               for i in range(c.shape[0]) for k in range(c.shape[1]))
+    dplat = 0.0
+    for k in range(c.shape[1]):
+        a, b = front_and_plateau(ds, native, k)[1], front_and_plateau(ref, native, k)[1]
+        if np.isfinite(a) and np.isfinite(b):
+            dplat = max(dplat, abs(a - b))
+    return emax, dplat
+
+
+def bench_npp(input_paths, tol=None, reference=False, out=print):
+    """Time the default NPP run of each input and report its mesh, error and plateau.
 
     Parameters
     ----------
     input_paths : iterable of path-like
         Input files (TOML).
-    accuracy : bool
-        Also run the rtol/10 and bisected-mesh references (3 runs per input).
+    tol : float, optional
+        ``[npp] tol`` for every input (default: each input's own).
+    reference : bool
+        Also solve on the 4x refined mesh and report the true errors.
     out : callable
         Where the table lines go (`print` by default).
 
     Returns
     -------
     list of dict
-        One row per input: ``input``, ``wall_s``, ``n_steps``, ``n_newton``, ``n_rejected``,
-        ``n_cells``, ``plateau``, ``front_nm``, ``err_time``, ``err_space``,
-        ``plateau_err_space`` (fractions of n_bulk).
+        One row per input: ``input``, ``tol``, ``n_cells``, ``rounds``, ``cpu_total_s``,
+        ``cpu_solve_s``, ``n_steps``, ``error_estimate``, ``plateau``, ``front_nm``, ``status``
+        and with `reference` ``err_true_max``, ``err_true_plateau``.
     """
-    from compare.io.config import load_config
     from compare import scenario
-    from continuum.mesh import refine
+    from compare.io import config as config_mod
+    from compare.io.config import load_config
     from continuum.npp import solve
-    from continuum.problem import MeshSpec, mesh_nodes_nm
 
     rows = []
-    header = (f"{'input':26s} {'wall[s]':>7s} {'cpu[s]':>6s} {'steps':>5s} {'newton':>6s} "
-              f"{'rej':>3s} {'plateau':>7s} {'front':>6s} | {'time: max':>9s} {'L1':>7s} "
-              f"{'dplat':>7s} {'dfront':>7s} | {'space: max':>10s} {'L1':>7s} {'dplat':>7s} "
-              f"{'dfront':>7s}")
-    out(header)
+    out(f"{'input':30s} {'tol':>7s} {'cells':>5s} {'rnds':>4s} {'total':>7s} {'solve':>6s} "
+        f"{'steps':>5s} {'estimate':>8s} {'plateau':>7s} {'front':>6s} {'status':>10s}"
+        + (f" | {'true max':>8s} {'dplat':>7s}" if reference else ""))
     warm = True
     for path in input_paths:
-        cfg = load_config(path)
+        cfg = config_mod.replace(load_config(path), "npp", solver="full")
+        if tol is not None:
+            cfg = config_mod.replace(cfg, "npp", tol=float(tol))
         problem = scenario.npp_problem(cfg)
         if warm:  # compile the numba kernels outside the timing
             short = dataclasses.replace(problem, output_times_s=(0.0,), phases=(
                 dataclasses.replace(problem.phases[0], duration_s=1e-3),))
             solve(short)
             warm = False
-        t0, c0 = time.perf_counter(), time.process_time()
-        ds = solve(problem)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        c0 = time.process_time()
+        ds = scenario.solve_npp(cfg)
+        cpu_total = time.process_time() - c0
+        accepted = accepted_problem(cfg, ds)
+        c0 = time.process_time()
+        again = solve(accepted)
+        cpu_solve = time.process_time() - c0
         front, plateau = _front_and_plateau(ds)
-        row = dict(input=Path(path).name, wall_s=wall, cpu_s=cpu, n_steps=ds.attrs["n_steps"],
-                   n_newton=ds.attrs["n_newton"], n_rejected=ds.attrs["n_rejected"],
-                   n_cells=ds.attrs["n_cells"], rtol=problem.rtol, plateau=plateau,
-                   front_nm=front)
-        line = (f"{row['input']:26s} {wall:7.3f} {cpu:6.3f} {row['n_steps']:5d} "
-                f"{row['n_newton']:6d} {row['n_rejected']:3d} {plateau:7.4f} {front:6.1f}")
-        if accuracy:
-            tight = solve(dataclasses.replace(problem, rtol=problem.rtol / 10))
-            nodes = refine(mesh_nodes_nm(problem))
-            fine = solve(dataclasses.replace(problem, mesh=MeshSpec(nodes_nm=tuple(nodes))))
-            for key, ref, stride in (("time", tight, 1), ("space", fine, 2)):
-                emax, el1 = _profile_errors(ds, ref, stride)
-                f_ref, p_ref = _front_and_plateau(ref)
-                row[f"err_{key}_max"] = emax
-                row[f"err_{key}_l1"] = el1
-                row[f"err_{key}_plateau"] = abs(p_ref - plateau)
-                row[f"err_{key}_front_nm"] = abs(f_ref - front)
-                line += (f" | {emax:9.1e} {el1:7.1e} {row[f'err_{key}_plateau']:7.1e} "
-                         f"{row[f'err_{key}_front_nm']:7.1e}")
+        row = dict(input=Path(path).name, tol=float(cfg.npp.tol), n_cells=int(ds.attrs["n_cells"]),
+                   rounds=int(ds.attrs.get("adapt_rounds", 1)), cpu_total_s=cpu_total,
+                   cpu_solve_s=cpu_solve, n_steps=int(again.attrs["n_steps"]),
+                   error_estimate=float(ds.attrs.get("error_estimate", np.nan)),
+                   plateau=plateau, front_nm=front, status=str(ds.attrs.get("status", "ok")))
+        line = (f"{row['input']:30s} {row['tol']:7.0e} {row['n_cells']:5d} {row['rounds']:4d} "
+                f"{cpu_total:7.2f} {cpu_solve:6.2f} {row['n_steps']:5d} "
+                f"{row['error_estimate']:8.2e} {plateau:7.4f} {front:6.1f} {row['status']:>10s}")
+        if reference:
+            ref = solve(refined_problem(accepted))
+            row["err_true_max"], row["err_true_plateau"] = true_errors(ds, ref, cfg.native.name)
+            line += f" | {row['err_true_max']:8.2e} {row['err_true_plateau']:7.1e}"
         rows.append(row)
         out(line)
-    out("cpu: process time (wall time is inflated when other jobs share the cores); errors in "
-        "fractions of n_bulk (dfront in nm); time: vs rtol/10, space: vs every cell bisected")
+    out("CPU seconds of this process (total: pilot + rounds + shadow runs of the default run; "
+        "solve: one run on the accepted mesh); errors in fractions of n_bulk; front in nm"
+        + ("; true: against a 4x refined run" if reference else ""))
     return rows

@@ -4,14 +4,27 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_CAIT = ("li3b7o12_k_cait.toml", "li3b7o12_rb_cait.toml", "li3b7o12_cs_cait.toml")
+BUNDLED_CAIT = ("li3b7o12_k_cait.toml", "li3b7o12_rb_cait.toml", "li3b7o12_cs_cait.toml",
+                "li3b7o12_double_cait.toml", "li3b7o12_k_potentiostatic.toml")
+
+
+def _positive_float(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
 
 
 def _bench_npp(args) -> int:
     from compare.checks.bench_npp import bench_npp
 
     inputs = args.inputs or [ROOT / "inputs" / name for name in BUNDLED_CAIT]
-    bench_npp([Path(p) for p in inputs])
+    bench_npp([Path(p) for p in inputs], tol=args.tol, reference=args.reference)
     return 0
 
 
@@ -33,12 +46,17 @@ def register(sub) -> None:
                                    "and mesh errors; `bench kmc` measures KMC events per CPU second and "
                                    "bytes per site on L^3 lattices.")
     bsub = p.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
-    pn = bsub.add_parser("npp", help="wall time, steps and Newton iterations of the bundled CAIT runs",
-                         description="Solve each input (default: the bundled K, Rb and Cs CAIT) and "
-                                     "print wall and CPU time, steps, Newton iterations, the native "
-                                     "plateau and front, and their changes with rtol/10 and a bisected "
-                                     "mesh.")
-    pn.add_argument("inputs", nargs="*", help="input files (default: the bundled K, Rb, Cs CAIT)")
+    pn = bsub.add_parser("npp", help="CPU time, mesh and error of the default NPP runs",
+                         description="Run each input (default: the bundled K, Rb, Cs, double and "
+                                     "potentiostatic CAIT) with its default numerics (adaptive "
+                                     "mesh, error estimate) and print the CPU time of the whole "
+                                     "run and of one solve on the accepted mesh, cells, rounds, "
+                                     "steps, the error estimate and the native plateau.")
+    pn.add_argument("inputs", nargs="*", help="input files (default: the bundled CAIT inputs)")
+    pn.add_argument("--tol", type=_positive_float, default=None,
+                    help="[npp] tol for every input (default: each input's own)")
+    pn.add_argument("--reference", action="store_true",
+                    help="also solve on a 4x refined mesh and print the true errors (slow)")
     pn.set_defaults(func=_bench_npp)
     pk = bsub.add_parser("kmc", help="KMC events per second and memory per site",
                          description="KMC events per CPU second (best and median of --repeats "

@@ -147,22 +147,30 @@ NPP_KEYS = [
     Key("flux", "str", "nernst-planck", "Flux convention: `nernst-planck` (paper eqn 1, "
         "J = -D (dn/dx + z n d(e phi/kT)/dx)) or `lattice-gas` (mobility times the gradient of the "
         "lattice-gas electrochemical potential).", choices=("nernst-planck", "lattice-gas")),
-    Key("n_cells", "int", 400, "Number of finite-volume cells.", lo=10),
+    Key("mesh", "str", "adaptive", "`adaptive`: cells placed where the profiles have structure "
+        "at any time and refined until the error estimate is within `tol` (docs/npp.md "
+        "\"Adaptive mesh\"); `graded`: the fixed graded mesh of `n_cells` and `zone_nm`.",
+        choices=("adaptive", "graded")),
+    Key("n_cells", "int", 400, "Number of finite-volume cells of the graded mesh (mesh = "
+        "\"graded\"; the adaptive mesh chooses its own).", lo=10),
     _pos("h_surface_nm", 0.1, "Width of the first cell at the front surface (the mesh is graded "
-         "from there).", "nm"),
-    Key("zone_nm", "float", -1.0, "Depth of the nearly uniform fine-mesh replacement zone; cells "
-        "there must stay below ~0.6 x (front width) (docs/calibration.md). Negative: automatic "
-        "(the solver's estimate of the replacement depth).", "nm"),
+         "from there; the adaptive mesh never exceeds it there).", "nm"),
+    Key("zone_nm", "float", -1.0, "Depth of the nearly uniform fine-mesh replacement zone of the "
+        "graded mesh (mesh = \"graded\"); cells there must stay below ~0.6 x (front width) "
+        "(docs/calibration.md). Negative: automatic (the solver's estimate of the replacement "
+        "depth).", "nm"),
     _pos("rtol", 1e-4, "Relative tolerance of the adaptive time stepping."),
     _pos("atol", 1e-7, "Absolute tolerance (in fractions of n_bulk) of the time stepping."),
     _pos("dt_initial_s", 1e-6, "First time step of each phase.", "s"),
     Key("max_newton", "int", 12, "Newton iterations per step before the step is retried smaller.",
         lo=1),
     _pos("tol", 1e-2, "Accepted profile error (fraction of n_bulk): every NPP result is compared "
-         "with a shadow run on twice the cells with 1/4 of the time tolerances; a larger "
-         "estimated error sets status \"inaccurate\" (docs/npp.md \"Error estimate\")."),
+         "with a shadow run on twice the cells with 1/4 of the time tolerances; the adaptive "
+         "mesh is refined until the estimate is within it, a larger estimated error sets status "
+         "\"inaccurate\" (docs/npp.md \"Error estimate\")."),
     Key("error_estimate", "bool", True, "Run the shadow run and attach `profile_error` and "
-        "`error_estimate` to NPP results (costs about two runs more).")
+        "`error_estimate` to NPP results (costs about two runs more; without it the adaptive "
+        "mesh is built once from the pilot run and not checked).")
 ]
 
 KMC_KEYS = [

@@ -252,51 +252,85 @@ def search_config(cfg):
     if 0 < cfg.fit.search_n_cells < 10:
         raise ConfigError(f"`fit.search_n_cells` must be 0 (the [npp] mesh) or >= 10, got "
                           f"{cfg.fit.search_n_cells}")
-    cells = cfg.fit.search_n_cells or n.n_cells
+    cells = cfg.fit.search_n_cells
     rtol = cfg.fit.search_rtol or n.rtol
-    if cells == n.n_cells and rtol == n.rtol:
+    if (not cells or (cells == n.n_cells and n.mesh == "graded")) and rtol == n.rtol:
         return None
-    return config_mod.replace(cfg, "npp", n_cells=int(cells), rtol=float(rtol))
+    if not cells:
+        return config_mod.replace(cfg, "npp", rtol=float(rtol))
+    return config_mod.replace(cfg, "npp", mesh="graded", n_cells=int(cells), rtol=float(rtol))
+
+
+def _mesh_text(npp):
+    """The mesh of an ``[npp]`` section in a few words."""
+    return "adaptive mesh" if npp.mesh == "adaptive" else f"{npp.n_cells} cells"
 
 
 # ---------------------------------------------------------------------------------------------
 # Forward models: (cfg) -> xr.Dataset with concentration(species, time, depth)
 # ---------------------------------------------------------------------------------------------
 class FrozenGridNPP:
-    """Full NPP on a time grid frozen from an adaptive reference solve: smooth in the parameters.
+    """Full NPP on a time grid (and mesh) frozen from an adaptive reference solve: smooth in the
+    parameters.
 
     The adaptive step sequence changes discontinuously with the parameters (accepted/rejected
     steps, Newton iteration counts), which puts noise of the order of the time tolerance into
-    the profiles and their finite-difference derivatives. The first call (or :meth:`freeze`)
-    solves adaptively and keeps its step times; later calls reuse them
-    (``NPPProblem.fixed_times_s``, Newton converged tightly), so the profile is a smooth,
-    deterministic function of the parameters. ``last_max_error`` holds the local error
-    estimate of the last fixed-grid solve (in units of the time tolerance): values well above
-    1 mean the frozen grid no longer resolves the solution and should be re-frozen.
+    the profiles and their finite-difference derivatives; so would a mesh that is re-adapted at
+    every call. The first call (or :meth:`freeze`) solves adaptively (with ``[npp] mesh =
+    "adaptive"``: on a mesh designed from a pilot run, :mod:`continuum.adapt`, unchecked: the
+    fit checks its model error once, at the optimum) and keeps its step times and mesh; later
+    calls reuse them (``NPPProblem.fixed_times_s``, Newton converged tightly), so the profile
+    is a smooth, deterministic function of the parameters. ``last_max_error`` holds the local
+    error estimate of the last fixed-grid solve (in units of the time tolerance): values well
+    above 1 mean the frozen grid no longer resolves the solution and should be re-frozen.
     """
 
     smooth = True  # profiles are smooth functions of the parameters (FitProblem's settings)
 
     def __init__(self):
-        self.grid = None  # tuple of float: step end times [s] of the reference solve
+        # (step end times [s], mesh nodes [nm] or None, rtol, atol) of the reference solve
+        self.grid = None
         self.last_max_error = math.nan
 
     def freeze(self, cfg):
-        """Adaptive solve of `cfg`; its step times become the grid. Returns its dataset."""
+        """Adaptive solve of `cfg`; its step times and mesh become the grid. Returns its
+        dataset."""
+        from continuum import adapt
         from continuum.npp import solve
 
-        ds, steps = solve(scenario.npp_problem(cfg), return_steps=True)
-        self.grid = tuple(float(t) for t in steps)
+        steps = []
+
+        def solve_keep_steps(problem, progress=False, stop=None):
+            ds, st = solve(problem, return_steps=True, stop=stop)
+            steps[:] = [st]
+            return ds
+
+        problem = scenario.npp_problem(cfg)
+        if cfg.npp.mesh == "adaptive":
+            res = adapt.solve_adaptive(problem, solve_keep_steps, float(cfg.npp.tol), check=False)
+            ds, problem = res.ds, res.problem
+        else:
+            ds = solve_keep_steps(problem)
+        nodes = None if cfg.npp.mesh != "adaptive" else problem.mesh.nodes_nm
+        self.grid = (tuple(float(t) for t in steps[0]), nodes, problem.rtol, problem.atol)
         self.last_max_error = float(ds.attrs["max_error_estimate"])
         return ds
+
+    def problem(self, cfg):
+        """The NPP problem of `cfg` on the frozen grid and mesh (None before the first call)."""
+        if self.grid is None:
+            return None
+        times, nodes, rtol, atol = self.grid
+        problem = scenario.npp_problem(cfg)
+        mesh = problem.mesh if nodes is None else dataclasses.replace(problem.mesh, nodes_nm=nodes)
+        return dataclasses.replace(problem, mesh=mesh, rtol=rtol, atol=atol, fixed_times_s=times)
 
     def __call__(self, cfg):
         if self.grid is None:
             return self.freeze(cfg)
         from continuum.npp import solve
 
-        problem = dataclasses.replace(scenario.npp_problem(cfg), fixed_times_s=self.grid)
-        ds = solve(problem)
+        ds = solve(self.problem(cfg))
         self.last_max_error = float(ds.attrs["max_error_estimate"])
         return ds
 
@@ -440,7 +474,8 @@ class FitProblem:
 
     @property
     def grid(self):
-        """The forward model's frozen time grid (tuple of float [s]) or None."""
+        """The forward model's frozen grid (for FrozenGridNPP: step times, nodes, rtol, atol) or
+        None."""
         return getattr(self.forward, "grid", None)
 
     def use_grid(self, grid):
@@ -760,7 +795,7 @@ class Fitter:
         self.search_shift, self.n_search, self.n_search_starts = math.nan, 0, 0
         self.search_failures = []
         self.search_text = ("the full model" if self.search_cfg is None else
-                            f"{self.search_cfg.npp.n_cells} cells, rtol "
+                            f"{_mesh_text(self.search_cfg.npp)}, rtol "
                             f"{self.search_cfg.npp.rtol:g}")
 
     def run(self) -> xr.Dataset:
@@ -834,7 +869,10 @@ class Fitter:
                               f"of every start: {'; '.join(self.search_failures)}")
         self.pool = _pool(self.workers, prob)
         n = self.run_cfg.npp
-        self.log(f"  full model ({n.n_cells} cells, rtol {n.rtol:g}) at the end of start "
+        grid = self.forward.grid if isinstance(self.forward, FrozenGridNPP) else None
+        mesh = (f"{len(grid[1]) - 1} adapted cells" if grid is not None and grid[1] is not None
+                else _mesh_text(n))
+        self.log(f"  full model ({mesh}, rtol {n.rtol:g}) at the end of start "
                  f"{self.best}: profiles differ from the search model by "
                  f"{self.search_shift:.3g} sigma (max); polishing on the full model")
         self.n_search_starts = len(results)
@@ -862,8 +900,10 @@ class Fitter:
             shift = prob.refreeze(z_best, r["model"])
             self.n_parent += 1
             self.refreeze_shifts.append(shift)
+            grid = self.forward.grid
+            steps = grid[0] if isinstance(self.forward, FrozenGridNPP) else grid
             self.log(f"  time grid re-frozen at the optimum: profiles moved by {shift:.3g} sigma "
-                     f"(max), {len(self.forward.grid)} steps")
+                     f"(max), {len(steps)} steps")
             if shift <= REFREEZE_TOL:
                 r["model"] = prob.recent(z_best)
                 break
@@ -898,8 +938,8 @@ class Fitter:
             names = [q.name for q, m, st in zip(self.params, model_u, se_stat) if m > st]
             msgs.append(f"the forward model's numerical error (profile error estimate "
                         f"{model_err:.2g} of n_bulk) shifts {', '.join(names)} by more than the "
-                        f"statistical error: stderr includes it; refine [npp] n_cells / zone_nm "
-                        f"to shrink it")
+                        f"statistical error: stderr includes it; lower [npp] tol (adaptive mesh) "
+                        f"or refine n_cells / zone_nm (graded mesh) to shrink it")
         self.log(f"fit: best start {self.best}, chi2 {chi2:.6g} ({dof} dof), {n_eval} "
                  f"evaluations, {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU"
                  + ("; " + "; ".join(msgs) if msgs else ""))
@@ -929,7 +969,10 @@ class Fitter:
             return np.full(len(self.params), np.nan), math.nan
         cfg = apply_parameters(prob.cfg, self.params, prob.z_to_values(z_best))
         try:
-            problem = scenario.npp_problem(cfg, solver_name=self.solver)
+            frozen = getattr(self.forward, "problem", None)
+            problem = frozen(cfg) if frozen is not None else None
+            if problem is None:
+                problem = scenario.npp_problem(cfg, solver_name=self.solver)
             shadow = scenario.solver(self.solver)(accuracy.shadow_problem(problem))
         except self.prob._errors:
             return np.full(len(self.params), np.nan), math.nan

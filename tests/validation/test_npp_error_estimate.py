@@ -1,12 +1,13 @@
 """The NPP error estimate (continuum/accuracy.py): a shadow run on bisected cells with 1/4 of
 the time tolerances, Richardson-scaled.
 
-(a) It is honest: on the bundled K CAIT input (default numerics of the file) the estimate is
+(a) It is honest: on the bundled K CAIT input (its graded mesh, 560 cells) the estimate is
     not smaller than the error measured against a 4x refined run (mesh 4x, tolerances / 16),
     and not more than 4x larger.
-(b) It catches the silently wrong default: a potentiostatic 1 V run across 1000 nm of the dense
-    glass leaves a native plateau of ~0.013 where the converged value is ~0.11 (issue report);
-    the run is marked "inaccurate" and its plateau error estimate is of the size of the miss.
+(b) It catches the silently wrong default of earlier versions (the graded mesh): a
+    potentiostatic 1 V run across 1000 nm of the dense glass leaves a native plateau of ~0.013
+    where the converged value is 0.148 (test_npp_convergence); the run is marked "inaccurate"
+    and its plateau error estimate is of the size of the miss.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ drive = "potentiostatic"
 voltage_V = 1.0
 [output]
 n_times = 11
+[npp]
+mesh = "graded"     # the fixed mesh of earlier versions (the adaptive default: test_npp_convergence)
 """
 
 
@@ -67,7 +70,10 @@ def _refined(problem, level):
 
 @pytest.mark.slow
 def test_error_estimate_brackets_the_error_against_a_4x_refined_run():
-    cfg = load_config(ROOT / "inputs" / "li3b7o12_k_cait.toml")
+    from compare.io import config as config_mod
+
+    cfg = config_mod.replace(load_config(ROOT / "inputs" / "li3b7o12_k_cait.toml"), "npp",
+                             mesh="graded")
     ds = scenario.solve_npp(cfg)
     ref = scenario.solver("full")(_refined(scenario.npp_problem(cfg), 4))
     true = accuracy.compare_to_shadow(ds, ref)["error_estimate"] / accuracy.RICHARDSON
@@ -85,7 +91,7 @@ def test_silently_wrong_potentiostatic_default_is_marked_inaccurate():
     _, plateau = front_and_plateau(ds, "Li")
     print(f"potentiostatic default: plateau {plateau:.4g}, estimate {ds.attrs['error_estimate']:.3g}"
           f", plateau estimate {ds.attrs['error_estimate_plateau']:.3g}")
-    assert plateau < 0.03                         # the miss the issue reported (converged ~0.11)
+    assert plateau < 0.03                         # the miss the issue reported (converged 0.148)
     assert ds.attrs["status"] == "inaccurate"
     assert "exceeds [npp] tol" in ds.attrs["message"]
     assert ds.attrs["error_estimate_plateau"] > 0.05

@@ -26,6 +26,7 @@ D_cm2_s = 9e-17
 [sample]
 thickness_nm = 200.0
 [npp]
+mesh = "graded"
 n_cells = 120
 [[beam]]
 species = "K"

@@ -29,6 +29,7 @@ back_field_V_per_m = 2e4
 duration_s = 10.0
 drive = "off"
 [npp]
+mesh = "graded"            # the fixed mesh (the adaptive default is tested below)
 n_cells = 80
 h_surface_nm = 0.2
 rtol = 1e-3

@@ -1,0 +1,264 @@
+"""Solution-adaptive mesh: the user sets a tolerance, not cells (docs/npp.md "Adaptive mesh").
+
+The mesh is a static mesh designed from the solution's whole history, so it is fine wherever a
+profile has structure at any output time (the space-charge layer, the foreign front along its
+whole path, a native pile-up) and coarse elsewhere:
+
+1. **Pilot**: a cheap run on a coarse graded mesh (``PILOT_CELLS`` cells) with extra output
+   times (:func:`pilot_times_s`, uniform and geometric over every phase), so that the monitor sees the front at every
+   stage of its path, not only at the requested output times.
+2. **Monitor**: from a solution, the curvature ``M(x) = max over species and times |c''|``
+   (fraction of n_bulk per nm^2). Piecewise-linear interpolation of a profile with curvature
+   ``M`` on cells of size ``h`` errs by ``h^2 M / 8``, so the target size is
+   ``h(x) = sqrt(8 eta / M(x))`` with the mesh tolerance ``eta``. ``h(x)`` is then limited so
+   that neighbouring cells differ by at most ``exp(growth)`` (``h`` Lipschitz with slope
+   ``growth``), capped by the graded mesh's surface (and electrode) refinement
+   ``h_surface + growth x`` and by ``H_MAX_FRACTION x L``; nodes equidistribute ``∫ dx / h``.
+   Monitors of successive rounds are combined by their maximum (refinement only grows).
+3. **Check**: the run on that mesh gets the shadow-run error estimate of
+   :mod:`continuum.accuracy` (which contains the space and the time error). The time
+   tolerances follow ``tol`` (``rtol <= RTOL_PER_TOL x tol``, ``atol <= ATOL_PER_TOL x tol``).
+   Beyond ``tol`` the mesh tolerance and the time tolerances shrink by
+   ``SAFETY x tol / estimate`` (the space error is second order in ``h``: proportional to
+   ``eta``; the time error is about proportional to ``rtol``) and the monitor is taken from the
+   new, better resolved solution; at most ``max_rounds`` rounds.
+
+The first ``eta`` is ``ETA0 x tol``: calibrated on the bundled inputs so that one round usually
+suffices (docs/npp.md gives the measured rounds and cells).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from continuum import accuracy
+from continuum.errors import SolverError
+
+PILOT_CELLS = 160         # cells of the pilot's graded mesh
+PILOT_TIMES = 32          # extra output times of the pilot (uniform over the schedule)
+ETA0 = 0.06               # first mesh tolerance / tol (measured: estimate ~ 7-9 eta at rtol = 0.1 tol)
+SAFETY = 0.6              # next eta = eta x SAFETY x tol / estimate
+H_MAX_FRACTION = 0.05     # no cell wider than this fraction of L
+H_MIN_NM = 1e-3           # no cell narrower [nm]
+MAX_ROUNDS = 4
+RTOL_PER_TOL = 0.1        # time tolerances follow tol: rtol <= 0.1 tol, atol <= 1e-4 tol
+ATOL_PER_TOL = 1e-4
+
+
+def pilot_times_s(problem):
+    """Extra output times of the pilot [s]: per phase ``PILOT_TIMES`` uniform and as many
+    geometric (from 1e-4 of the phase on: a front moving as sqrt(t) covers its first tenth
+    in the first 1 % of the phase) after the phase start."""
+    out = []
+    t0 = 0.0
+    for ph in problem.phases:
+        d = float(ph.duration_s)
+        out.append(t0 + np.linspace(0.0, d, PILOT_TIMES + 1)[1:])
+        out.append(t0 + np.geomspace(1e-4 * d, d, PILOT_TIMES))
+        t0 += d
+    return np.unique(np.minimum(np.concatenate(out), problem.total_duration_s))
+
+
+def curvature(ds):
+    """Monitor ``M`` at the result's depths: max over species and times of |c''|, ndarray of
+    shape (n_depth,) [1/nm^2] (one-sided at the two ends: the neighbour's value)."""
+    x = np.asarray(ds.depth.values, float)
+    c = np.asarray(ds["concentration"].values, float)           # (species, time, depth)
+    h = np.diff(x)
+    slope = np.diff(c, axis=-1) / h
+    d2 = np.abs(2.0 * np.diff(slope, axis=-1) / (h[1:] + h[:-1]))
+    d2 = np.nan_to_num(d2, nan=0.0, posinf=0.0).reshape(-1, len(x) - 2).max(axis=0)
+    return np.concatenate(([d2[0]], d2, [d2[-1]]))
+
+
+def _limit_growth(xs, h, growth):
+    """Smallest function <= h with |dh/dx| <= growth (two sweeps over the samples)."""
+    h = h.copy()
+    dx = np.diff(xs)
+    for i in range(1, len(h)):
+        h[i] = min(h[i], h[i - 1] + growth * dx[i - 1])
+    for i in range(len(h) - 2, -1, -1):
+        h[i] = min(h[i], h[i + 1] + growth * dx[i])
+    return h
+
+
+def size_function(x_mon, monitor, eta, length_nm, h_surface_nm, growth=0.1, h_back_nm=None,
+                  n_samples=4000):
+    """Target cell size [nm] on sample points: (samples, sizes), both shape (n,).
+
+    ``monitor`` is given at depths ``x_mon`` (interpolated linearly; taken as its maximum over
+    each sample's neighbourhood so that narrow peaks are not missed between samples)."""
+    length = float(length_nm)
+    h_max = H_MAX_FRACTION * length
+    geo = np.geomspace(min(h_surface_nm, h_back_nm or h_surface_nm) * 1e-2, length, n_samples // 4)
+    xs = np.unique(np.concatenate((np.linspace(0.0, length, n_samples), geo, length - geo,
+                                   x_mon)))
+    xs = xs[(xs >= 0) & (xs <= length)]
+    m = np.interp(xs, x_mon, monitor)
+    # every monitor point also raises its bracketing samples (peaks narrower than the samples)
+    k = np.clip(np.searchsorted(xs, x_mon), 1, len(xs) - 1)
+    np.maximum.at(m, k, monitor)
+    np.maximum.at(m, k - 1, monitor)
+    with np.errstate(divide="ignore", over="ignore"):
+        h = np.where(m > 0, np.sqrt(8.0 * eta / m), h_max)
+    h = np.minimum(h, h_max)
+    h = np.minimum(h, h_surface_nm + growth * xs)
+    if h_back_nm is not None:
+        h = np.minimum(h, h_back_nm + growth * (length - xs))
+    h = np.maximum(h, H_MIN_NM)
+    return xs, _limit_growth(xs, h, growth)
+
+
+def nodes_from_sizes(xs, h):
+    """Nodes [nm] equidistributing ∫ dx / h (h linear between samples), ndarray (n + 1,)."""
+    from continuum.mesh import _cell_count
+
+    s = _cell_count(xs, h)
+    n = max(8, int(np.ceil(s[-1])))
+    nodes = np.interp(np.linspace(0.0, s[-1], n + 1), s, xs)
+    nodes[0], nodes[-1] = xs[0], xs[-1]
+    return nodes
+
+
+@dataclasses.dataclass
+class AdaptiveResult:
+    """The accepted result (with ``profile_error`` and the error attrs when checked), its
+    problem (explicit nodes: a fit's frozen forward model reuses them) and one dict per round
+    (``n_cells``, ``eta``, ``error_estimate``)."""
+
+    ds: object
+    problem: object
+    rounds: list
+
+
+def _at_times(ds, times):
+    """`ds` restricted to the requested output times (a pilot has more)."""
+    keep = np.isin(np.asarray(ds.time.values, float), np.asarray(times, float))
+    return ds.isel(time=np.flatnonzero(keep))
+
+
+def _pilot(problem):
+    """The pilot problem: coarse graded mesh, extra output times, adaptive time steps."""
+    from continuum.errors import ProblemError
+    from continuum.problem import mesh_nodes_nm
+
+    spec = problem.mesh
+    times = tuple(float(t) for t in np.union1d(np.asarray(problem.output_times_s, float),
+                                               pilot_times_s(problem)))
+    for n_cells in (min(int(spec.n_cells), PILOT_CELLS), int(spec.n_cells)):
+        pilot = dataclasses.replace(problem, output_times_s=times, fixed_times_s=None,
+                                    mesh=dataclasses.replace(spec, n_cells=n_cells, nodes_nm=None))
+        try:
+            mesh_nodes_nm(pilot)
+            return pilot
+        except ProblemError:          # too few cells for this grading: the user's count
+            continue
+    return pilot
+
+
+def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None,
+                   max_rounds=MAX_ROUNDS, progress=False, stop=None):
+    """Solve `problem` on a mesh adapted until the shadow-run estimate is within `tol`.
+
+    Parameters
+    ----------
+    problem : continuum.problem.NPPProblem
+        Its ``mesh`` gives ``h_surface_nm``, ``growth`` and ``h_back_nm``; ``n_cells`` and
+        ``zone_nm`` only shape the pilot.
+    solve : callable
+        ``solve(problem, progress=..., stop=...) -> xr.Dataset`` (either solver).
+    tol : float
+        Accepted profile error [fraction of n_bulk].
+    check : bool
+        Run the shadow runs (error estimate, further rounds). Without: one round, no estimate.
+    native, plateau
+        As :func:`continuum.accuracy.annotate` (the plateau error attr).
+    max_rounds : int
+        Rounds of mesh design + run (+ shadow run) at most.
+    progress, stop
+        Passed to the runs on the adapted meshes (`stop` to every run).
+
+    Returns
+    -------
+    AdaptiveResult
+        ``ds`` has the attrs ``mesh = "adaptive"``, ``adapt_rounds``, ``adapt_cells`` and
+        ``adapt_error_estimates`` (per round); with `check`, the error attrs of
+        :func:`continuum.accuracy.annotate` and, when the last round still misses `tol`,
+        status "inaccurate".
+
+    Raises
+    ------
+    continuum.errors.SolverInterrupted
+        When `stop` ends a run; its ``partial`` is the last complete result on an adapted mesh
+        (the pilot's partial at the requested times if there is none yet).
+    """
+    from continuum.errors import SolverInterrupted
+    from continuum.problem import BACKS
+
+    length = problem.thickness_m * 1e9
+    spec = problem.mesh
+    h_back = spec.h_back_nm
+    if h_back is None and BACKS[problem.back] == BACKS["electrode"]:
+        h_back = spec.h_surface_nm
+    done = None                               # last complete result on an adapted mesh
+    try:
+        ds = solve(_pilot(problem), progress=False, stop=stop)
+    except SolverInterrupted as err:
+        if err.partial is not None:
+            err.partial = _at_times(err.partial, problem.output_times_s)
+        raise
+    x_mon, mon = np.asarray(ds.depth.values, float), curvature(ds)
+    eta = ETA0 * tol
+    rtol = min(problem.rtol, RTOL_PER_TOL * tol)
+    atol = min(problem.atol, ATOL_PER_TOL * tol)
+    rounds, shadow = [], None
+    for r in range(max_rounds if check else 1):
+        xs, h = size_function(x_mon, mon, eta, length, spec.h_surface_nm, spec.growth, h_back)
+        nodes = nodes_from_sizes(xs, h)
+        current = dataclasses.replace(
+            problem, mesh=dataclasses.replace(spec, nodes_nm=tuple(float(v) for v in nodes)),
+            rtol=rtol, atol=atol)
+        try:
+            ds = solve(current, progress=progress, stop=stop)
+        except SolverInterrupted as err:
+            if done is not None:
+                err.partial = done
+            raise
+        done = ds
+        rounds.append(dict(n_cells=len(nodes) - 1, eta=eta, rtol=rtol, error_estimate=np.nan))
+        if not check:
+            break
+        try:
+            shadow = solve(accuracy.shadow_problem(current, nodes), progress=False, stop=stop)
+        except SolverInterrupted as err:
+            err.partial = ds                  # the result itself is complete: keep it
+            raise
+        except SolverError as err:
+            shadow = err
+            break
+        est = accuracy.compare_to_shadow(ds, shadow)["error_estimate"]
+        rounds[-1]["error_estimate"] = est
+        if not np.isfinite(est) or est <= tol or r == max_rounds - 1:
+            break
+        shrink = SAFETY * tol / est         # space error ~ eta, time error ~ rtol
+        eta, rtol, atol = eta * shrink, rtol * shrink, atol * shrink
+        x_new = np.asarray(ds.depth.values, float)
+        mon = np.maximum(curvature(ds), np.interp(x_new, x_mon, mon))
+        x_mon = x_new
+    ds.attrs.update(mesh="adaptive", adapt_rounds=len(rounds),
+                    adapt_cells=np.asarray([q["n_cells"] for q in rounds], np.int64),
+                    adapt_error_estimates=np.asarray([q["error_estimate"] for q in rounds], float))
+    if isinstance(shadow, SolverError):
+        mark_unchecked(ds, shadow)
+    elif check:
+        accuracy.annotate(ds, shadow, tol, native=native, plateau=plateau)
+    return AdaptiveResult(ds=ds, problem=current, rounds=rounds)
+
+
+def mark_unchecked(ds, err):
+    """A result whose shadow run failed: no estimate, status "inaccurate" with the reason."""
+    ds.attrs["error_estimate"] = float("nan")
+    ds.attrs["status"] = "inaccurate"
+    ds.attrs["message"] = f"no error estimate: the shadow run failed ({err})"
+    return ds
