@@ -335,17 +335,41 @@ class FrozenGridNPP:
         return ds
 
 
-def _forward_electroneutral(cfg):
-    # forward evaluations skip the shadow run (the fit estimates the model error once, at the
-    # optimum)
-    return scenario.solve_npp(cfg, solver_name="electroneutral", estimate_error=False)
+class FixedMeshElectroneutral:
+    """The electroneutral forward model on one mesh for the whole fit: the first call adapts it
+    (``[npp] mesh = "adaptive"``, unchecked), later calls reuse its nodes, so the mesh does not
+    jump with the parameters. Forward evaluations skip the shadow run (the fit estimates the
+    model error once, at the optimum)."""
+
+    def __init__(self):
+        self.nodes = None
+
+    def problem(self, cfg):
+        """The electroneutral problem of `cfg` on the fixed mesh (None before the first call)."""
+        if self.nodes is None:
+            return None
+        problem = scenario.npp_problem(cfg, solver_name="electroneutral")
+        return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh,
+                                                                     nodes_nm=self.nodes))
+
+    def __call__(self, cfg):
+        if self.nodes is not None or cfg.npp.mesh != "adaptive":
+            return scenario.solve_npp(cfg, self.problem(cfg), solver_name="electroneutral",
+                                      estimate_error=False)
+        from continuum import adapt
+
+        res = adapt.solve_adaptive(scenario.npp_problem(cfg, solver_name="electroneutral"),
+                                   scenario.solver("electroneutral"), float(cfg.npp.tol),
+                                   check=False)
+        self.nodes = res.problem.mesh.nodes_nm
+        return res.ds
 
 
 # name -> factory of a forward model ``forward(cfg) -> xr.Dataset``; a factory call gives a fresh
 # (possibly stateful) model for one fit
 FORWARD_MODELS: dict[str, Callable] = {
     "full": FrozenGridNPP,
-    "electroneutral": lambda: _forward_electroneutral,
+    "electroneutral": FixedMeshElectroneutral,
 }
 
 

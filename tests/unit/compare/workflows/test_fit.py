@@ -416,3 +416,20 @@ def test_full_model_failing_after_the_search_is_reported(cfg, rng):
                                           r"point of every start: the full model fails at the "
                                           r"end of start \d \(Newton did not converge"):
         fitmod.fit(c, _measured(c, 0.02, rng), forward=full_fails_near_truth, log=None)
+
+
+@pytest.mark.parametrize("factory", [fitmod.FrozenGridNPP, fitmod.FixedMeshElectroneutral])
+def test_npp_forward_models_keep_the_adapted_mesh_across_parameters(factory):
+    """With the adaptive default the NPP forward models adapt the mesh once and keep it: the
+    mesh must not jump with the parameters (finite-difference Jacobians)."""
+    text = BASE.replace('mesh = "graded"\n', "").replace("duration_s = 1.0e4", "duration_s = 2.0e3")
+    cfg = parse_text(text)
+    params = fitmod.fit_parameters(cfg)
+    forward = factory()
+    first = forward(cfg)
+    depth = first.depth.values
+    other = forward(fitmod.apply_parameters(cfg, params, [2e-16, 0.3, 3e-13]))
+    np.testing.assert_array_equal(other.depth.values, depth)
+    assert first.attrs["mesh"] == "adaptive"
+    assert forward.problem(cfg).mesh.nodes_nm is not None
+    assert not np.allclose(other.concentration.values, first.concentration.values)

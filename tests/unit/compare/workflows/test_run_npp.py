@@ -146,3 +146,22 @@ def test_stop_during_the_shadow_run_keeps_the_complete_result():
     part = info.value.partial
     assert float(part.time[-1]) == pytest.approx(40.0)
     assert part.sizes["depth"] == 81          # the result's mesh (80 cells), not the shadow's
+
+
+ADAPTIVE = INPUT.replace('mesh = "graded"            # the fixed mesh (the adaptive default is tested below)\n', "")
+
+
+@pytest.mark.parametrize("solver", ["full", "electroneutral"])
+def test_adaptive_default_meets_tol_where_the_graded_toy_mesh_does_not(solver):
+    """The default (adaptive) mesh of the same toy: status ok, estimate within tol, the mesh
+    attrs; both solvers."""
+    from compare import scenario
+
+    cfg = parse_text(ADAPTIVE.replace("[npp]\n", f'[npp]\nsolver = "{solver}"\n'))
+    assert cfg.npp.mesh == "adaptive"
+    ds = scenario.solve_npp(cfg)
+    assert ds.attrs["mesh"] == "adaptive" and ds.attrs["status"] == "ok", ds.attrs["message"]
+    assert ds.attrs["error_estimate"] <= ds.attrs["tol"] == 0.01
+    assert ds.attrs["adapt_rounds"] == len(ds.attrs["adapt_cells"]) >= 1
+    # the requested output times only (the pilot's extra ones are not in the result)
+    np.testing.assert_array_equal(ds.time.values, scenario.npp_problem(cfg).output_times_s)
