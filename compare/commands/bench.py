@@ -28,6 +28,13 @@ def _bench_npp(args) -> int:
     return 0
 
 
+def _bench_fit(args) -> int:
+    from compare.checks.bench_fit import FIT_INPUT, FIT_PROFILES, bench_fit
+
+    bench_fit(args.input or FIT_INPUT, args.profiles or FIT_PROFILES)
+    return 0
+
+
 def _bench_kmc(args) -> int:
     from compare.checks.bench_kmc import PLATEAU_INPUT, bench_kmc, bench_plateau
 
@@ -41,10 +48,10 @@ def _bench_kmc(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="print speed benchmarks of the engines",
-                       description="Speed figures of the engines, printed (tests never assert timings): "
-                                   "`bench npp` times the bundled CAIT inputs and estimates their time "
-                                   "and mesh errors; `bench kmc` measures KMC events per CPU second and "
-                                   "bytes per site on L^3 lattices.")
+                       description="Speed figures of the engines, printed (tests never assert "
+                                   "timings): `bench npp` times the default NPP runs of the bundled "
+                                   "inputs, `bench fit` the bundled fit; `bench kmc` measures KMC "
+                                   "events per CPU second and bytes per site on L^3 lattices.")
     bsub = p.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
     pn = bsub.add_parser("npp", help="CPU time, mesh and error of the default NPP runs",
                          description="Run each input (default: the bundled K, Rb, Cs, double and "
@@ -58,6 +65,15 @@ def register(sub) -> None:
     pn.add_argument("--reference", action="store_true",
                     help="also solve on a 4x refined mesh and print the true errors (slow)")
     pn.set_defaults(func=_bench_npp)
+    pf = bsub.add_parser("fit", help="CPU time of the bundled fit and its recovery of the truth",
+                         description="Fit the bundled synthetic K CAIT profiles with "
+                                     "inputs/fit_k_cait.toml (or the given files) and print the "
+                                     "CPU time of the whole fit, the evaluations and each "
+                                     "parameter's distance from the synthetic truth in stderr.")
+    pf.add_argument("--input", default=None, help="fit input (default: inputs/fit_k_cait.toml)")
+    pf.add_argument("--profiles", default=None,
+                    help="profiles (default: inputs/profiles/k_cait_synthetic.csv)")
+    pf.set_defaults(func=_bench_fit)
     pk = bsub.add_parser("kmc", help="KMC events per second and memory per site",
                          description="KMC events per CPU second (best and median of --repeats "
                                      "measurements) and bytes per site on L^3 lattices with a 250 meV "

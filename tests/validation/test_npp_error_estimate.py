@@ -73,7 +73,7 @@ def test_error_estimate_brackets_the_error_against_a_4x_refined_run():
     from compare.io import config as config_mod
 
     cfg = config_mod.replace(load_config(ROOT / "inputs" / "li3b7o12_k_cait.toml"), "npp",
-                             mesh="graded")
+                             mesh="graded", n_cells=560, zone_nm=150.0)
     ds = scenario.solve_npp(cfg)
     ref = scenario.solver("full")(_refined(scenario.npp_problem(cfg), 4))
     true = accuracy.compare_to_shadow(ds, ref)["error_estimate"] / accuracy.RICHARDSON
