@@ -40,9 +40,11 @@ def accepted_problem(cfg, ds):
 
 
 def refined_problem(problem, level=4):
-    """`problem` (explicit nodes) with every cell cut into `level` pieces, tolerances /
-    level^2."""
-    nodes = np.asarray(problem.mesh.nodes_nm, float)
+    """`problem` with every cell of its mesh cut into `level` pieces (explicit nodes),
+    tolerances / level^2."""
+    from continuum.problem import mesh_nodes_nm
+
+    nodes = np.asarray(mesh_nodes_nm(problem), float)
     fine = np.concatenate([np.linspace(a, b, level + 1)[:-1] for a, b in zip(nodes[:-1], nodes[1:])]
                           + [nodes[-1:]])
     return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh,

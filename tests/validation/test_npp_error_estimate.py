@@ -11,16 +11,14 @@ the time tolerances, Richardson-scaled.
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from compare import scenario
+from compare.checks.bench_npp import refined_problem
 from compare.io.config import load_config, parse_text
 from continuum import accuracy
-from continuum.problem import mesh_nodes_nm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,15 +57,6 @@ mesh = "graded"     # the fixed mesh of earlier versions (the adaptive default: 
 """
 
 
-def _refined(problem, level):
-    """Every cell of the problem's mesh cut into `level` pieces, tolerances / level^2."""
-    nodes = np.asarray(mesh_nodes_nm(problem), float)
-    fine = np.concatenate([np.linspace(a, b, level + 1)[:-1] for a, b in zip(nodes[:-1], nodes[1:])]
-                          + [nodes[-1:]])
-    return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh, nodes_nm=tuple(fine)),
-                               rtol=problem.rtol / level ** 2, atol=problem.atol / level ** 2)
-
-
 @pytest.mark.slow
 def test_error_estimate_brackets_the_error_against_a_4x_refined_run():
     from compare.io import config as config_mod
@@ -75,7 +64,7 @@ def test_error_estimate_brackets_the_error_against_a_4x_refined_run():
     cfg = config_mod.replace(load_config(ROOT / "inputs" / "li3b7o12_k_cait.toml"), "npp",
                              mesh="graded", n_cells=560, zone_nm=150.0)
     ds = scenario.solve_npp(cfg)
-    ref = scenario.solver("full")(_refined(scenario.npp_problem(cfg), 4))
+    ref = scenario.solver("full")(refined_problem(scenario.npp_problem(cfg), 4))
     true = accuracy.compare_to_shadow(ds, ref)["error_estimate"] / accuracy.RICHARDSON
     est = ds.attrs["error_estimate"]
     print(f"K CAIT: error estimate {est:.4g}, error against the 4x refined run {true:.4g}")

@@ -1,7 +1,6 @@
 """The solution-adaptive mesh (continuum/adapt.py): monitor, size function, nodes, the rounds
 and what an interrupt hands back. Convergence against refined runs:
 tests/validation/test_npp_convergence.py."""
-import dataclasses
 
 import numpy as np
 import pytest
