@@ -21,7 +21,9 @@ whole path, a native pile-up) and coarse elsewhere:
    Beyond ``tol`` the mesh tolerance and the time tolerances shrink by
    ``SAFETY x tol / estimate`` (the space error is second order in ``h``: proportional to
    ``eta``; the time error is about proportional to ``rtol``) and the monitor is taken from the
-   new, better resolved solution; at most ``max_rounds`` rounds.
+   new, better resolved solution (spread like the pilot's); at most ``max_rounds`` rounds, and
+   no more once a round fails to halve the previous estimate (``STALL``): refining does not
+   converge there, and the result is marked "inaccurate".
 
 The first ``eta`` is ``ETA0 x tol``: calibrated on the bundled inputs so that one round usually
 suffices (docs/npp.md gives the measured rounds and cells).
@@ -42,6 +44,7 @@ SAFETY = 0.6              # next eta = eta x SAFETY x tol / estimate
 H_MAX_FRACTION = 0.05     # no cell wider than this fraction of L
 H_MIN_NM = 1e-3           # no cell narrower [nm]
 MAX_ROUNDS = 4
+STALL = 0.5               # stop when a round did not halve the estimate of the previous one
 DILATE = 0.2             # the pilot's structure may sit this fraction of its depth off
 MIN_SHRINK = 0.3          # a round shrinks the tolerances by at most this factor
 RTOL_PER_TOL = 0.1        # time tolerances follow tol: rtol <= 0.1 tol, atol <= 1e-4 tol
@@ -74,9 +77,10 @@ def curvature(ds):
     return np.concatenate(([d2[0]], d2, [d2[-1]]))
 
 
-def dilate(x, monitor, fraction=DILATE, floor_nm=0.1):
+def dilate(x, monitor, fraction=DILATE, floor_nm=0.1, spread=None):
     """``max monitor(y)`` over ``|y - x| <= fraction (y + floor_nm)``, at the points `x`
-    (sorted), ndarray like `monitor`.
+    (sorted), ndarray like `monitor`; only points where the bool mask `spread` is true are
+    spread (default all; a boundary layer pinned at the back is not a front that can move).
 
     A pilot on a coarse mesh misplaces its fronts (an under-resolved native level behind the
     front changes the front speed: measured 11 % behind at 123 instead of 138 nm); every
@@ -89,12 +93,21 @@ def dilate(x, monitor, fraction=DILATE, floor_nm=0.1):
     edges = np.linspace(u[0], u[-1] + 1e-12, n_bins + 1)
     idx = np.clip(np.searchsorted(edges, u, side="right") - 1, 0, n_bins - 1)
     binned = np.zeros(n_bins)
-    np.maximum.at(binned, idx, monitor)
+    src = np.ones(len(u), bool) if spread is None else np.asarray(spread, bool)
+    np.maximum.at(binned, idx[src], monitor[src])
     width = max(1, int(np.ceil(np.log1p(fraction) / (edges[1] - edges[0]))))
     from scipy.ndimage import maximum_filter1d
 
     spread = maximum_filter1d(binned, size=2 * width + 1, mode="nearest")
     return np.maximum(monitor, spread[idx])
+
+
+def _pinned(x, length, h_back):
+    """Points of structures pinned to an electrode at the back (its depletion layer, growing
+    into the last ~10 % of the sample): they do not move with the front and are not spread."""
+    if h_back is None:
+        return np.zeros(len(x), bool)
+    return x > length - max(20.0 * h_back, 0.1 * length)
 
 
 def _limit_growth(xs, h, growth):
@@ -234,7 +247,7 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
             err.partial = _at_times(err.partial, problem.output_times_s)
         raise
     x_mon = np.asarray(ds.depth.values, float)
-    mon = dilate(x_mon, curvature(ds))
+    mon = dilate(x_mon, curvature(ds), spread=~_pinned(x_mon, length, h_back))
     eta = ETA0 * tol
     rtol = min(problem.rtol, RTOL_PER_TOL * tol)
     atol = min(problem.atol, ATOL_PER_TOL * tol)
@@ -267,12 +280,16 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
         rounds[-1]["error_estimate"] = est
         if not np.isfinite(est) or est <= tol or r == max_rounds - 1:
             break
+        if r > 0 and est > STALL * rounds[-2]["error_estimate"]:
+            break                 # refining does not help here (see docs/npp.md): stop, marked
         # space error ~ eta, time error ~ rtol; a large miss is a misplaced structure (the new
         # monitor moves it), not a too loose eta: shrink by MIN_SHRINK at most
         shrink = max(MIN_SHRINK, SAFETY * tol / est)
         eta, rtol, atol = eta * shrink, rtol * shrink, atol * shrink
         x_new = np.asarray(ds.depth.values, float)
-        mon = np.maximum(curvature(ds), np.interp(x_new, x_mon, mon))
+        # a round that missed tol may have misplaced its structures too: spread them as well
+        mon = np.maximum(dilate(x_new, curvature(ds), spread=~_pinned(x_new, length, h_back)),
+                         np.interp(x_new, x_mon, mon))
         x_mon = x_new
     ds.attrs.update(mesh="adaptive", adapt_rounds=len(rounds),
                     adapt_cells=np.asarray([q["n_cells"] for q in rounds], np.int64),

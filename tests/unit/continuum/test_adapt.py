@@ -155,3 +155,11 @@ def test_an_interrupt_hands_back_the_best_complete_result(k, expect_call, expect
     part = info.value.partial
     assert part.attrs["call"] == expect_call
     assert tuple(part.time.values) == expect_times
+
+
+def test_rounds_stop_when_refining_does_not_halve_the_estimate():
+    # round 2's estimate is 3/4 of round 1's: refining does not converge here; no round 3
+    solver = _ScriptedSolver(fronts={3: 0.2, 5: 0.15, 7: 0.001})
+    res = adapt.solve_adaptive(_problem(), solver, 0.01, max_rounds=4)
+    assert len(res.rounds) == 2 and len(solver.calls) == 5
+    assert res.ds.attrs["status"] == "inaccurate"

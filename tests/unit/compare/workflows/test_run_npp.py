@@ -151,13 +151,15 @@ def test_stop_during_the_shadow_run_keeps_the_complete_result():
 ADAPTIVE = INPUT.replace('mesh = "graded"            # the fixed mesh (the adaptive default is tested below)\n', "")
 
 
-@pytest.mark.parametrize("solver", ["full", "electroneutral"])
-def test_adaptive_default_meets_tol_where_the_graded_toy_mesh_does_not(solver):
+@pytest.mark.parametrize("solver, back", [("full", "bulk"), ("electroneutral", "bulk")])
+def test_adaptive_default_meets_tol_where_the_graded_toy_mesh_does_not(solver, back):
     """The default (adaptive) mesh of the same toy: status ok, estimate within tol, the mesh
-    attrs; both solvers."""
+    attrs; both solvers. (With an absorbing electrode at the back this toy does not converge:
+    docs/npp.md "Adaptive mesh", limits.)"""
     from compare import scenario
 
-    cfg = parse_text(ADAPTIVE.replace("[npp]\n", f'[npp]\nsolver = "{solver}"\n'))
+    text = ADAPTIVE.replace("[npp]\n", f'[npp]\nsolver = "{solver}"\n')
+    cfg = parse_text(text.replace("thickness_nm = 200.0", f'thickness_nm = 200.0\nback = "{back}"'))
     assert cfg.npp.mesh == "adaptive"
     ds = scenario.solve_npp(cfg)
     assert ds.attrs["mesh"] == "adaptive" and ds.attrs["status"] == "ok", ds.attrs["message"]
