@@ -42,6 +42,7 @@ species = "K"
 duration_s = 2000.0
 back_field_V_per_m = 2.0e4
 [npp]
+mesh = "graded"            # a fixed coarse mesh: data and fit share it (see the docstring)
 n_cells = 50
 h_surface_nm = 0.5
 rtol = 1e-3
