@@ -25,7 +25,7 @@ def _d_units(ds):
 def test_datasets_spell_D_units_one_way():
     cfg = load_config(INPUTS / "li3b7o12_k_cait.toml")
     found = _d_units(sed_dataset(cfg))
-    short = replace(replace(cfg, "npp", n_cells=100), "output", times_s=[0.0, 10.0])
+    short = replace(replace(cfg, "npp", mesh="graded", n_cells=100), "output", times_s=[0.0, 10.0])
     found.update({f"npp.{k}": v for k, v in _d_units(scenario.solve_npp(short)).items()})
     assert found and set(found.values()) == {units.D_UNITS}, found
 
