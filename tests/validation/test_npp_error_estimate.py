@@ -22,38 +22,11 @@ from continuum import accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
 
-POTENTIOSTATIC = """
-[material]
-name = "Li3B7O12"
-n_bulk_cm3 = 1.4e22
-vacancy_fraction = 0.10
-temperature_K = 300.0
-eps_r = 8.0
-[sed]
-kind = "gaussian"
-fwhm_eV = 0.250
-center_eV = 0.0
-filling = "step"
-[species.Li]
-role = "native"
-D_model = "sed"
-D_cm2_s = 1.5e-13
-[species.K]
-role = "foreign"
-D_model = "constant"
-D_cm2_s = 5.813e-17
-[sample]
-thickness_nm = 1000.0
-back = "bulk"
-[[beam]]
-species = "K"
-duration_s = 600.0
-drive = "potentiostatic"
-voltage_V = 1.0
-[output]
-n_times = 11
+# the bundled potentiostatic input on the graded mesh of earlier versions (the adaptive
+# default: test_npp_convergence)
+POTENTIOSTATIC = (ROOT / "inputs" / "li3b7o12_k_potentiostatic.toml").read_text() + """
 [npp]
-mesh = "graded"     # the fixed mesh of earlier versions (the adaptive default: test_npp_convergence)
+mesh = "graded"
 """
 
 
