@@ -226,7 +226,6 @@ def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None,
     (default ``[npp] error_estimate``), the shadow-run error estimate of
     :mod:`continuum.accuracy` (status "inaccurate" beyond ``[npp] tol``)."""
     from continuum import accuracy, adapt
-    from continuum.errors import SolverError, SolverInterrupted
     from continuum.validity import annotate
 
     name = solver_name or cfg.npp.solver
@@ -241,14 +240,8 @@ def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None,
     ds = annotate(solver(name)(problem, progress=progress, stop=stop), problem)
     ds.attrs["mesh"] = "graded" if problem.mesh.nodes_nm is None else "explicit"
     if check:
-        try:
-            shadow = solver(name)(accuracy.shadow_problem(problem), progress=False, stop=stop)
-        except SolverInterrupted as err:
-            err.partial = ds           # the result itself is complete: keep it, not the shadow's
-            raise
-        except SolverError as err:
-            return adapt.mark_unchecked(ds, err)
-        accuracy.annotate(ds, shadow, tol, native=cfg.native.name, plateau=_plateau_of_profile)
+        shadow = accuracy.shadow_run(solver(name), problem, ds, stop=stop)
+        accuracy.attach(ds, shadow, tol, native=cfg.native.name, plateau=_plateau_of_profile)
     return ds
 
 

@@ -88,3 +88,31 @@ def annotate(ds, shadow, tol, native=None, plateau=None):
                f"run on twice the cells with 1/4 of the time tolerances): {hint}")
         ds.attrs["message"] = "; ".join(m for m in (ds.attrs.get("message", ""), msg) if m)
     return ds
+
+
+def shadow_run(solve, problem, result, nodes_nm=None, stop=None):
+    """The shadow run of `problem` (:func:`shadow_problem`) with ``solve(problem, progress=,
+    stop=)``, or the ``SolverError`` it failed with. An interrupt re-raises with the complete
+    `result` as its ``partial`` (not the shadow's)."""
+    from continuum.errors import SolverError, SolverInterrupted
+
+    try:
+        return solve(shadow_problem(problem, nodes_nm), progress=False, stop=stop)
+    except SolverInterrupted as err:
+        err.partial = result
+        raise
+    except SolverError as err:
+        return err
+
+
+def attach(ds, shadow, tol, native=None, plateau=None):
+    """:func:`annotate` `ds` with a shadow run, or, when the shadow is the ``SolverError`` of
+    :func:`shadow_run`, mark it unchecked: no estimate, status "inaccurate" with the reason."""
+    from continuum.errors import SolverError
+
+    if isinstance(shadow, SolverError):
+        ds.attrs["error_estimate"] = float("nan")
+        ds.attrs["status"] = "inaccurate"
+        ds.attrs["message"] = f"no error estimate: the shadow run failed ({shadow})"
+        return ds
+    return annotate(ds, shadow, tol, native=native, plateau=plateau)

@@ -268,13 +268,8 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
         rounds.append(dict(n_cells=len(nodes) - 1, eta=eta, rtol=rtol, error_estimate=np.nan))
         if not check:
             break
-        try:
-            shadow = solve(accuracy.shadow_problem(current, nodes), progress=False, stop=stop)
-        except SolverInterrupted as err:
-            err.partial = ds                  # the result itself is complete: keep it
-            raise
-        except SolverError as err:
-            shadow = err
+        shadow = accuracy.shadow_run(solve, current, ds, nodes, stop=stop)
+        if isinstance(shadow, SolverError):
             break
         est = accuracy.compare_to_shadow(ds, shadow)["error_estimate"]
         rounds[-1]["error_estimate"] = est
@@ -294,16 +289,6 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
     ds.attrs.update(mesh="adaptive", adapt_rounds=len(rounds),
                     adapt_cells=np.asarray([q["n_cells"] for q in rounds], np.int64),
                     adapt_error_estimates=np.asarray([q["error_estimate"] for q in rounds], float))
-    if isinstance(shadow, SolverError):
-        mark_unchecked(ds, shadow)
-    elif check:
-        accuracy.annotate(ds, shadow, tol, native=native, plateau=plateau)
+    if check:
+        accuracy.attach(ds, shadow, tol, native=native, plateau=plateau)
     return AdaptiveResult(ds=ds, problem=current, rounds=rounds)
-
-
-def mark_unchecked(ds, err):
-    """A result whose shadow run failed: no estimate, status "inaccurate" with the reason."""
-    ds.attrs["error_estimate"] = float("nan")
-    ds.attrs["status"] = "inaccurate"
-    ds.attrs["message"] = f"no error estimate: the shadow run failed ({err})"
-    return ds

@@ -295,7 +295,6 @@ class FrozenGridNPP:
     def freeze(self, cfg):
         """Adaptive solve of `cfg`; its step times and mesh become the grid. Returns its
         dataset."""
-        from continuum import adapt
         from continuum.npp import solve
 
         steps = []
@@ -305,14 +304,9 @@ class FrozenGridNPP:
             steps[:] = [st]
             return ds
 
-        problem = scenario.npp_problem(cfg)
-        if cfg.npp.mesh == "adaptive":
-            res = adapt.solve_adaptive(problem, solve_keep_steps, float(cfg.npp.tol), check=False)
-            ds, problem = res.ds, res.problem
-        else:
-            ds = solve_keep_steps(problem)
-        nodes = None if cfg.npp.mesh != "adaptive" else problem.mesh.nodes_nm
-        self.grid = (tuple(float(t) for t in steps[0]), nodes, problem.rtol, problem.atol)
+        ds, problem = _solve_once(cfg, solve_keep_steps, "full")
+        self.grid = (tuple(float(t) for t in steps[0]), problem.mesh.nodes_nm, problem.rtol,
+                     problem.atol)
         self.last_max_error = float(ds.attrs["max_error_estimate"])
         return ds
 
@@ -321,9 +315,8 @@ class FrozenGridNPP:
         if self.grid is None:
             return None
         times, nodes, rtol, atol = self.grid
-        problem = scenario.npp_problem(cfg)
-        mesh = problem.mesh if nodes is None else dataclasses.replace(problem.mesh, nodes_nm=nodes)
-        return dataclasses.replace(problem, mesh=mesh, rtol=rtol, atol=atol, fixed_times_s=times)
+        problem = _on_nodes(scenario.npp_problem(cfg), nodes)
+        return dataclasses.replace(problem, rtol=rtol, atol=atol, fixed_times_s=times)
 
     def __call__(self, cfg):
         if self.grid is None:
@@ -343,26 +336,40 @@ class FixedMeshElectroneutral:
 
     def __init__(self):
         self.nodes = None
+        self.started = False
 
     def problem(self, cfg):
         """The electroneutral problem of `cfg` on the fixed mesh (None before the first call)."""
-        if self.nodes is None:
+        if not self.started:
             return None
-        problem = scenario.npp_problem(cfg, solver_name="electroneutral")
-        return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh,
-                                                                     nodes_nm=self.nodes))
+        return _on_nodes(scenario.npp_problem(cfg, solver_name="electroneutral"), self.nodes)
 
     def __call__(self, cfg):
-        if self.nodes is not None or cfg.npp.mesh != "adaptive":
-            return scenario.solve_npp(cfg, self.problem(cfg), solver_name="electroneutral",
-                                      estimate_error=False)
-        from continuum import adapt
+        if self.started:
+            return scenario.solver("electroneutral")(self.problem(cfg))
+        ds, problem = _solve_once(cfg, scenario.solver("electroneutral"), "electroneutral")
+        self.nodes, self.started = problem.mesh.nodes_nm, True
+        return ds
 
-        res = adapt.solve_adaptive(scenario.npp_problem(cfg, solver_name="electroneutral"),
-                                   scenario.solver("electroneutral"), float(cfg.npp.tol),
-                                   check=False)
-        self.nodes = res.problem.mesh.nodes_nm
-        return res.ds
+
+def _solve_once(cfg, solve, solver_name):
+    """One solve of `cfg` with `solve` on the mesh a fit then keeps: with ``[npp] mesh =
+    "adaptive"`` adapted from a pilot (unchecked; the fit checks its model error at the
+    optimum), else the input's mesh. Returns (dataset, the problem it solved)."""
+    from continuum import adapt
+
+    problem = scenario.npp_problem(cfg, solver_name=solver_name)
+    if cfg.npp.mesh != "adaptive":
+        return solve(problem), problem
+    res = adapt.solve_adaptive(problem, solve, float(cfg.npp.tol), check=False)
+    return res.ds, res.problem
+
+
+def _on_nodes(problem, nodes):
+    """`problem` on explicit mesh nodes (None: its own mesh)."""
+    if nodes is None:
+        return problem
+    return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh, nodes_nm=nodes))
 
 
 # name -> factory of a forward model ``forward(cfg) -> xr.Dataset``; a factory call gives a fresh
