@@ -98,14 +98,24 @@ def shown_times(cmp, cfg=None):
     return [float(x) for x in keep]
 
 
-def report_markdown(cmp, cfg, timings, figures):
-    """Short Markdown report: set-up, D scales, metrics table at the shown times, figures."""
+def _npp_depth_text(a) -> str:
+    """"the same depth", or the NPP box depths when the moving-back KMC needed a deeper one."""
+    depths = np.atleast_1d(np.asarray(a.get("npp_depth_nm", a["kmc_thickness_nm"]), float))
+    if np.allclose(depths, a["kmc_thickness_nm"]):
+        return "the same depth"
+    return ("a deeper box (" + " / ".join(f"{d:.1f}" for d in depths) + " nm: the moving KMC "
+            "back stands for a semi-infinite sample)")
+
+
+def report_markdown(cmp, cfg, timings, figures, notes=()):
+    """Short Markdown report: set-up, D scales, metrics table at the shown times, figures;
+    ``notes`` (status lines of the NPP runs) go first, under "Warnings"."""
     a = cmp.attrs
     lines = [f"# KMC vs NPP: {cfg.path.name if cfg.path else cfg.material.name}", "",
              f"* KMC: {a['kmc_replicas']} replica(s), depth {a['kmc_thickness_nm']:.2f} nm, "
              f"max applied q E a / kT = {a['qEa_over_kT']:.3g}",
-             f"* NPP solver `{a['npp_solver']}` on the same depth; D_bulk (native, x = 1) from "
-             f"`{a['D_bulk_source']}`:",
+             f"* NPP solver `{a['npp_solver']}` on {_npp_depth_text(a)}; D_bulk (native, x = 1) "
+             f"from `{a['D_bulk_source']}`:",
              f"  * ohmic KMC current: {a['D_bulk_current_cm2_s']:.3g} "
              f"+- {a['D_bulk_current_sem_cm2_s']:.2g} cm^2/s",
              f"  * equilibrium KMC (x = 1): {a['D_bulk_equilibrium_cm2_s']:.3g} "
@@ -138,4 +148,6 @@ def report_markdown(cmp, cfg, timings, figures):
                                 for s in names)
             lines.append(f"| {t:.3g} | {m} | {fs} | {ps} | {invs} | {l2s} | {l2z} |")
     lines += [""] + [f"![{k}]({Path(v).name})" for k, v in figures.items()] + [""]
+    if notes:
+        lines[2:2] = ["## Warnings", ""] + [f"* {n}" for n in notes] + [""]
     return "\n".join(lines)

@@ -9,7 +9,8 @@ Pipeline (docs/comparison.md):
    native current through the back of the CAIT run itself (``"current"``) or from the
    equilibrium run at x = 1 (``"equilibrium"``).  NPP needs it because the KMC's time scale is
    set by its rates, not by the input's ``D_cm2_s``.
-3. NPP on the KMC's domain (thickness ``nx a``) with D(n) from each source of
+3. NPP on the KMC's domain (thickness ``nx a``; deeper for a KMC with a moving back, which
+   stands for a semi-infinite sample: :func:`solve_semi_infinite`) with D(n) from each source of
    :data:`NPP_D_SOURCES`: ``"sed"`` (paper eqn 2 scaled to the KMC bulk D, foreign D constant at
    the KMC's pure-foreign value) and ``"kmc-table"`` (the equilibrium table, as ``TableD``).
 4. :class:`ProfileComparison`: metrics per time (:mod:`compare.workflows.profile_metrics`):
@@ -309,6 +310,7 @@ class ProfileComparison:
         self.vals_sem = np.full((len(METRIC_NAMES), n_t), np.nan)
         self.l2 = np.full((len(self.sources), n_s, n_t), np.nan)
         self.l2_sem = np.full_like(self.l2, np.nan)
+        self.beyond = set()  # NPP models whose front lies beyond the KMC depth at some time
 
     def _active_foreign(self, t):
         """The beam species of the phase at `t` (or of the last phase with a beam before it)."""
@@ -328,6 +330,10 @@ class ProfileComparison:
         for m in range(len(self.models)):
             mt = profile_metrics(depth, edges, prof[m, i_nat, k], prof[m, i_f, k],
                                  level if m == 0 else None)
+            if m > 0 and mt["front_position"] >= depth[-1]:
+                # the NPP box runs deeper than the KMC's: its front is not on this depth grid
+                mt = dict(mt, front_position=math.nan, plateau=math.nan)
+                self.beyond.add(self.models[m])
             for q, name in enumerate(METRIC_NAMES):
                 self.vals[q, m, k] = mt[name]
         if self.rep_v.shape[0] > 1:
@@ -385,6 +391,9 @@ class ProfileComparison:
             "kmc_replicas": int(self.rep_v.shape[0]),
             "kmc_thickness_nm": float(self.edges[-1]),
             "npp_solver": self.cfg.npp.solver,
+            "npp_depth_nm": np.asarray([float(ds.attrs.get("npp_depth_nm", self.edges[-1]))
+                                        for ds in self.npp_results.values()]),
+            "npp_front_beyond_kmc_depth": ", ".join(sorted(m[4:] for m in self.beyond)),
         }
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
@@ -392,6 +401,68 @@ class ProfileComparison:
 def compare_profiles(cfg, kmc, npp_results, d_bulk) -> xr.Dataset:
     """The ``compare.nc`` dataset of :class:`ProfileComparison` (same parameters)."""
     return ProfileComparison(cfg, kmc, npp_results, d_bulk).run().dataset
+
+
+# =============================================================================== NPP depth, status
+BACK_FOREIGN = 1e-3   # a semi-infinite NPP box is deep enough when the foreign fraction at its
+                      # back stays below this at every output time
+DEEPEN_MAX = 3        # at most this many doublings of the KMC depth
+
+
+def foreign_at_back(ds, names) -> float:
+    """Largest foreign fraction (of n_bulk) in the deepest 5 % of an NPP box, over all times."""
+    z = ds.depth.values
+    deep = z >= 0.95 * z[-1]
+    return float(max(ds.concentration.sel(species=s).values[:, deep].max() for s in names))
+
+
+def solve_semi_infinite(cfg, problem, depth_nm):
+    """NPP for a KMC with a moving back (a semi-infinite sample): the box starts at the KMC
+    depth and doubles until no foreign ion reaches its back (:data:`BACK_FOREIGN`).
+
+    On the KMC's own depth the back="bulk" boundary drains the foreign ions once their front
+    gets there (the NPP front runs deeper than the KMC's when its plateau is higher); the KMC
+    back follows the front instead. ``problem(depth_nm)`` builds the NPP problem. The dataset
+    gets ``npp_depth_nm``; a box still reached after :data:`DEEPEN_MAX` doublings is
+    "inaccurate".
+    """
+    foreign = [s.name for s in cfg.species if s.role == "foreign"]
+    depth = float(depth_nm)
+    for k in range(DEEPEN_MAX + 1):
+        ds = scenario.solve_npp(cfg, problem(depth))
+        reached = foreign_at_back(ds, foreign)
+        if reached < BACK_FOREIGN:
+            break
+        if k < DEEPEN_MAX:
+            depth *= 2.0
+    ds.attrs["npp_depth_nm"] = depth
+    if reached >= BACK_FOREIGN:
+        ds.attrs["status"] = "inaccurate"
+        msg = (f"foreign ions reach the back of the NPP box ({reached:.2g} of n_bulk at "
+               f"{depth:g} nm) after {DEEPEN_MAX} doublings of the KMC depth")
+        ds.attrs["message"] = "; ".join(m for m in (ds.attrs.get("message", ""), msg) if m)
+    return ds
+
+
+def npp_status(npp_results, cmp):
+    """``(status, notes)`` of ``compare.nc`` from its NPP runs: "ok", or the first non-"ok"
+    NPP status; one note line per NPP run's status message, validity note and front beyond
+    the KMC depth (then that model's front and plateau are NaN in ``cmp``)."""
+    status, lines = "ok", []
+    for src, ds in npp_results.items():
+        st = ds.attrs.get("status", "ok")
+        if st != "ok":
+            status = st if status == "ok" else status
+            lines.append(f"npp-{src}: {st}: {ds.attrs.get('message', '')}")
+        note = ds.attrs.get("validity_note", "")
+        if note:
+            lines.append(f"npp-{src}: outside validity: {note}")
+    beyond = cmp.attrs.get("npp_front_beyond_kmc_depth", "")
+    if beyond:
+        status = "inaccurate" if status == "ok" else status
+        lines.append(f"npp-{beyond}: the front lies beyond the KMC depth at some output times "
+                     f"(front and plateau NaN there)")
+    return status, lines
 
 
 # =============================================================================== driver
@@ -472,17 +543,27 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
             raise ConfigError(f"the KMC bulk D from `{d_bulk}` is not positive ({D_b:g} cm^2/s): "
                               f"the run moved no native charge; lengthen it or use the other source")
         thickness = float(kmc.attrs["a_nm"]) * int(kmc.attrs["nx"])
+        semi_infinite = int(kmc.attrs.get("buffer_layers", 0)) > 0
         npp_results = {}
         for src in sources:
             t0 = time.monotonic()
-            problem = scenario.npp_problem(cfg, d_models=npp_dmodels(cfg, src, D_b, eq),
-                                           thickness_nm=thickness,
-                                           output_times_s=tuple(float(t) for t in kmc.time.values),
-                                           field_scale=npp_field_scale(cfg, D_b))
-            npp_results[src] = scenario.solve_npp(cfg, problem)
+
+            def problem(depth_nm, src=src):
+                return scenario.npp_problem(cfg, d_models=npp_dmodels(cfg, src, D_b, eq),
+                                            thickness_nm=depth_nm,
+                                            output_times_s=tuple(float(t) for t in kmc.time.values),
+                                            field_scale=npp_field_scale(cfg, D_b))
+
+            npp_results[src] = (solve_semi_infinite(cfg, problem, thickness) if semi_infinite
+                                else scenario.solve_npp(cfg, problem(thickness)))
             timings[f"npp {src}"] = time.monotonic() - t0
         cmp = compare_profiles(cfg, kmc, npp_results, scales)
         cmp.attrs["npp_field_scale"] = npp_field_scale(cfg, D_b)
+        status, notes = npp_status(npp_results, cmp)
+        message = "; ".join(notes)
+        if not quiet:
+            for line in notes:
+                print(f"cait compare: warning: {line}", file=sys.stderr, flush=True)
         if cfg.beam[0].drive == "galvanostatic":
             e_bulk = bulk_field_kmc(kmc, cfg)
             cmp.attrs["kmc_bulk_field_V_per_m"] = float(np.mean(e_bulk))
@@ -492,8 +573,8 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
         figures = {"profiles": save_figure(profile_figure(cmp, shown_times(cmp, cfg), cfg),
                                            out / "compare_profiles.png"),
                    "metrics": save_figure(metrics_figure(cmp, cfg), out / "compare_metrics.png")}
-        path = write_dataset(cmp, out / "compare.nc", cfg=cfg)
-        (out / "compare.md").write_text(report_markdown(cmp, cfg, timings, figures))
+        path = write_dataset(cmp, out / "compare.nc", cfg=cfg, status=status, message=message)
+        (out / "compare.md").write_text(report_markdown(cmp, cfg, timings, figures, notes))
         if not quiet:
             print(f"cait compare: -> {path}, {out / 'compare.md'}")
         return {"dataset": path, "report": out / "compare.md", **figures, "timings": timings,

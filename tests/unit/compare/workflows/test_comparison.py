@@ -177,3 +177,67 @@ def test_shown_times_thin_and_follow_plot_times():
     cfg = SimpleNamespace(output=SimpleNamespace(plot_times_s=(2.0, 4.1, 8.0)))
     assert rc.shown_times(cmp, cfg) == [2.0, 4.0, 8.0]
     assert rc.shown_times(xr.Dataset(coords={"time": np.arange(4.0)})) == [1.0, 2.0, 3.0]
+
+
+# ------------------------------------------------------------ NPP box for a moving-back KMC
+def _nodes(depth_nm):
+    """The same nodes on every box: 0.05 nm at the surface growing to 1 nm by 10 nm, 1 nm cells to
+    200 nm, then cells growing by 10 % to the back."""
+    head = np.cumsum(0.05 * 1.1 ** np.arange(32))
+    nodes = [0.0, *head[head < 10.0]]
+    while nodes[-1] < min(200.0, depth_nm) - 1e-9:
+        nodes.append(min(nodes[-1] + 1.0, depth_nm))
+    h = 1.0
+    while nodes[-1] < depth_nm - 1e-9:
+        h *= 1.1
+        nodes.append(min(nodes[-1] + h, depth_nm))
+    if depth_nm - nodes[-2] < 0.3 * h:
+        del nodes[-2]
+    return tuple(nodes)
+
+
+def test_semi_infinite_npp_box_deepens_until_the_front_is_inside():
+    """On 60 nm (the front passes 100 nm) the back drains the K; the deepened box agrees with a
+    run on a fixed 4x deeper box on the first 60 nm (same cells there), and the short box alone
+    does not."""
+    import dataclasses
+    from pathlib import Path
+
+    from compare import scenario
+    from compare.io.config import load_config
+    from continuum.problem import MeshSpec
+
+    cfg = load_config(Path(__file__).resolve().parents[4] / "inputs" / "li3b7o12_k_cait.toml")
+    times = (2000.0, 8000.0, 15030.0)
+
+    def problem(depth_nm):
+        p = scenario.npp_problem(cfg, thickness_nm=depth_nm, output_times_s=times)
+        return dataclasses.replace(p, mesh=MeshSpec(nodes_nm=_nodes(depth_nm)))
+
+    ds = cm.solve_semi_infinite(cfg, problem, 60.0)
+    assert ds.attrs["npp_depth_nm"] in (120.0, 240.0)
+    assert cm.foreign_at_back(ds, ["K"]) < cm.BACK_FOREIGN
+    ref = scenario.solve_npp(cfg, problem(4 * ds.attrs["npp_depth_nm"]))
+    short = scenario.solve_npp(cfg, problem(60.0))
+    z = np.linspace(0.5, 59.5, 120)
+
+    def on_z(d, t):
+        return np.interp(z, d.depth.values, d.concentration.sel(species="K", time=t).values)
+
+    err = max(np.abs(on_z(ds, t) - on_z(ref, t)).max() for t in times)
+    err_short = max(np.abs(on_z(short, t) - on_z(ref, t)).max() for t in times)
+    assert err < 1e-3 and err_short > 0.5, (err, err_short)
+
+
+def test_npp_status_carries_npp_problems_into_compare():
+    mk = lambda **a: xr.Dataset(attrs=a)  # noqa: E731
+    ok = mk(status="ok", message="", validity_note="")
+    assert cm.npp_status({"sed": ok}, mk()) == ("ok", [])
+    bad = mk(status="inaccurate", message="estimate 0.1 > tol", validity_note="")
+    note = mk(status="ok", message="", validity_note="site occupancy reaches 1.9")
+    st, lines = cm.npp_status({"sed": bad, "kmc-table": note}, mk())
+    assert st == "inaccurate" and lines == ["npp-sed: inaccurate: estimate 0.1 > tol",
+                                            "npp-kmc-table: outside validity: site occupancy "
+                                            "reaches 1.9"]
+    st, lines = cm.npp_status({"sed": ok}, mk(npp_front_beyond_kmc_depth="sed"))
+    assert st == "inaccurate" and "beyond the KMC depth" in lines[0]
