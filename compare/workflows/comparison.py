@@ -303,6 +303,19 @@ class ProfileComparison:
                 for k in range(n_t):
                     c = ds.concentration.sel(species=s).isel(time=k).values
                     self.profiles[m, i, k] = layer_average(ds.depth.values, c, self.edges)
+        # NPP metrics on the NPP box's own layers (the KMC layers continued to its depth: a
+        # semi-infinite NPP front may run beyond the KMC lattice)
+        a = float(np.diff(self.edges)[-1])
+        self.npp_layers = {}
+        for m, src in enumerate(self.sources, start=1):
+            ds = self.npp_results[src]
+            n_more = max(int(np.floor((float(ds.depth.values[-1]) - self.edges[-1]) / a + 1e-9)), 0)
+            edges = np.concatenate((self.edges, self.edges[-1] + a * np.arange(1, n_more + 1)))
+            depth = np.concatenate((self.depth, self.depth[-1] + a * np.arange(1, n_more + 1)))
+            prof = np.array([[layer_average(ds.depth.values,
+                                            ds.concentration.sel(species=s).isel(time=k).values,
+                                            edges) for k in range(n_t)] for s in self.names])
+            self.npp_layers[m] = (depth, edges, prof)
         self.sem_v = sem.transpose("species", "time", "depth").values
         self.rep_v = rep.transpose("replica", "species", "time", "depth").values
         self.i_nat = self.names.index(cfg.native.name)
@@ -310,7 +323,7 @@ class ProfileComparison:
         self.vals_sem = np.full((len(METRIC_NAMES), n_t), np.nan)
         self.l2 = np.full((len(self.sources), n_s, n_t), np.nan)
         self.l2_sem = np.full_like(self.l2, np.nan)
-        self.beyond = set()  # NPP models whose front lies beyond the KMC depth at some time
+        self.beyond = set()  # NPP models whose front lies beyond the KMC lattice at some time
 
     def _active_foreign(self, t):
         """The beam species of the phase at `t` (or of the last phase with a beam before it)."""
@@ -328,12 +341,13 @@ class ProfileComparison:
         # every model's front is read at the KMC's level, except the NPP models' own
         level = FRONT_LEVEL * front_reference(depth, prof[0, i_f, k])
         for m in range(len(self.models)):
-            mt = profile_metrics(depth, edges, prof[m, i_nat, k], prof[m, i_f, k],
-                                 level if m == 0 else None)
-            if m > 0 and mt["front_position"] >= depth[-1]:
-                # the NPP box runs deeper than the KMC's: its front is not on this depth grid
-                mt = dict(mt, front_position=math.nan, plateau=math.nan)
-                self.beyond.add(self.models[m])
+            if m == 0:
+                mt = profile_metrics(depth, edges, prof[0, i_nat, k], prof[0, i_f, k], level)
+            else:
+                d_m, e_m, p_m = self.npp_layers[m]
+                mt = profile_metrics(d_m, e_m, p_m[i_nat, k], p_m[i_f, k])
+                if mt["front_position"] > depth[-1]:
+                    self.beyond.add(self.models[m])
             for q, name in enumerate(METRIC_NAMES):
                 self.vals[q, m, k] = mt[name]
         if self.rep_v.shape[0] > 1:
@@ -446,8 +460,9 @@ def solve_semi_infinite(cfg, problem, depth_nm):
 
 def npp_status(npp_results, cmp):
     """``(status, notes)`` of ``compare.nc`` from its NPP runs: "ok", or the first non-"ok"
-    NPP status; one note line per NPP run's status message, validity note and front beyond
-    the KMC depth (then that model's front and plateau are NaN in ``cmp``)."""
+    NPP status; one note line per NPP run's status message and validity note, and one for an
+    NPP front beyond the KMC lattice (its metrics come from the deeper NPP box; the profiles in
+    ``compare.nc`` stop at the KMC depth)."""
     status, lines = "ok", []
     for src, ds in npp_results.items():
         st = ds.attrs.get("status", "ok")
@@ -459,9 +474,8 @@ def npp_status(npp_results, cmp):
             lines.append(f"npp-{src}: outside validity: {note}")
     beyond = cmp.attrs.get("npp_front_beyond_kmc_depth", "")
     if beyond:
-        status = "inaccurate" if status == "ok" else status
-        lines.append(f"npp-{beyond}: the front lies beyond the KMC depth at some output times "
-                     f"(front and plateau NaN there)")
+        lines.append(f"npp-{beyond}: the front runs beyond the KMC lattice at some output times "
+                     f"(metrics from the deeper NPP box; profiles shown to the KMC depth)")
     return status, lines
 
 

@@ -240,4 +240,4 @@ def test_npp_status_carries_npp_problems_into_compare():
                                             "npp-kmc-table: outside validity: site occupancy "
                                             "reaches 1.9"]
     st, lines = cm.npp_status({"sed": ok}, mk(npp_front_beyond_kmc_depth="sed"))
-    assert st == "inaccurate" and "beyond the KMC depth" in lines[0]
+    assert st == "ok" and "beyond the KMC lattice" in lines[0]
