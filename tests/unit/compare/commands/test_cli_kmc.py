@@ -266,7 +266,7 @@ def test_run_prints_a_measured_cost_estimate(tiny, tmp_path, capsys):
     from compare.io.config import load_config
 
     est = run_kmc.estimate_cost(scenario.kmc_params(load_config(tiny)), 5, 2, n_workers=1,
-                                probe_events=2000)
+                                probe_events=2000, warmup_events=1000)
     assert est["events_per_replica"] > 0 and est["events_per_s"] > 0
     assert est["seconds"] == pytest.approx(2 * est["events_per_replica"] / est["events_per_s"])
     assert main(["kmc", "run", str(tiny), "-o", str(tmp_path / "o")]) == 0
