@@ -297,14 +297,8 @@ class ProfileComparison:
         n_m, n_s, n_t = len(self.models), len(self.names), self.times.size
         self.profiles = np.full((n_m, n_s, n_t, self.depth.size), np.nan)
         self.profiles[0] = mean.transpose("species", "time", "depth").values
-        for m, src in enumerate(self.sources, start=1):
-            ds = self.npp_results[src]
-            for i, s in enumerate(self.names):
-                for k in range(n_t):
-                    c = ds.concentration.sel(species=s).isel(time=k).values
-                    self.profiles[m, i, k] = layer_average(ds.depth.values, c, self.edges)
-        # NPP metrics on the NPP box's own layers (the KMC layers continued to its depth: a
-        # semi-infinite NPP front may run beyond the KMC lattice)
+        # NPP profiles on the KMC layers continued to the NPP box's depth: a semi-infinite NPP
+        # front may run beyond the KMC lattice; its metrics use the whole box
         a = float(np.diff(self.edges)[-1])
         self.npp_layers = {}
         for m, src in enumerate(self.sources, start=1):
@@ -316,6 +310,7 @@ class ProfileComparison:
                                             ds.concentration.sel(species=s).isel(time=k).values,
                                             edges) for k in range(n_t)] for s in self.names])
             self.npp_layers[m] = (depth, edges, prof)
+            self.profiles[m] = prof[..., :self.depth.size]
         self.sem_v = sem.transpose("species", "time", "depth").values
         self.rep_v = rep.transpose("replica", "species", "time", "depth").values
         self.i_nat = self.names.index(cfg.native.name)
