@@ -12,9 +12,8 @@ Discretisation (details and derivations in docs/npp.md):
 * variable-step BDF2 in time (BDF1 for the first two steps of every beam phase) with a
   predictor-corrector estimate of the local error, steps hit phase ends and output times;
 * Newton on the coupled (n_1..n_k, psi) system with an analytic Jacobian; unknowns interleaved
-  per node so the Jacobian is banded, solved with LAPACK dgbsv (what
-  `scipy.linalg.solve_banded` calls, minus its wrapper overhead); residual and
-  Jacobian are assembled by one numba kernel.
+  per node so the Jacobian is block tridiagonal (m = k + 1 unknowns per node), solved by block
+  elimination (`continuum.blocktri`); residual and Jacobian are assembled by one numba kernel.
 
 Internal units: length in nm, time in s, concentrations as fractions of n_bulk, potential
 ``psi = e phi / kT``, D in nm^2/s.
@@ -24,11 +23,11 @@ import numpy as np
 import scipy.constants as sc
 import xarray as xr
 from numba import njit
-from scipy.linalg.lapack import dgbsv
 from tqdm.auto import tqdm
 
+from continuum.blocktri import BlockTridiagonal
 from continuum.errors import ProblemError, SolverError, SolverInterrupted
-from continuum.scharfetter_gummel import bernoulli_and_derivative as _bernoulli
+from continuum.scharfetter_gummel import bernoulli_pair as _bernoulli_pair
 from continuum.problem import BACKS, DRIVES, FLUX_CONVENTIONS, check_problem, mesh_nodes_nm
 
 _NM = 1e-9
@@ -53,7 +52,9 @@ def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_va
     m = k + 1
     u = 2 * m
     res[:] = 0.0
-    ab[:, :] = 0.0
+    for col in range(ab.shape[1]):    # column by column: ab is Fortran-ordered (8x faster than
+        for row in range(ab.shape[0]):  # the slice assignment, measured)
+            ab[row, col] = 0.0
     # storage term
     for j in range(n):
         for i in range(k):
@@ -75,8 +76,7 @@ def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_va
     for j in range(n - 1):
         for i in range(k):
             delta = z[i] * (psi[j + 1] - psi[j]) + lnv[j + 1] - lnv[j]
-            bp, dbp = _bernoulli(delta)
-            bm, dbm = _bernoulli(-delta)
+            bp, dbp, bm, dbm = _bernoulli_pair(delta)
             df = 0.5 * (D[i, j] + D[i, j + 1])
             g = (bp * c[i, j] - bm * c[i, j + 1]) / dx[j]
             J = df * g
@@ -131,13 +131,15 @@ def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_va
                 ab[u, r] = 1.0
                 res[r] = c[i, j] - val
     # Poisson rows. P_j = (psi_{j+1}-psi_j)/dx_j - (psi_j-psi_{j-1})/dx_{j-1} + kappa vol_j rho_j
-    # galvanostatic/off: row psi_j <- P_{j+1} (j < n-1, P_{n-1} with Neumann), row psi_{n-1} <- psi
-    # potentiostatic:    row psi_0 <- psi_0 - psi_front, row psi_j <- P_j, row psi_{n-1} <- psi
-    shift = 1 if poisson_mode != 1 else 0
+    # every mode:      row psi_j <- P_j (1 <= j < n-1)
+    # galvanostatic/off: row psi_{n-1} <- P_{n-1} with the Neumann field at the back, row
+    #                  psi_0 <- 0 (the potential's gauge: the Newton update leaves psi_0, the
+    #                  caller then shifts psi to 0 at the back); the system is block tridiagonal
+    # potentiostatic:  row psi_0 <- psi_0 - psi_front, row psi_{n-1} <- psi_{n-1}
     for jn in range(1, n):
         if poisson_mode == 1 and jn == n - 1:
             break
-        r = (jn - shift) * m + k
+        r = jn * m + k
         rho = -1.0
         for i in range(k):
             rho += z[i] * c[i, jn]
@@ -158,12 +160,14 @@ def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_va
             ci = jn * m + i
             ab[u + r - ci, ci] += kappa * vol[jn] * z[i]
         res[r] = val
-    r = (n - 1) * m + k
-    res[r] = psi[n - 1]
-    ab[u, r] = 1.0
     if poisson_mode == 1:
+        r = (n - 1) * m + k
+        res[r] = psi[n - 1]
+        ab[u, r] = 1.0
         res[k] = psi[0] - psi_front
-        ab[u, k] = 1.0
+    else:
+        res[k] = 0.0
+    ab[u, k] = 1.0
 
 
 @njit(cache=True)
@@ -185,8 +189,7 @@ def _interval_flux(c4, psi4, D4, z, dx2, lattice, s_lat, out):
             lnv_b = -np.log(1.0 - s_lat * tb)
         for i in range(k):
             delta = z[i] * (psi4[b] - psi4[a]) + lnv_b - lnv_a
-            bp = _bernoulli(delta)[0]
-            bm = _bernoulli(-delta)[0]
+            bp, _, bm, _ = _bernoulli_pair(delta)
             out[i, side] = 0.5 * (D4[i, a] + D4[i, b]) * (bp * c4[i, a] - bm * c4[i, b]) / dx2[side]
 
 
@@ -288,11 +291,12 @@ class _Integrator:
         k, n = len(s.species), len(s.nodes)
         self.k, self.n, self.m = k, n, k + 1
         self.res = np.zeros(self.m * n)
-        # LAPACK band storage with kl = ku = 2m: rows 0..kl-1 are dgbsv's pivoting workspace,
-        # the kernel fills rows kl.. (the scipy solve_banded layout); Fortran order avoids a copy
+        self.delta = np.zeros(self.m * n)
+        # banded storage (the scipy solve_banded layout) with l = u = 2m; the Jacobian is block
+        # tridiagonal (node blocks of m unknowns), solved by continuum.blocktri
         self.band = 2 * self.m
-        self.ab_full = np.zeros((6 * self.m + 1, self.m * n), order="F")
-        self.ab = self.ab_full[self.band:]
+        self.ab = np.zeros((4 * self.m + 1, self.m * n), order="F")
+        self.linear = BlockTridiagonal(self.m, n)
         self.flux = np.zeros((k, n - 1))
         self.end_flux = np.zeros((k, 2))
         self.n_steps = self.n_newton = self.n_rejected = 0
@@ -323,13 +327,14 @@ class _Integrator:
                       self.flux)
             if not np.all(np.isfinite(self.res)):
                 return None
-            # same as scipy.linalg.solve_banded((2m, 2m), ab, -res) without its wrapper overhead
-            _, _, delta, info = dgbsv(self.band, self.band, self.ab_full, -self.res,
-                                      overwrite_ab=1, overwrite_b=1)
-            if info != 0:
+            np.negative(self.res, out=self.delta)
+            delta = self.linear.solve(self.ab, self.band, self.delta)
+            if delta is None:
                 return None
             dc = delta.reshape(-1, m)[:, :k].T
             dpsi = delta.reshape(-1, m)[:, k]
+            if ph["poisson_mode"] != 1:
+                dpsi = dpsi - dpsi[-1]    # the gauge of the result: psi = 0 at the back
             lam = 1.0
             if lattice:  # keep theta_total < 1 where the chemical potential is defined
                 th_new = s.s_lat * (c + dc).sum(axis=0)

@@ -17,6 +17,17 @@ def bernoulli_and_derivative(t):
     return b, b * (1.0 - b) / t - b
 
 
+@njit(cache=True)
+def bernoulli_pair(t):
+    """``(B(t), B'(t), B(-t), B'(-t))`` from one exponential: ``B(-t) = B(t) + t`` and
+    ``B'(-t) = -1 - B'(t)``, evaluated from the side where the addition cannot cancel
+    (``B(|t|)`` is the small one)."""
+    b, db = bernoulli_and_derivative(abs(t))
+    if t >= 0.0:
+        return b, db, b + t, -1.0 - db
+    return b - t, -1.0 - db, b, db
+
+
 @vectorize(["float64(float64)"], cache=True)
 def bernoulli(t):
     """B(t), element-wise over arrays (ufunc)."""

@@ -40,3 +40,15 @@ def test_ufuncs_equal_the_scalar_kernel():
     pairs = np.array([_bernoulli(v) for v in t])
     np.testing.assert_array_equal(bernoulli(t), pairs[:, 0])
     np.testing.assert_array_equal(bernoulli_derivative(t), pairs[:, 1])
+
+
+def test_pair_equals_two_evaluations():
+    """bernoulli_pair (one exponential, used by the full solver's kernel) against the two
+    direct evaluations: relative 1e-13, also far out where one of the two is tiny."""
+    from continuum.scharfetter_gummel import bernoulli_pair
+
+    for t in [-700.0, -40.0, -3.0, -1.001e-3, -1e-4, 0.0, 1e-9, 5e-4, 2e-3, 0.7, 40.0, 700.0]:
+        got = bernoulli_pair(t)
+        want = (*_bernoulli(t), *_bernoulli(-t))
+        for g, w in zip(got, want):
+            assert abs(g - w) <= 1e-13 * max(abs(w), 1e-300) + 1e-300, (t, got, want)
