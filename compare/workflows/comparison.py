@@ -478,8 +478,31 @@ def npp_status(npp_results, cmp):
 DEFAULT_XS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
+# sections of the input that the KMC runs do not read: a reused KMC dataset may come from an
+# input that differs only there (e.g. another [npp] flux convention or tolerance)
+NOT_READ_BY_KMC = ("npp", "fit")
+
+
+def _same_for_kmc(old_text, cfg):
+    """True when the input text `old_text` and `cfg` differ at most in ``NOT_READ_BY_KMC``."""
+    import dataclasses
+
+    from compare.errors import ConfigError
+    from compare.io.config import parse_text
+
+    base = cfg.path.parent if cfg.path is not None else None
+    try:
+        old = parse_text(old_text, base_dir=base)
+    except ConfigError:
+        return False
+    keep = {name: getattr(cfg, name) for name in NOT_READ_BY_KMC}
+    return (dataclasses.replace(old, text="", path=None, **keep)
+            == dataclasses.replace(cfg, text="", path=None))
+
+
 def _reusable(path, cfg, reuse):
-    """True when ``path`` exists and ``reuse`` is set; a dataset of another input is an error."""
+    """True when ``path`` exists and ``reuse`` is set; a dataset of an input that differs in what
+    the KMC reads is an error."""
     from compare.io.datasets import open_dataset
     import hashlib
 
@@ -487,9 +510,11 @@ def _reusable(path, cfg, reuse):
         return False
     ds = open_dataset(path)
     want = hashlib.sha256(cfg.text.encode()).hexdigest()
-    if ds.attrs.get("input_sha256", want) != want:
-        raise InputFileError(f"--reuse: {str(path)!r} was made from another input (hash "
-                             f"differs); delete it or run without --reuse")
+    if ds.attrs.get("input_sha256", want) != want and not _same_for_kmc(
+            str(ds.attrs.get("input_text", "")), cfg):
+        raise InputFileError(f"--reuse: {str(path)!r} was made from another input (it differs "
+                             f"outside [{'], ['.join(NOT_READ_BY_KMC)}]); delete it or run "
+                             f"without --reuse")
     return True
 
 

@@ -241,3 +241,27 @@ def test_npp_status_carries_npp_problems_into_compare():
                                             "reaches 1.9"]
     st, lines = cm.npp_status({"sed": ok}, mk(npp_front_beyond_kmc_depth="sed"))
     assert st == "ok" and "beyond the KMC lattice" in lines[0]
+
+
+def test_reuse_accepts_an_input_that_differs_only_where_the_kmc_does_not_read(tmp_path):
+    """--reuse: a kmc.nc of the same input except [npp] / [fit] is reused (so the NPP side can be
+    rerun, e.g. with another flux convention); any change the KMC reads is refused."""
+    import hashlib
+    from pathlib import Path
+
+    from compare.io.config import parse_text
+
+    text = Path("inputs/li3b7o12_kmc_k_cait.toml").read_text()
+    path = tmp_path / "kmc.nc"
+    xr.Dataset(attrs={"input_text": text,
+                      "input_sha256": hashlib.sha256(text.encode()).hexdigest()}).to_netcdf(path)
+    base = Path("inputs").resolve()
+    assert cm._reusable(path, parse_text(text, base_dir=base), True)
+    assert not cm._reusable(path, parse_text(text, base_dir=base), False)
+    assert "[npp]" not in text
+    npp_only = text + '\n[npp]\nflux = "lattice-gas"\ntol = 0.02\n'
+    assert cm._reusable(path, parse_text(npp_only, base_dir=base), True)
+    seed_changed = text.replace("seed = ", "seed = 1", 1)
+    assert seed_changed != text
+    with pytest.raises(InputFileError, match="differs outside"):
+        cm._reusable(path, parse_text(seed_changed, base_dir=base), True)
