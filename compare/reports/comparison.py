@@ -119,7 +119,8 @@ def report_markdown(cmp, cfg, timings, figures, notes=()):
              f"  * ohmic KMC current: {a['D_bulk_current_cm2_s']:.3g} "
              f"+- {a['D_bulk_current_sem_cm2_s']:.2g} cm^2/s",
              f"  * equilibrium KMC (x = 1): {a['D_bulk_equilibrium_cm2_s']:.3g} "
-             f"+- {a['D_bulk_equilibrium_sem_cm2_s']:.2g} cm^2/s",
+             f"+- {a['D_bulk_equilibrium_sem_cm2_s']:.2g} cm^2/s "
+             f"({a.get('D_bulk_equilibrium_source', 'kmc_equilibrium.nc, x = 1')})",
              f"* NPP galvanostatic back fields x {a.get('npp_field_scale', 1.0):.3g} (same "
              f"current as the KMC beam); KMC bulk field "
              f"{a.get('kmc_bulk_field_V_per_m', math.nan):.3g} "

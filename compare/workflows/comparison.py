@@ -148,8 +148,30 @@ def d_bulk_from_current(kmc, cfg):
     return float(np.mean(D)), sem
 
 
-def d_bulk_from_equilibrium(eq, cfg):
-    """Native D_eff [cm^2/s] at x = 1 from ``kmc_equilibrium.nc`` (value, SEM)."""
+def kmc_long_block_d(kmc):
+    """``(D_native_bulk, sem, D_foreign, sem, source)`` [cm^2/s] that `cait kmc run` measured
+    for the run's mobility ratio (long equilibrium blocks, compare.workflows.plateau), or None
+    when the dataset does not carry them.
+
+    The short blocks of ``kmc_equilibrium.nc`` inflate the native D by the rattling: 1.6x at
+    250 meV, 6.4x at 350 meV (docs/plateau.md); the NPP runs must use the same D as the run's
+    ``D_ratio_native_over_foreign``."""
+    try:
+        vals = [float(kmc.attrs[k]) for k in ("D_native_bulk_cm2_s", "D_native_bulk_sem_cm2_s",
+                                               "D_foreign_eff_cm2_s", "D_foreign_eff_sem_cm2_s")]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(np.isfinite(v) and v > 0 for v in (vals[0], vals[2])):
+        return None
+    return (*vals, str(kmc.attrs.get("D_native_bulk_source", "kmc.nc")))
+
+
+def d_bulk_from_equilibrium(eq, cfg, kmc=None):
+    """Native D_eff [cm^2/s] at x = 1 (value, SEM): the long-block value of `kmc`
+    (:func:`kmc_long_block_d`) when it has one, else the x = 1 point of ``kmc_equilibrium.nc``."""
+    long = kmc_long_block_d(kmc) if kmc is not None else None
+    if long is not None:
+        return long[0], long[1]
     native = cfg.native.name
     if 1.0 not in set(np.round(eq.x.values, 12)):
         raise InputFileError("kmc_equilibrium.nc has no composition x = 1: rerun "
@@ -178,13 +200,15 @@ def equilibrium_table(eq, species, role):
     return frac[ok][order], d[ok][order]
 
 
-def npp_dmodels(cfg, source, d_bulk_cm2_s, eq=None):
+def npp_dmodels(cfg, source, d_bulk_cm2_s, eq=None, d_foreign_cm2_s=None):
     """D models (m^2/s) per species for one NPP D source, on the KMC's scale.
 
     ``"sed"``: native eqn 2 with ``D_bulk = d_bulk_cm2_s``; foreign constant at the KMC D_eff of
-    the first foreign species at x = 0 (other foreign species: their input ``D_cm2_s`` scaled by
-    the same KMC/input ratio). ``"kmc-table"``: ``TableD`` of the equilibrium points, native
-    table rescaled so that D(1) = ``d_bulk_cm2_s`` (one time scale for both NPP runs).
+    the first foreign species at x = 0 (`d_foreign_cm2_s` when given: the run's long-block value,
+    else the table's; other foreign species: their input ``D_cm2_s`` scaled by the same
+    KMC/input ratio). ``"kmc-table"``: ``TableD`` of the equilibrium points, native table
+    rescaled so that D(1) = ``d_bulk_cm2_s`` and foreign table so that its pure-foreign point is
+    `d_foreign_cm2_s` (one time scale for both NPP runs).
     """
     from continuum import dmodel as dm
 
@@ -199,6 +223,9 @@ def npp_dmodels(cfg, source, d_bulk_cm2_s, eq=None):
         raise InputFileError(f"kmc_equilibrium.nc has no reliable D_eff of {foreign1.name}: "
                              f"include small x (e.g. 0) in --x")
     D_foreign = float(fD[np.argmax(fx)])  # closest to pure foreign
+    if d_foreign_cm2_s is not None:
+        fD = fD * float(d_foreign_cm2_s) / D_foreign
+        D_foreign = float(d_foreign_cm2_s)
     scale = D_foreign / float(foreign1.D_cm2_s)
     models = {}
     if source == "sed":
@@ -394,6 +421,7 @@ class ProfileComparison:
             "D_bulk_equilibrium_cm2_s": d_bulk["equilibrium"][0],
             "D_bulk_equilibrium_sem_cm2_s": d_bulk["equilibrium"][1],
             "D_bulk_source": d_bulk["used"],
+            "D_bulk_equilibrium_source": d_bulk.get("equilibrium_source", "kmc_equilibrium.nc, x = 1"),
             "front_definition": METRICS["front_position"],
             "plateau_window": np.asarray(PLATEAU_WINDOW),
             "qEa_over_kT": float(self.kmc.attrs.get("qEa_over_kT", math.nan)),
@@ -566,8 +594,12 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
                 print(f"cait compare: note: {MOVING_BACK_NOTE}", file=sys.stderr, flush=True)
             scales = {"current": (math.nan, math.nan), "used": "equilibrium"}
             d_bulk = "equilibrium"
+        long = kmc_long_block_d(kmc)
+        scales["equilibrium_source"] = (f"kmc.nc ({long[4]})" if long is not None else
+                                        "kmc_equilibrium.nc, x = 1")
+        d_foreign = long[2] if long is not None else None
         try:
-            scales["equilibrium"] = d_bulk_from_equilibrium(eq, cfg)
+            scales["equilibrium"] = d_bulk_from_equilibrium(eq, cfg, kmc)
         except InputFileError:
             if d_bulk == "equilibrium":
                 raise
@@ -583,7 +615,8 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
             t0 = time.monotonic()
 
             def problem(depth_nm, src=src):
-                return scenario.npp_problem(cfg, d_models=npp_dmodels(cfg, src, D_b, eq),
+                return scenario.npp_problem(cfg, d_models=npp_dmodels(cfg, src, D_b, eq,
+                                                                      d_foreign),
                                             thickness_nm=depth_nm,
                                             output_times_s=tuple(float(t) for t in kmc.time.values),
                                             field_scale=npp_field_scale(cfg, D_b))

@@ -100,6 +100,32 @@ def test_d_bulk_from_equilibrium_needs_x_one():
         cm.d_bulk_from_equilibrium(eq.isel(x=[0, 1]), cfg)
 
 
+def test_equilibrium_d_bulk_prefers_the_runs_long_block_values():
+    """The NPP runs take the native and foreign D of the run's own measured ratio (kmc.nc, long
+    blocks) over the short-block table; without them, the table's x = 1 point."""
+    from types import SimpleNamespace
+
+    import compare.scenario  # noqa: F401  (npp_dmodels builds SED models from cfg)
+
+    cfg = SimpleNamespace(native=SimpleNamespace(name="Li"))
+    eq = _eq([np.nan, 1e-15, 1e-13], [1e-15, 2e-15, np.nan])
+    kmc = xr.Dataset(attrs={"D_native_bulk_cm2_s": 2e-14, "D_native_bulk_sem_cm2_s": 3e-15,
+                            "D_foreign_eff_cm2_s": 4e-16, "D_foreign_eff_sem_cm2_s": 1e-17,
+                            "D_native_bulk_source": "equilibrium x = 1, long blocks"})
+    assert cm.d_bulk_from_equilibrium(eq, cfg, kmc) == (2e-14, 3e-15)
+    assert cm.kmc_long_block_d(kmc)[2:4] == (4e-16, 1e-17)
+    assert cm.d_bulk_from_equilibrium(eq, cfg, xr.Dataset()) == (pytest.approx(1e-13),
+                                                                 pytest.approx(1e-14))
+    bad = kmc.assign_attrs(D_native_bulk_cm2_s=float("nan"))
+    assert cm.kmc_long_block_d(bad) is None
+    # the foreign table is rescaled to the long-block pure-foreign value
+    cfg = SimpleNamespace(native=SimpleNamespace(name="Li"),
+                          species=(SimpleNamespace(name="Li"),
+                                   SimpleNamespace(name="K", D_cm2_s=1e-15)))
+    models = cm.npp_dmodels(cfg, "kmc-table", 1e-13, eq, d_foreign_cm2_s=4e-16)
+    np.testing.assert_allclose(models["K"].D([1.0, 0.5]), [4e-16 * 1e-4, 8e-16 * 1e-4])
+
+
 def test_unknown_source_names_are_errors():
     with pytest.raises(ConfigError, match="unknown NPP D source 'bogus'; legal: sed, kmc-table"):
         cm.npp_dmodels(None, "bogus", 1e-13)
