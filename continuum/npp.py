@@ -41,11 +41,13 @@ _NEG_TOL = 1e-12  # a converged step with a concentration below -_NEG_TOL (fract
 
 @njit(cache=True)
 def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_val, back_dir,
-              back_val, poisson_mode, dpsi_back, psi_front, lattice, s_lat, res, ab, flux):
+              back_val, poisson_mode, dpsi_back, psi_front, lattice, s_lat, res, ab, flux, bjac):
     """Residual and banded Jacobian of one implicit step (see docs/npp.md).
 
     c, D, dD, hist_h : (k, n) ; psi, vol : (n,) ; dx : (n-1,) ; res : (m n,) with m = k + 1 ;
-    ab : (4 m + 1, m n) banded storage with l = u = 2 m ; flux : (k, n - 1) filled with J.
+    ab : (4 m + 1, m n) banded storage with l = u = 2 m ; flux : (k, n - 1) filled with J ;
+    bjac : (k, 2, 2 m) filled with dJ/d(unknowns of the interval's two nodes) for the first
+    (0) and the last (1) interval (the linearised boundary fluxes, see _Integrator.newton).
     Unknown (species i, node j) has index j m + i, psi_j has index j m + k.
     """
     k, n = c.shape
@@ -102,6 +104,17 @@ def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_va
                     ab[u + rr - cl, cl] += dJ_dd * dlnv[j]
                     ab[u + rl - cr, cr] += dJ_dd * dlnv[j + 1]
                     ab[u + rr - cr, cr] -= dJ_dd * dlnv[j + 1]
+            for b in range(2):
+                if j != (0 if b == 0 else n - 2):
+                    continue
+                for q in range(2 * m):
+                    bjac[i, b, q] = 0.0
+                for q in range(4):
+                    bjac[i, b, cols[q] - j * m] += vals[q]
+                if lattice:
+                    for p in range(k):
+                        bjac[i, b, p] -= dJ_dd * dlnv[j]
+                        bjac[i, b, m + p] += dJ_dd * dlnv[j + 1]
     # Dirichlet species rows: c - value (row cleared first)
     for i in range(k):
         for side in range(2):
@@ -168,29 +181,6 @@ def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_va
     else:
         res[k] = 0.0
     ab[u, k] = 1.0
-
-
-@njit(cache=True)
-def _interval_flux(c4, psi4, D4, z, dx2, lattice, s_lat, out):
-    """SG flux of the first and last interval (same formula as `_assemble`).
-
-    c4, D4 : (k, 4) at nodes (0, 1, n-2, n-1); psi4 : (4,); dx2 : (2,); out : (k, 2).
-    """
-    k = c4.shape[0]
-    for side in range(2):
-        a, b = 2 * side, 2 * side + 1
-        lnv_a = lnv_b = 0.0
-        if lattice:
-            ta = tb = 0.0
-            for i in range(k):
-                ta += c4[i, a]
-                tb += c4[i, b]
-            lnv_a = -np.log(1.0 - s_lat * ta)
-            lnv_b = -np.log(1.0 - s_lat * tb)
-        for i in range(k):
-            delta = z[i] * (psi4[b] - psi4[a]) + lnv_b - lnv_a
-            bp, _, bm, _ = _bernoulli_pair(delta)
-            out[i, side] = 0.5 * (D4[i, a] + D4[i, b]) * (bp * c4[i, a] - bm * c4[i, b]) / dx2[side]
 
 
 # ------------------------------------------------------------------------------------ solver
@@ -298,7 +288,8 @@ class _Integrator:
         self.ab = np.zeros((4 * self.m + 1, self.m * n), order="F")
         self.linear = BlockTridiagonal(self.m, n)
         self.flux = np.zeros((k, n - 1))
-        self.end_flux = np.zeros((k, 2))
+        self.end_flux = np.zeros((k, 2))   # linearised SG flux of the first and last interval
+        self.bjac = np.zeros((k, 2, 2 * self.m))
         self.n_steps = self.n_newton = self.n_rejected = 0
         self.n_rejected_newton = self.n_rejected_negative = 0  # subsets of n_rejected
         self.step_times = []  # end times of the accepted steps [s]
@@ -324,7 +315,7 @@ class _Integrator:
             _assemble(c, psi, D, dD, s.z, s.dx, s.vol, s.kappa, a0h, hist_h, ph["front_dir"],
                       ph["front_val"], ph["back_dir"], ph["back_val"], ph["poisson_mode"],
                       ph["dpsi_back"], ph["psi_front"], lattice, s.s_lat, self.res, self.ab,
-                      self.flux)
+                      self.flux, self.bjac)
             if not np.all(np.isfinite(self.res)):
                 return None
             np.negative(self.res, out=self.delta)
@@ -351,6 +342,12 @@ class _Integrator:
             # the remaining error is ~ rate/(1-rate) * norm for a contracting iteration
             rate = norm / norm_old if norm_old is not None else 1.0
             if lam == 1.0 and norm * min(1.0, rate / max(1.0 - rate, 1e-12)) < self.newton_tol:
+                # boundary fluxes linearised like the step itself: the interior rows of the last
+                # linear solve hold exactly, so inventory and transfers balance to round-off
+                # (boundary_fluxes)
+                self.end_flux[:, 0] = self.flux[:, 0] + self.bjac[:, 0] @ delta[:2 * m]
+                self.end_flux[:, 1] = (self.flux[:, -1]
+                                       + self.bjac[:, 1] @ delta[(self.n - 2) * m:])
                 return c, psi
             if rate > 2.0:  # diverging
                 return None
@@ -361,14 +358,12 @@ class _Integrator:
         """Particle flux into the sample [fraction*nm/s] through front and back, shape (k, 2).
 
         From the balance of the boundary control volume (its residual row is replaced by the
-        Dirichlet condition): influx = vol * dc/dt (BDF) + outgoing SG flux of the interval.
+        Dirichlet condition): influx = vol * dc/dt (BDF) + outgoing SG flux of the interval,
+        the flux linearised at the last Newton iterate (`newton` leaves it in ``end_flux``).
         """
         s = self.s
         out = np.zeros((self.k, 2))
         ends = np.array([0, 1, self.n - 2, self.n - 1])
-        D = s.diffusivities(c[:, ends])[0]
-        _interval_flux(c[:, ends], psi[ends], D, s.z, s.dx[[0, -1]], s.convention == 1,
-                       s.s_lat, self.end_flux)
         store = (s.vol[ends] * (a0h * c[:, ends] + hist_h[:, ends]))
         front = ph["front_dir"]
         out[front, 0] = store[front, 0] + self.end_flux[front, 0]
