@@ -183,6 +183,51 @@ def _assemble(c, psi, D, dD, z, dx, vol, kappa, a0h, hist_h, front_dir, front_va
     ab[u, k] = 1.0
 
 
+@njit(cache=True)
+def _newton_update(delta, c, psi, gauge_back, lattice, s_lat, atol, rtol):
+    """Apply one Newton correction in place and return ``(norm, lam)``.
+
+    ``delta`` is the solution of the linear step, interleaved per node (``c`` of the k species,
+    then ``psi``). With `gauge_back` the potential correction is shifted so that psi stays 0 at
+    the back (the linear system fixes it at the front, see `_assemble`). With `lattice` the
+    step is damped (``lam < 1``) so that ``theta_total`` stays below 1 where the lattice-gas
+    chemical potential is defined. ``norm`` is the weighted size of the undamped correction,
+    ``max(|dc| / (atol + rtol |c_new|), |dpsi| / rtol)``, NaN when anything is not finite."""
+    k, n = c.shape
+    m = k + 1
+    shift = delta[(n - 1) * m + k] if gauge_back else 0.0
+    lam = 1.0
+    if lattice:
+        for j in range(n):
+            th = 0.0
+            th_new = 0.0
+            for i in range(k):
+                th += c[i, j]
+                th_new += c[i, j] + delta[j * m + i]
+            th *= s_lat
+            th_new *= s_lat
+            if th_new >= 1.0:
+                lam = min(lam, 0.9 * (1.0 - th) / (th_new - th))
+    norm = 0.0
+    for j in range(n):
+        for i in range(k):
+            d = delta[j * m + i]
+            c[i, j] += lam * d
+            v = abs(d) / (atol + rtol * abs(c[i, j]))
+            if v != v:
+                return np.nan, lam       # the caller rejects the step (c, psi are its copies)
+            if v > norm:
+                norm = v
+        dp = delta[j * m + k] - shift
+        psi[j] += lam * dp
+        v = abs(dp) / rtol
+        if v != v:
+            return np.nan, lam
+        if v > norm:
+            norm = v
+    return norm, lam
+
+
 # ------------------------------------------------------------------------------------ solver
 
 
@@ -316,27 +361,12 @@ class _Integrator:
                       ph["front_val"], ph["back_dir"], ph["back_val"], ph["poisson_mode"],
                       ph["dpsi_back"], ph["psi_front"], lattice, s.s_lat, self.res, self.ab,
                       self.flux, self.bjac)
-            if not np.all(np.isfinite(self.res)):
-                return None
-            np.negative(self.res, out=self.delta)
+            np.negative(self.res, out=self.delta)   # a non-finite residual ends as a NaN norm
             delta = self.linear.solve(self.ab, self.band, self.delta)
             if delta is None:
                 return None
-            dc = delta.reshape(-1, m)[:, :k].T
-            dpsi = delta.reshape(-1, m)[:, k]
-            if ph["poisson_mode"] != 1:
-                dpsi = dpsi - dpsi[-1]    # the gauge of the result: psi = 0 at the back
-            lam = 1.0
-            if lattice:  # keep theta_total < 1 where the chemical potential is defined
-                th_new = s.s_lat * (c + dc).sum(axis=0)
-                bad = th_new >= 1.0
-                if np.any(bad):
-                    th = s.s_lat * c.sum(axis=0)
-                    lam = 0.9 * np.min((1.0 - th[bad]) / (th_new[bad] - th[bad]))
-            c += lam * dc
-            psi += lam * dpsi
-            norm = max(np.max(np.abs(dc) / (p.atol + p.rtol * np.abs(c))),
-                       np.max(np.abs(dpsi)) / p.rtol)
+            norm, lam = _newton_update(delta, c, psi, ph["poisson_mode"] != 1, lattice, s.s_lat,
+                                       p.atol, p.rtol)
             if not np.isfinite(norm):
                 return None
             # the remaining error is ~ rate/(1-rate) * norm for a contracting iteration
