@@ -237,12 +237,12 @@ def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None,
                                    native=cfg.native.name, plateau=_plateau_of_profile,
                                    progress=progress, stop=stop)
         return annotate(res.ds, res.problem)
-    ds = annotate(solver(name)(problem, progress=progress, stop=stop), problem)
+    ds = solver(name)(problem, progress=progress, stop=stop)
     ds.attrs["mesh"] = "graded" if problem.mesh.nodes_nm is None else "explicit"
     if check:
         shadow = accuracy.shadow_run(solver(name), problem, ds, stop=stop)
         accuracy.attach(ds, shadow, tol, native=cfg.native.name, plateau=_plateau_of_profile)
-    return ds
+    return annotate(ds, problem)
 
 
 def _plateau_of_profile(depth, native, foreign):

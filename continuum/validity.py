@@ -15,7 +15,8 @@ Two checks on every NPP dataset, reported as attrs and, when violated, as one li
 
 Attrs: ``max_site_occupancy`` and where/when (``max_site_occupancy_depth_nm``,
 ``max_site_occupancy_time_s``), ``max_hop_bias`` (+ ``_depth_nm``, ``_time_s``),
-``validity_note`` ("" when both hold).
+``validity_note`` ("" when both hold); a result that is otherwise "ok" gets the status
+"outside-validity" (:func:`annotate`).
 """
 from __future__ import annotations
 
@@ -79,7 +80,17 @@ def check_validity(ds, problem) -> dict:
     return out
 
 
+OUTSIDE = "outside-validity"   # the dataset status of an otherwise good result beyond validity
+
+
 def annotate(ds, problem):
-    """`ds` with the validity attrs (in place); returns `ds`."""
+    """`ds` with the validity attrs (in place); returns `ds`. A result with status "ok" whose
+    ``validity_note`` is not empty gets status ``OUTSIDE`` and the note in its message (a worse
+    status, e.g. "inaccurate", is kept; the note is in ``validity_note`` either way)."""
     ds.attrs.update(check_validity(ds, problem))
+    note = ds.attrs["validity_note"]
+    if note and ds.attrs.get("status", "ok") == "ok":
+        ds.attrs["status"] = OUTSIDE
+        ds.attrs["message"] = "; ".join(m for m in (ds.attrs.get("message", ""),
+                                                    f"outside the model's validity: {note}") if m)
     return ds

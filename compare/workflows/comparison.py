@@ -486,11 +486,14 @@ def npp_status(npp_results, cmp):
     NPP status; one note line per NPP run's status message and validity note, and one for an
     NPP front beyond the KMC lattice (its metrics come from the deeper NPP box; the profiles in
     ``compare.nc`` stop at the KMC depth)."""
+    from continuum.validity import OUTSIDE
+
     status, lines = "ok", []
     for src, ds in npp_results.items():
         st = ds.attrs.get("status", "ok")
         if st != "ok":
-            status = st if status == "ok" else status
+            status = st if status in ("ok", OUTSIDE) else status
+        if st not in ("ok", OUTSIDE):         # OUTSIDE: the validity line below says it
             lines.append(f"npp-{src}: {st}: {ds.attrs.get('message', '')}")
         note = ds.attrs.get("validity_note", "")
         if note:

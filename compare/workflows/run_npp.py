@@ -26,6 +26,7 @@ def run_npp(cfg, outdir, progress=True):
         On SIGINT/SIGTERM, after writing the result so far with ``status="interrupted"``.
     """
     from continuum.errors import SolverError, SolverInterrupted
+    from continuum.validity import OUTSIDE
     from kmc.checkpoint import interrupt_guard
 
     problem = scenario.npp_problem(cfg)  # checked before anything is written
@@ -46,7 +47,7 @@ def run_npp(cfg, outdir, progress=True):
         if note:
             print(f"cait: warning: {note}", file=sys.stderr, flush=True)
         status = ds.attrs.get("status", "ok")
-        if status != "ok":
+        if status not in ("ok", OUTSIDE):   # OUTSIDE: its message is the note above
             print(f"cait: warning: {ds.attrs.get('message', status)}", file=sys.stderr, flush=True)
         paths = [write_dataset(ds, nc, cfg=cfg, status=status, message=ds.attrs.get("message", ""))]
         plot_times = [t for t in cfg.plot_times_s if t <= float(ds.time[-1])]

@@ -60,7 +60,10 @@ def test_default_numerics_agree_with_a_4x_refined_run(name):
     est = ds.attrs["error_estimate"]
     print(f"{name}: {ds.attrs['n_cells']} cells, {ds.attrs['adapt_rounds']} round(s); max error "
           f"{err_max:.2e} (estimate {est:.2e}), plateau error {err_plateau:.1e}")
-    assert ds.attrs["status"] == "ok" and ds.attrs["mesh"] == "adaptive"
+    # numerics within tol ("outside-validity": the K surface node holds theta 1.04, the double
+    # CAIT 1.23, docs/npp.md "Model validity"; not a numerical status)
+    assert ds.attrs["status"] in ("ok", "outside-validity") and ds.attrs["mesh"] == "adaptive"
+    assert "exceeds [npp] tol" not in ds.attrs.get("message", "")
     assert err_max <= 1e-2
     assert err_plateau <= 1e-3
     assert est >= 2 / 3 * err_max

@@ -41,7 +41,8 @@ def test_error_estimate_brackets_the_error_against_a_4x_refined_run():
     true = accuracy.compare_to_shadow(ds, ref)["error_estimate"] / accuracy.RICHARDSON
     est = ds.attrs["error_estimate"]
     print(f"K CAIT: error estimate {est:.4g}, error against the 4x refined run {true:.4g}")
-    assert ds.attrs["status"] == "ok"
+    assert ds.attrs["status"] == "outside-validity"      # the surface node's theta 1.04
+    assert "exceeds [npp] tol" not in ds.attrs["message"]
     assert true <= est <= 4 * true
 
 

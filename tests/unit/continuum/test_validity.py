@@ -61,3 +61,26 @@ def test_field_far_outside_linear_response_is_reported():
     v = check_validity(_ds(li, 1 - li, E), p)
     assert v["max_hop_bias"] == pytest.approx(40.0)
     assert f"(> {BIAS_MAX:g})" in v["validity_note"] and "q E a / kT reaches 40" in v["validity_note"]
+
+
+def test_annotate_sets_the_status_of_an_otherwise_good_result():
+    """Outside validity is a dataset status (one line in the message), unless a worse status
+    (e.g. "inaccurate") is already there; the note stays in ``validity_note`` either way."""
+    from continuum.validity import OUTSIDE, annotate
+
+    p = _problem()
+
+    def ds_with(theta_total):
+        li = np.full((1, 5), theta_total / (1 - p.f_vac))
+        return _ds(li, np.zeros_like(li), np.zeros((1, 4)))
+
+    ds = annotate(ds_with(1.5), p)
+    assert ds.attrs["status"] == OUTSIDE
+    assert ds.attrs["message"].startswith("outside the model's validity: site occupancy")
+    worse = ds_with(1.5)
+    worse.attrs.update(status="inaccurate", message="estimate 0.1 > tol")
+    annotate(worse, p)
+    assert worse.attrs["status"] == "inaccurate" and worse.attrs["message"] == "estimate 0.1 > tol"
+    assert "site occupancy" in worse.attrs["validity_note"]
+    clean = annotate(ds_with(0.9), p)
+    assert clean.attrs.get("status", "ok") == "ok" and clean.attrs["validity_note"] == ""

@@ -267,6 +267,15 @@ def test_npp_status_carries_npp_problems_into_compare():
                                             "reaches 1.9"]
     st, lines = cm.npp_status({"sed": ok}, mk(npp_front_beyond_kmc_depth="sed"))
     assert st == "ok" and "beyond the KMC lattice" in lines[0]
+    # a run that is otherwise good but outside validity (continuum.validity) sets the status;
+    # one line (the note), and a worse status of another run wins
+    outside = mk(status="outside-validity", message="outside the model's validity: hop bias",
+                 validity_note="hop bias q E a / kT reaches 1.3")
+    st, lines = cm.npp_status({"sed": outside, "kmc-table": ok}, mk())
+    assert st == "outside-validity"
+    assert lines == ["npp-sed: outside validity: hop bias q E a / kT reaches 1.3"]
+    st, _ = cm.npp_status({"sed": outside, "kmc-table": bad}, mk())
+    assert st == "inaccurate"
 
 
 def test_reuse_accepts_an_input_that_differs_only_where_the_kmc_does_not_read(tmp_path):

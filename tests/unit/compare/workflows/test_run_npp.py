@@ -162,7 +162,11 @@ def test_adaptive_default_meets_tol_where_the_graded_toy_mesh_does_not(solver, b
     cfg = parse_text(text.replace("thickness_nm = 200.0", f'thickness_nm = 200.0\nback = "{back}"'))
     assert cfg.npp.mesh == "adaptive"
     ds = scenario.solve_npp(cfg)
-    assert ds.attrs["mesh"] == "adaptive" and ds.attrs["status"] == "ok", ds.attrs["message"]
+    # numerically ok; the full solver's toy overfills its surface node (theta 5.9, hop bias 37:
+    # "outside-validity", a model status, not a numerical one)
+    assert ds.attrs["mesh"] == "adaptive", ds.attrs["message"]
+    assert ds.attrs["status"] in ("ok", "outside-validity"), ds.attrs["message"]
+    assert "exceeds [npp] tol" not in ds.attrs.get("message", "")
     assert ds.attrs["error_estimate"] <= ds.attrs["tol"] == 0.01
     assert ds.attrs["adapt_rounds"] == len(ds.attrs["adapt_cells"]) >= 1
     # the requested output times only (the pilot's extra ones are not in the result)
