@@ -14,7 +14,7 @@ def _run(args) -> int:
         raise ConfigError("`--d-bulk equilibrium` needs x = 1 in `--x`")
     res = run_compare(args.input, out_dir=args.output, replicas=replicas(args),
                       reuse=args.reuse, quiet=args.quiet, d_bulk=args.d_bulk, xs=xs,
-                      sources=tuple(NPP_D_SOURCES))
+                      sources=tuple(NPP_D_SOURCES), equilibrium=args.equilibrium)
     return int(res.get("exit_code", 0))
 
 
@@ -36,5 +36,8 @@ def register(sub) -> None:
                         "equilibrium D_eff at x = 1")
     p.add_argument("--x", default="0,0.2,0.4,0.6,0.8,1",
                    help="compositions of the equilibrium table (default 0,0.2,0.4,0.6,0.8,1)")
+    p.add_argument("--equilibrium", default=None, metavar="FILE",
+                   help="use this kmc_equilibrium.nc (same material, SED and species; e.g. "
+                        "made with longer blocks) instead of the input's own table")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_run)

@@ -549,9 +549,45 @@ def _reusable(path, cfg, reuse):
     return True
 
 
+def equilibrium_table_for(path, cfg):
+    """The ``kmc_equilibrium.nc`` at `path` for `cfg`'s scenario, checked: it must come from an
+    input with the same material, SED and species (any [kmc] settings, e.g. longer blocks).
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file, or a table of another glass or landscape.
+    """
+    from compare.io.config import parse_text
+    from compare.io.datasets import open_dataset
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"--equilibrium: {str(path)!r} does not exist")
+    try:
+        eq = open_dataset(path)
+        old = parse_text(str(eq.attrs["input_text"]),
+                         base_dir=cfg.path.parent if cfg.path is not None else None)
+    except Exception as exc:  # noqa: BLE001 - any unreadable table is a bad input
+        raise InputFileError(f"--equilibrium: cannot use {str(path)!r} ({exc.__class__.__name__}: "
+                             f"{exc}); give a kmc_equilibrium.nc written by `cait kmc "
+                             f"equilibrium`") from None
+    for part in ("material", "sed", "species"):
+        if getattr(old, part) != getattr(cfg, part):
+            raise InputFileError(f"--equilibrium: {str(path)!r} was made for another [{part}] "
+                                 f"than {str(cfg.path or 'the input')!r}; only [kmc] settings "
+                                 f"may differ")
+    return eq
+
+
 def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=False,
-                d_bulk="current", xs=DEFAULT_XS, sources=tuple(NPP_D_SOURCES)) -> dict:
+                d_bulk="current", xs=DEFAULT_XS, sources=tuple(NPP_D_SOURCES),
+                equilibrium=None) -> dict:
     """`cait compare`: KMC ensemble + equilibrium table + NPP runs -> compare.nc, figures, report.
+
+    `equilibrium`: path of a ``kmc_equilibrium.nc`` to use instead of running (or reusing) the
+    input's own (same material, SED and species; e.g. made with longer blocks,
+    :func:`equilibrium_table_for`).
 
     Returns
     -------
@@ -573,6 +609,7 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
         if s not in NPP_D_SOURCES:
             raise ConfigError(f"unknown NPP D source {s!r}; legal: {', '.join(NPP_D_SOURCES)}")
     out = Path(out_dir) if out_dir is not None else default_output(cfg, "_compare")
+    eq_given = equilibrium_table_for(equilibrium, cfg) if equilibrium is not None else None
     with output_dir(out):
         timings = {}
         kmc_path, eq_path = out / "kmc.nc", out / "kmc_equilibrium.nc"
@@ -583,13 +620,13 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
                 return {"exit_code": code}
             timings["kmc run"] = time.monotonic() - t0
         t0 = time.monotonic()
-        if not _reusable(eq_path, cfg, reuse):
+        if eq_given is None and not _reusable(eq_path, cfg, reuse):
             code = run_equilibrium(input_path, tuple(xs), out_dir=out, replicas=replicas, quiet=quiet)
             if code != 0:
                 return {"exit_code": code}
             timings["kmc equilibrium"] = time.monotonic() - t0
         kmc = open_dataset(kmc_path)
-        eq = open_dataset(eq_path)
+        eq = eq_given if eq_given is not None else open_dataset(eq_path)
         try:
             scales = {"current": d_bulk_from_current(kmc, cfg), "used": d_bulk}
         except NoBulkField:
@@ -629,6 +666,8 @@ def run_compare(input_path, out_dir=None, replicas=None, reuse=False, quiet=Fals
             timings[f"npp {src}"] = time.monotonic() - t0
         cmp = compare_profiles(cfg, kmc, npp_results, scales)
         cmp.attrs["npp_field_scale"] = npp_field_scale(cfg, D_b)
+        cmp.attrs["equilibrium_table"] = (str(Path(equilibrium).resolve()) if equilibrium
+                                          is not None else str(eq_path))
         status, notes = npp_status(npp_results, cmp)
         message = "; ".join(notes)
         if not quiet:

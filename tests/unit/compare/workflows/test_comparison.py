@@ -300,3 +300,39 @@ def test_reuse_accepts_an_input_that_differs_only_where_the_kmc_does_not_read(tm
     assert seed_changed != text
     with pytest.raises(InputFileError, match="differs outside"):
         cm._reusable(path, parse_text(seed_changed, base_dir=base), True)
+
+
+def test_equilibrium_table_of_another_input_needs_the_same_glass(tmp_path):
+    """--equilibrium: a table made with other [kmc] settings (e.g. longer blocks) is used; one
+    of another material, SED or species set is refused, as is a missing or foreign file."""
+    from pathlib import Path
+
+    from compare.cli import main
+    from compare.io.config import parse_text
+
+    text = Path("inputs/li3b7o12_kmc_k_cait.toml").read_text()
+    cfg = parse_text(text, base_dir=Path("inputs").resolve())
+
+    def table(input_text, name):
+        path = tmp_path / name
+        xr.Dataset(attrs={"input_text": input_text}).to_netcdf(path)
+        return path
+
+    import re
+
+    longer = re.sub(r"eq_events_per_block = \d+", "eq_events_per_block = 2000000", text)
+    assert longer != text
+    assert cm.equilibrium_table_for(table(longer, "long.nc"), cfg).attrs["input_text"] == longer
+    wider = text.replace("fwhm_eV = 0.250", "fwhm_eV = 0.350", 1)
+    assert wider != text
+    with pytest.raises(InputFileError, match=r"another \[sed\]"):
+        cm.equilibrium_table_for(table(wider, "wide.nc"), cfg)
+    with pytest.raises(InputFileError, match="does not exist"):
+        cm.equilibrium_table_for(tmp_path / "none.nc", cfg)
+    (tmp_path / "junk.nc").write_text("not netcdf")
+    with pytest.raises(InputFileError, match="cannot use"):
+        cm.equilibrium_table_for(tmp_path / "junk.nc", cfg)
+    # the CLI: one line, exit code 2, before anything runs
+    code = main(["compare", "inputs/li3b7o12_kmc_k_cait.toml", "-o", str(tmp_path / "out"),
+                 "--equilibrium", str(tmp_path / "wide.nc")])
+    assert code == 2 and not (tmp_path / "out").exists()
