@@ -153,7 +153,7 @@ def kmc_long_block_d(kmc):
     for the run's mobility ratio (long equilibrium blocks, compare.workflows.plateau), or None
     when the dataset does not carry them.
 
-    The short blocks of ``kmc_equilibrium.nc`` inflate the native D by the rattling: 1.6x at
+    The short blocks of ``kmc_equilibrium.nc`` inflate the native D by the rattling: 1.45x at
     250 meV, 6.4x at 350 meV (docs/plateau.md); the NPP runs must use the same D as the run's
     ``D_ratio_native_over_foreign``."""
     try:
