@@ -18,6 +18,11 @@ Usage::
 
     python scripts/plateau_study.py --r 15 100 300 [--replicas 4] [--out outputs/plateau_study]
     python scripts/plateau_study.py --collect [--out outputs/plateau_study]
+        [--long-tables outputs/plateau_study_longeq]
+
+``--long-tables DIR``: also collect ``DIR/r<r>_lowx/compare.nc``, made by ``cait compare
+--equilibrium`` with a long-block equilibrium table of the same run (docs/plateau.md), as the
+column "kmc-table (long blocks)".
 """
 from __future__ import annotations
 
@@ -81,7 +86,7 @@ def run(rs, replicas, out):
     return 0
 
 
-def collect(out):
+def collect(out, long_tables=None):
     import xarray as xr
 
     rows = []
@@ -99,6 +104,11 @@ def collect(out):
             for m in c.model.values:
                 if str(m) != "kmc":
                     row[str(m)] = float(c["plateau"].sel(model=m).isel(time=-1))
+        long = Path(long_tables) / f"{d.name}_lowx" / "compare.nc" if long_tables else None
+        if long is not None and long.is_file():
+            c = xr.open_dataset(long)
+            row["npp-kmc-table (long blocks)"] = float(
+                c["plateau"].sel(model="npp-kmc-table").isel(time=-1))
         rows.append(row)
     if not rows:
         print(f"nothing in {out}")
@@ -132,7 +142,7 @@ def _figure(rows, models, path):
     r = np.array([x["r"] for x in rows])
     ax.errorbar(r, [x["kmc"] for x in rows], xerr=[x["r_sem"] for x in rows],
                 yerr=[x["kmc_sem"] for x in rows], fmt="o", capsize=3, label="KMC (hopping), 1 SE")
-    for m, mk in zip(models, ("s", "^", "v")):
+    for m, mk in zip(models, ("s", "D", "^", "v")):
         ax.plot(r, [x.get(m, np.nan) for x in rows], mk + "--", label=f"NPP, D from {m[4:]}")
     ax.set_xscale("log")
     from matplotlib.ticker import NullFormatter, ScalarFormatter
@@ -153,11 +163,13 @@ def main(argv=None):
     ap.add_argument("--replicas", type=int, default=4)
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "plateau_study")
     ap.add_argument("--collect", action="store_true", help="only collect what is there")
+    ap.add_argument("--long-tables", type=Path, default=None,
+                    help="folder of r<r>_lowx/compare.nc runs with long-block equilibrium tables")
     a = ap.parse_args(argv)
     if a.collect:
-        return collect(a.out)
+        return collect(a.out, a.long_tables)
     code = run(a.r, a.replicas, a.out)
-    return code or collect(a.out)
+    return code or collect(a.out, a.long_tables)
 
 
 if __name__ == "__main__":
