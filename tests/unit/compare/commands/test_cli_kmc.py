@@ -317,3 +317,28 @@ def test_the_ordered_lattice_is_kmc_only(tmp_path, capsys):
     path.write_text(TINY.replace("fwhm_eV = 0.10", "fwhm_eV = 0.0"))
     assert main(["npp", "run", str(path), "-o", str(tmp_path / "n")]) == 2
     assert "`sed.fwhm_eV` = 0 (the ordered lattice) is for KMC runs only" in capsys.readouterr().err
+
+
+def test_compositions_with_few_ions_are_noted():
+    """The few-ions note names each composition and species below MIN_IONS on the eq_size^3
+    lattice (10^3, 10 % vacancies: 900 ions; x = 0.05 -> 45 natives), nothing above."""
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from compare.workflows.run_kmc import MIN_IONS, few_ions_note
+
+    xs = [0.05, 0.2, 1.0]
+    ds = xr.Dataset({"D_eff": (("species", "x"), np.ones((2, 3)))},
+                    coords={"species": ["Li", "K"], "x": xs})
+    cfg = SimpleNamespace(kmc=SimpleNamespace(eq_size=10),
+                          material=SimpleNamespace(vacancy_fraction=0.1))
+    note = few_ions_note(ds, cfg)
+    assert note.startswith("few ions per replica lattice (x = 0.05: 45 Li; ")
+    assert f"fewer than {MIN_IONS})" in note and "x = 0.2: 180" not in note
+    # x = 1 has no K at all: nothing to note there; a NaN D is not a measured value
+    assert "x = 1:" not in note
+    ds["D_eff"].loc[dict(species="Li", x=0.05)] = np.nan
+    assert few_ions_note(ds, cfg) == ""
+    big = SimpleNamespace(kmc=SimpleNamespace(eq_size=20), material=cfg.material)
+    assert few_ions_note(ds, big) == ""
