@@ -297,7 +297,11 @@ def test_equilibrium_at_x1_from_a_minimal_input_on_the_ordered_lattice(tmp_path,
     path.write_text(MINIMAL)
     out = tmp_path / "eq"
     assert main(["kmc", "equilibrium", str(path), "--x", "1", "-o", str(out), "--quiet"]) == 0
+    # a 4^3 lattice holds 56 Li ions: the few-ions note says so (stderr and attr)
+    err = capsys.readouterr().err
+    assert "cait: note: few ions per replica lattice (x = 1: 56 Li; fewer than 150)" in err
     ds = open_dataset(out / "kmc_equilibrium.nc")
+    assert ds.attrs["few_ions_note"].startswith("few ions per replica lattice (x = 1: 56 Li")
     assert np.isfinite(float(ds.D_star.sel(species="Li", x=1.0)))
     occ = ds.occupation.sel(species="Li", x=1.0).values
     assert np.isfinite(occ).sum() == 1            # every site at one energy
