@@ -1,4 +1,4 @@
-"""Block-tridiagonal linear solve for the NPP Newton steps (docs/npp.md "Linear algebra").
+"""Block-tridiagonal linear solve for the NPP Newton steps (docs/npp.md "Time stepping").
 
 The Jacobian of the full NPP solver couples the unknowns of node ``j`` (``m`` of them, interleaved:
 index ``j m + i``) only with those of nodes ``j - 1``, ``j`` and ``j + 1``. It is kept in the
@@ -10,12 +10,13 @@ and solved here by block Gaussian elimination (the block Thomas algorithm):
     backward: x_n-1 = y_n-1;  x_j = y_j - G_j x_j+1
 
 with partial pivoting inside each ``m x m`` diagonal block. It costs ~``n m^3`` operations against
-LAPACK ``dgbsv``'s ~``n (2 m)^2 x 3`` with its pivoting over the whole band: measured 5-8x faster at
-m = 3 (``cait bench npp`` prints the solver times). Pivoting only inside the blocks is what makes
-it cheaper; it is stable when the block rows are dominated by their diagonal block, as the implicit
-NPP step is (storage term plus outgoing fluxes; the Poisson rows are a Laplacian). A singular or
-non-finite pivot is reported (the Newton step is then rejected and the time step cut), never
-silently used.
+LAPACK ``dgbsv``'s ~``n (2 m)^2 x 3`` with its pivoting over the whole band: measured 0.15-0.19 ms
+against 1.0 ms per solve at m = 3, 2205 nodes (docs/npp.md "Time stepping"). Pivoting only
+inside the blocks is what makes it cheaper. Without pivoting across blocks the elimination is
+guaranteed stable only for block-diagonally dominant systems. On NPP Jacobians it is tested
+against LAPACK's banded solve with full band pivoting (tests/unit/continuum/test_npp.py), and
+whole runs agreed with the LAPACK version to 3e-12 (measured when it replaced it). A singular or non-finite
+pivot is reported (the Newton step is then rejected and the time step cut), never used.
 """
 from __future__ import annotations
 

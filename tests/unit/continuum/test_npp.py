@@ -247,3 +247,35 @@ def test_fixed_grid_profiles_are_smooth_in_the_parameters():
 def test_fixed_grid_errors(grid, match):
     with pytest.raises(ProblemError, match=match):
         solve(dataclasses.replace(_problem(), fixed_times_s=grid))
+
+
+@pytest.mark.parametrize("convention", list(FLUX_CONVENTIONS))
+@pytest.mark.parametrize("drive", ["galvanostatic", "potentiostatic"])
+def test_block_solve_equals_lapack_on_npp_jacobians(convention, drive):
+    """The Newton step's block elimination (pivoting inside node blocks only) against LAPACK's
+    banded solve (pivoting over the whole band), on Jacobians of real states of a run: the
+    space-charge layer, the front and the bulk, both conventions and drives."""
+    from scipy.linalg import solve_banded
+
+    from continuum.blocktri import BlockTridiagonal
+
+    p = _problem(flux_convention=convention,
+                 phases=(Phase("K", 50.0, drive, back_field_V_per_m=2e4, voltage_V=0.3,
+                               theta_front=0.85),))
+    ds = solve(p)
+    s = _Setup(p)
+    k, n = len(s.species), len(s.nodes)
+    m = k + 1
+    ph = s.phases[0]
+    for it in range(1, ds.sizes["time"]):
+        c = np.ascontiguousarray(ds.concentration.values[:, it])
+        psi = np.asarray(ds.potential.values[it]) / s.kT_eV
+        res, ab = np.zeros(m * n), np.zeros((4 * m + 1, m * n), order="F")
+        D, dD = s.diffusivities(c)
+        _assemble(c, psi, D, dD, s.z, s.dx, s.vol, s.kappa, 1e2, -1e2 * c, ph["front_dir"],
+                  ph["front_val"], ph["back_dir"], ph["back_val"], ph["poisson_mode"],
+                  ph["dpsi_back"], ph["psi_front"], convention == "lattice-gas", s.s_lat, res,
+                  ab, np.zeros((k, n - 1)), np.zeros((k, 2, 2 * m)))
+        ref = solve_banded((2 * m, 2 * m), ab.copy(), -res)
+        got = BlockTridiagonal(m, n).solve(ab, 2 * m, -res.copy())
+        assert np.abs(got - ref).max() <= 1e-9 * np.abs(ref).max(), (it, np.abs(got - ref).max())
