@@ -232,13 +232,16 @@ def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None,
     problem = npp_problem(cfg, solver_name=name) if problem is None else problem
     check = cfg.npp.error_estimate if estimate_error is None else estimate_error
     tol = float(cfg.npp.tol)
-    if cfg.npp.mesh == "adaptive" and problem.mesh.nodes_nm is None:
+    if (cfg.npp.mesh == "adaptive" and problem.mesh.nodes_nm is None
+            and problem.mesh.windows is None):
         res = adapt.solve_adaptive(problem, solver(name), tol, check=check,
                                    native=cfg.native.name, plateau=_plateau_of_profile,
-                                   progress=progress, stop=stop)
+                                   progress=progress, stop=stop,
+                                   windows=cfg.npp.mesh_windows if name == "full" else 1)
         return annotate(res.ds, res.problem)
     ds = solver(name)(problem, progress=progress, stop=stop)
-    ds.attrs["mesh"] = "graded" if problem.mesh.nodes_nm is None else "explicit"
+    ds.attrs["mesh"] = ("graded" if problem.mesh.nodes_nm is None and problem.mesh.windows is None
+                        else "explicit")
     if check:
         shadow = accuracy.shadow_run(solver(name), problem, ds, stop=stop)
         accuracy.attach(ds, shadow, tol, native=cfg.native.name, plateau=_plateau_of_profile)

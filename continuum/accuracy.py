@@ -29,15 +29,21 @@ RICHARDSON = 4.0 / 3.0     # error of the result = delta x 2^p / (2^p - 1), p = 
 
 def shadow_problem(problem, nodes_nm=None):
     """The finer, tighter twin of an ``NPPProblem``: every cell of the result's mesh
-    (`nodes_nm`, default ``problem.mesh.build`` of the full solver) bisected, so the result's
-    nodes are shadow nodes and the comparison needs no interpolation."""
-    from continuum.problem import mesh_nodes_nm
+    (`nodes_nm`, default ``problem.mesh.build`` of the full solver; with mesh windows, every
+    window's) bisected, so the result's nodes are shadow nodes and the comparison needs no
+    interpolation."""
+    from continuum.problem import map_meshes
 
-    nodes = np.asarray(mesh_nodes_nm(problem) if nodes_nm is None else nodes_nm, float)
-    fine = np.empty(SHADOW_CELL_FACTOR * (nodes.size - 1) + 1)
-    fine[0::2] = nodes
-    fine[1::2] = 0.5 * (nodes[1:] + nodes[:-1])
-    mesh = dataclasses.replace(problem.mesh, nodes_nm=tuple(fine))
+    def bisect(nodes):
+        fine = np.empty(SHADOW_CELL_FACTOR * (nodes.size - 1) + 1)
+        fine[0::2] = nodes
+        fine[1::2] = 0.5 * (nodes[1:] + nodes[:-1])
+        return fine
+
+    if nodes_nm is not None and problem.mesh.windows is None:
+        problem = dataclasses.replace(problem, mesh=dataclasses.replace(
+            problem.mesh, nodes_nm=tuple(float(v) for v in nodes_nm)))
+    mesh = map_meshes(problem, bisect).mesh          # each window's mesh when it has windows
     return dataclasses.replace(problem, mesh=mesh, rtol=problem.rtol / SHADOW_TOL_FACTOR,
                                atol=problem.atol / SHADOW_TOL_FACTOR, fixed_times_s=None)
 

@@ -40,10 +40,13 @@ from continuum.errors import SolverError
 PILOT_CELLS = 160         # cells of the pilot's graded mesh
 PILOT_TIMES = 32          # extra output times of the pilot (uniform over the schedule)
 ETA0 = 0.06               # first mesh tolerance / tol (measured: estimate ~ 7-9 eta at rtol = 0.1 tol)
+ETA0_WINDOWS = 0.06       # the same with meshes in time windows
 SAFETY = 0.6              # next eta = eta x SAFETY x tol / estimate
 H_MAX_FRACTION = 0.05     # no cell wider than this fraction of L
 H_MIN_NM = 1e-3           # no cell narrower [nm]
 MAX_ROUNDS = 4
+SURFACE_DEBYE = 10.0      # windows: the space-charge layer (this many Debye lengths) keeps the
+                          # refinement of every window (a pinned structure the pilot resolves early only)
 STALL = 0.5               # stop when a round did not halve the estimate of the previous one
 DILATE = 0.2             # the pilot's structure may sit this fraction of its depth off
 MIN_SHRINK = 0.3          # a round shrinks the tolerances by at most this factor
@@ -195,8 +198,56 @@ def _pilot(problem):
     return pilot
 
 
+def _debye_nm(problem):
+    """Debye length of the bulk [nm]."""
+    from scipy import constants as sc
+
+    return float(np.sqrt(sc.epsilon_0 * problem.eps_r * sc.k * problem.temperature_K
+                         / (sc.e ** 2 * problem.n_bulk_m3))) * 1e9
+
+
+def window_starts(problem, windows):
+    """Start times [s] of `windows` equal time windows over the schedule (the first at 0)."""
+    return [problem.total_duration_s * w / windows for w in range(windows)]
+
+
+def _window_of(times, starts, end):
+    """Index of the mesh window of each time: window w holds (start_w, start_w+1] (and 0)."""
+    edges = np.asarray(list(starts[1:]) + [end], float)
+    return np.minimum(np.searchsorted(edges * (1 + 1e-13), np.asarray(times, float)),
+                      len(starts) - 1)
+
+
+def _pilot_window(ds, lo, hi):
+    """The pilot's output times inside [lo, hi] and the nearest one on either side (a
+    structure moving through the window is seen where it enters and where it leaves)."""
+    t = np.asarray(ds.time.values, float)
+    inside = np.flatnonzero((t >= lo * (1 - 1e-13)) & (t <= hi * (1 + 1e-13)))
+    before = np.flatnonzero(t < lo * (1 - 1e-13))
+    after = np.flatnonzero(t > hi * (1 + 1e-13))
+    idx = list(inside)
+    if len(before):
+        idx.insert(0, before[-1])
+    if len(after):
+        idx.append(after[0])
+    return ds.isel(time=idx)
+
+
+def _curvature_on(ds, nodes, keep):
+    """:func:`curvature` of the result's profiles at the output times `keep` (bool mask),
+    evaluated on `nodes` (one window's mesh, a subset of the result's depth grid)."""
+    x = np.asarray(ds.depth.values, float)
+    c = np.asarray(ds["concentration"].values, float)[:, keep]
+    k, nt = c.shape[:2]
+    on = np.array([np.interp(nodes, x, row) for row in c.reshape(k * nt, -1)])
+    sub = ds.isel(time=np.flatnonzero(keep), depth=slice(0, len(nodes)))
+    sub = sub.assign_coords(depth=nodes)
+    sub["concentration"] = (("species", "time", "depth"), on.reshape(k, nt, len(nodes)))
+    return curvature(sub)
+
+
 def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None,
-                   max_rounds=MAX_ROUNDS, progress=False, stop=None):
+                   max_rounds=MAX_ROUNDS, progress=False, stop=None, windows=1):
     """Solve `problem` on a mesh adapted until the shadow-run estimate is within `tol`.
 
     Parameters
@@ -216,14 +267,19 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
         Rounds of mesh design + run (+ shadow run) at most.
     progress, stop
         Passed to the runs on the adapted meshes (`stop` to every run).
+    windows : int
+        Equal time windows with a mesh of their own (the full solver only; 1: one static
+        mesh). Each window's mesh is designed from the pilot's profiles inside it, so it is
+        fine only where the profiles have structure during that window; the state moves
+        between meshes conservatively (:func:`continuum.mesh.conservative_transfer`).
 
     Returns
     -------
     AdaptiveResult
-        ``ds`` has the attrs ``mesh = "adaptive"``, ``adapt_rounds``, ``adapt_cells`` and
-        ``adapt_error_estimates`` (per round); with `check`, the error attrs of
-        :func:`continuum.accuracy.annotate` and, when the last round still misses `tol`,
-        status "inaccurate".
+        ``ds`` has the attrs ``mesh = "adaptive"``, ``adapt_rounds``, ``adapt_cells`` (the
+        largest window's cells per round), ``adapt_mean_cells`` and ``adapt_error_estimates``
+        (per round); with `check`, the error attrs of :func:`continuum.accuracy.annotate`
+        and, when the last round still misses `tol`, status "inaccurate".
 
     Raises
     ------
@@ -239,6 +295,9 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
     h_back = spec.h_back_nm
     if h_back is None and BACKS[problem.back] == BACKS["electrode"]:
         h_back = spec.h_surface_nm
+    windows = max(1, int(windows))
+    starts = window_starts(problem, windows)
+    ends = starts[1:] + [problem.total_duration_s]
     done = None                               # last complete result on an adapted mesh
     try:
         ds = solve(_pilot(problem), progress=False, stop=stop)
@@ -246,18 +305,30 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
         if err.partial is not None:
             err.partial = _at_times(err.partial, problem.output_times_s)
         raise
-    x_mon = np.asarray(ds.depth.values, float)
-    mon = dilate(x_mon, curvature(ds), spread=~_pinned(x_mon, length, h_back))
-    eta = ETA0 * tol
+    x0 = np.asarray(ds.depth.values, float)
+    spread0 = ~_pinned(x0, length, h_back)
+    if windows == 1:
+        mons = [(x0, dilate(x0, curvature(ds), spread=spread0))]
+    else:
+        layer = x0 <= SURFACE_DEBYE * _debye_nm(problem)
+        every = np.where(layer, curvature(ds), 0.0)
+        mons = [(x0, dilate(x0, np.maximum(curvature(_pilot_window(ds, lo, hi)), every),
+                            spread=spread0))
+                for lo, hi in zip(starts, ends)]
+    eta = (ETA0 if windows == 1 else ETA0_WINDOWS) * tol
     rtol = min(problem.rtol, RTOL_PER_TOL * tol)
     atol = min(problem.atol, ATOL_PER_TOL * tol)
     rounds, shadow = [], None
     for r in range(max_rounds if check else 1):
-        xs, h = size_function(x_mon, mon, eta, length, spec.h_surface_nm, spec.growth, h_back)
-        nodes = nodes_from_sizes(xs, h)
-        current = dataclasses.replace(
-            problem, mesh=dataclasses.replace(spec, nodes_nm=tuple(float(v) for v in nodes)),
-            rtol=rtol, atol=atol)
+        meshes = [nodes_from_sizes(*size_function(x_mon, mon, eta, length, spec.h_surface_nm,
+                                                  spec.growth, h_back))
+                  for x_mon, mon in mons]
+        if windows == 1:
+            new_spec = dataclasses.replace(spec, nodes_nm=tuple(float(v) for v in meshes[0]))
+        else:
+            new_spec = dataclasses.replace(spec, nodes_nm=None, windows=tuple(
+                (float(t0), tuple(float(v) for v in x)) for t0, x in zip(starts, meshes)))
+        current = dataclasses.replace(problem, mesh=new_spec, rtol=rtol, atol=atol)
         try:
             ds = solve(current, progress=progress, stop=stop)
         except SolverInterrupted as err:
@@ -265,10 +336,12 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
                 err.partial = done
             raise
         done = ds
-        rounds.append(dict(n_cells=len(nodes) - 1, eta=eta, rtol=rtol, error_estimate=np.nan))
+        cells = [len(x) - 1 for x in meshes]
+        rounds.append(dict(n_cells=max(cells), mean_cells=float(np.mean(cells)), eta=eta,
+                           rtol=rtol, error_estimate=np.nan))
         if not check:
             break
-        shadow = accuracy.shadow_run(solve, current, ds, nodes, stop=stop)
+        shadow = accuracy.shadow_run(solve, current, ds, stop=stop)
         if isinstance(shadow, SolverError):
             break
         est = accuracy.compare_to_shadow(ds, shadow)["error_estimate"]
@@ -281,13 +354,30 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
         # monitor moves it), not a too loose eta: shrink by MIN_SHRINK at most
         shrink = max(MIN_SHRINK, SAFETY * tol / est)
         eta, rtol, atol = eta * shrink, rtol * shrink, atol * shrink
-        x_new = np.asarray(ds.depth.values, float)
-        # a round that missed tol may have misplaced its structures too: spread them as well
-        mon = np.maximum(dilate(x_new, curvature(ds), spread=~_pinned(x_new, length, h_back)),
-                         np.interp(x_new, x_mon, mon))
-        x_mon = x_new
+        # a round that missed tol may have misplaced its structures too: spread them as well.
+        # Each output's curvature is taken on the mesh it was computed on; a window's monitor
+        # is the maximum over its outputs and the nearest output on either side (a window
+        # without outputs learns from its neighbours)
+        t_out = np.asarray(ds.time.values, float)
+        where = _window_of(t_out, starts, problem.total_duration_s)
+        per = [np.asarray(_curvature_on(ds, meshes[where[k]], np.arange(len(t_out)) == k))
+               for k in range(len(t_out))]
+        new = []
+        for w, (x_mon, mon) in enumerate(mons):
+            x_w = meshes[w]
+            idx = set(np.flatnonzero(where == w))
+            before = np.flatnonzero(t_out < starts[w] * (1 - 1e-13))
+            after = np.flatnonzero(t_out > ends[w] * (1 + 1e-13))
+            idx |= set(before[-1:]) | set(after[:1])
+            old = np.interp(x_w, x_mon, mon)
+            if idx:
+                cur = np.max([np.interp(x_w, meshes[where[k]], per[k]) for k in idx], axis=0)
+                old = np.maximum(dilate(x_w, cur, spread=~_pinned(x_w, length, h_back)), old)
+            new.append((x_w, old))
+        mons = new
     ds.attrs.update(mesh="adaptive", adapt_rounds=len(rounds),
                     adapt_cells=np.asarray([q["n_cells"] for q in rounds], np.int64),
+                    adapt_mean_cells=np.asarray([q["mean_cells"] for q in rounds], float),
                     adapt_error_estimates=np.asarray([q["error_estimate"] for q in rounds], float))
     if check:
         accuracy.attach(ds, shadow, tol, native=native, plateau=plateau)

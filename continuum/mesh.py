@@ -145,3 +145,80 @@ def refine(nodes):
     out[0::2] = nodes
     out[1::2] = 0.5 * (nodes[:-1] + nodes[1:])
     return out
+
+
+def _cumulative(x, c, xq):
+    """``F(xq) = integral from x[0] to xq`` of the piecewise-linear interpolant of ``c`` on
+    nodes ``x`` (last axis), for query points ``xq`` inside ``[x[0], x[-1]]``."""
+    dx = np.diff(x)
+    seg = 0.5 * dx * (c[..., 1:] + c[..., :-1])
+    F = np.concatenate([np.zeros(c.shape[:-1] + (1,)), np.cumsum(seg, axis=-1)], axis=-1)
+    i = np.clip(np.searchsorted(x, xq, side="right") - 1, 0, len(x) - 2)
+    d = np.clip(xq - x[i], 0.0, dx[i])
+    slope = (c[..., i + 1] - c[..., i]) / dx[i]
+    return F[..., i] + c[..., i] * d + 0.5 * slope * d * d
+
+
+def control_volumes(nodes):
+    """Control-volume lengths of the vertex-centred finite volumes on `nodes` (half cells at
+    the two ends), ndarray of the nodes' shape."""
+    dx = np.diff(nodes)
+    vol = np.zeros(len(nodes))
+    vol[:-1] += 0.5 * dx
+    vol[1:] += 0.5 * dx
+    return vol
+
+
+def nodal_values_of_averages(x, c):
+    """Nodal values ``d`` whose piecewise-linear interpolant has the control-volume means
+    ``c`` (last axis = nodes): the inverse of the averaging in :func:`conservative_transfer`.
+
+    Over the half cell of length ``h/2`` next to node j, the interpolant's mean is
+    ``(3 d_j + d_neighbour) / 4``, so ``vol_j c_j = h_{j-1} (d_{j-1} + 3 d_j) / 8 +
+    h_j (3 d_j + d_{j+1}) / 8``: a tridiagonal system, diagonally dominant (3/8 + 3/8 against
+    1/8 + 1/8), solved exactly."""
+    from scipy.linalg import solve_banded
+
+    h = np.diff(x)
+    n = len(x)
+    ab = np.zeros((3, n))
+    ab[1, :-1] += 3.0 * h / 8.0
+    ab[1, 1:] += 3.0 * h / 8.0
+    ab[0, 1:] = h / 8.0            # super-diagonal: d_{j+1} in row j
+    ab[2, :-1] = h / 8.0           # sub-diagonal: d_{j-1} in row j
+    rhs = (control_volumes(x) * np.asarray(c, float).reshape(-1, n)).T
+    return solve_banded((1, 1), ab, rhs).T.reshape(np.shape(c))
+
+
+def conservative_transfer(x_old, c_old, x_new, sharp=True):
+    """Move a finite-volume state to other nodes without changing its inventory.
+
+    The nodal values of the vertex-centred scheme are read as control-volume means (the
+    inventory is ``sum(vol * c)``). With `sharp` (default) the old values are first turned into
+    the nodal values of a piecewise-linear profile with exactly those means
+    (:func:`nodal_values_of_averages`); each new value is then that profile's mean over the new
+    control volume ``[x_{j-1/2}, x_{j+1/2}]``. So:
+
+    * ``sum(vol_new * c_new) = sum(vol_old * c_old)`` up to round-off, for every row;
+    * onto the same nodes the state is unchanged (to round-off);
+    * the error is second order in the cell size for a smooth profile.
+
+    A row whose sharp transfer would come out negative (the reconstruction over- and
+    undershoots next to a step that its cells do not resolve) is moved without it: the means of
+    the old values' own piecewise-linear interpolant (non-negative, smoothing by
+    ``h^2 c'' / 24``). Both meshes span the same interval; the last axis holds the nodes.
+    """
+    x_old = np.asarray(x_old, float)
+    x_new = np.asarray(x_new, float)
+    c_old = np.asarray(c_old, float)
+    faces = np.concatenate(([x_old[0]], 0.5 * (x_new[1:] + x_new[:-1]), [x_old[-1]]))
+    vol = control_volumes(x_new)
+    smooth = np.diff(_cumulative(x_old, c_old, faces), axis=-1) / vol
+    if not sharp:
+        return smooth
+    d = nodal_values_of_averages(x_old, c_old)
+    out = np.diff(_cumulative(x_old, d, faces), axis=-1) / vol
+    rows_out, rows_smooth = out.reshape(-1, len(x_new)), smooth.reshape(-1, len(x_new))
+    bad = (rows_out.min(axis=1) < 0.0) & (rows_smooth.min(axis=1) >= 0.0)
+    rows_out[bad] = rows_smooth[bad]
+    return out

@@ -28,7 +28,9 @@ from tqdm.auto import tqdm
 from continuum.blocktri import BlockTridiagonal
 from continuum.errors import ProblemError, SolverError, SolverInterrupted
 from continuum.scharfetter_gummel import bernoulli_pair as _bernoulli_pair
-from continuum.problem import BACKS, DRIVES, FLUX_CONVENTIONS, check_problem, mesh_nodes_nm
+from continuum.mesh import conservative_transfer, control_volumes
+from continuum.problem import (BACKS, DRIVES, FLUX_CONVENTIONS, check_problem, mesh_windows_nm,
+                               union_nodes)
 
 _NM = 1e-9
 _M2_TO_NM2 = 1e18
@@ -244,11 +246,12 @@ class _Setup:
         self.back = BACKS[p.back]
         self.kT_eV = sc.k * p.temperature_K / sc.e  # thermal voltage kT/e [V]
         self.length_nm = p.thickness_m / _NM
-        self.nodes = mesh_nodes_nm(p)
+        # meshes in time [(t_start, nodes)]; results are written on the union of their nodes
+        self.windows = [(float(t0), np.asarray(x, float)) for t0, x in mesh_windows_nm(p)]
+        self.nodes = (self.windows[0][1] if len(self.windows) == 1
+                      else union_nodes([x for _, x in self.windows]))
         self.dx = np.diff(self.nodes)
-        self.vol = np.zeros(len(self.nodes))  # control-volume lengths [nm]
-        self.vol[:-1] += 0.5 * self.dx
-        self.vol[1:] += 0.5 * self.dx
+        self.vol = control_volumes(self.nodes)  # of the output grid (the mesh when static)
         debye_m = np.sqrt(sc.epsilon_0 * p.eps_r * sc.k * p.temperature_K
                           / (sc.e ** 2 * p.n_bulk_m3))
         self.debye_nm = debye_m / _NM
@@ -283,6 +286,14 @@ class _Setup:
         times = np.asarray(p.output_times_s, dtype=float)
         self.times = np.minimum(times, t)
         self.grid = None if p.fixed_times_s is None else self.check_grid(p.fixed_times_s)
+        if self.grid is not None and len(self.windows) > 1:
+            # on a fixed grid the mesh changes at the grid time nearest to each window start
+            snapped = {}
+            for t0, x in self.windows[1:]:
+                tg = float(self.grid[np.argmin(np.abs(self.grid - t0))])
+                if 0.0 < tg < self.t_end:
+                    snapped[tg] = x       # two starts on one grid time: the later mesh
+            self.windows = [self.windows[0]] + sorted(snapped.items())
         self.d_models = tuple(p.d_models)
         self.p = p
 
@@ -323,23 +334,50 @@ class _Integrator:
     def __init__(self, s, stop=None):
         self.s = s
         self.stop = stop  # polled after every accepted step (solve's `stop`)
-        k, n = len(s.species), len(s.nodes)
-        self.k, self.n, self.m = k, n, k + 1
-        self.res = np.zeros(self.m * n)
-        self.delta = np.zeros(self.m * n)
-        # banded storage (the scipy solve_banded layout) with l = u = 2m; the Jacobian is block
-        # tridiagonal (node blocks of m unknowns), solved by continuum.blocktri
-        self.band = 2 * self.m
-        self.ab = np.zeros((4 * self.m + 1, self.m * n), order="F")
-        self.linear = BlockTridiagonal(self.m, n)
-        self.flux = np.zeros((k, n - 1))
+        k = len(s.species)
+        self.k, self.m = k, k + 1
         self.end_flux = np.zeros((k, 2))   # linearised SG flux of the first and last interval
         self.bjac = np.zeros((k, 2, 2 * self.m))
+        self.use_mesh(s.windows[0][1])
+        self.n_remesh = 0
         self.n_steps = self.n_newton = self.n_rejected = 0
         self.n_rejected_newton = self.n_rejected_negative = 0  # subsets of n_rejected
         self.step_times = []  # end times of the accepted steps [s]
         self.max_error = 0.0  # largest local error estimate (in tolerance units) of a step
         self.newton_tol = s.p.newton_tol if s.grid is None else s.p.fixed_newton_tol
+
+    def use_mesh(self, nodes):
+        """Make `nodes` the current mesh: geometry and work arrays of its size."""
+        k, m = self.k, self.m
+        self.nodes_now = nodes
+        self.n = n = len(nodes)
+        self.dx = np.diff(nodes)
+        self.vol = control_volumes(nodes)   # control-volume lengths [nm]
+        self.res = np.zeros(m * n)
+        self.delta = np.zeros(m * n)
+        # banded storage (the scipy solve_banded layout) with l = u = 2m; the Jacobian is block
+        # tridiagonal (node blocks of m unknowns), solved by continuum.blocktri
+        self.band = 2 * m
+        self.ab = np.zeros((4 * m + 1, m * n), order="F")
+        self.linear = BlockTridiagonal(m, n)
+        self.flux = np.zeros((k, n - 1))
+
+    def remesh(self, nodes, psi, hist):
+        """Move to the mesh `nodes`: the stored BDF states by :func:`conservative_transfer`
+        (inventories unchanged), the potential (a Newton guess) by interpolation."""
+        old = self.nodes_now
+        self.use_mesh(nodes)
+        self.n_remesh += 1
+        hist = [(t, conservative_transfer(old, c, nodes), inv, Q) for t, c, inv, Q in hist]
+        return np.interp(nodes, old, psi), hist
+
+    def on_output_grid(self, c, psi):
+        """State on the result's depth grid (the union of the window meshes)."""
+        if len(self.s.windows) == 1:
+            return c, psi
+        x = self.s.nodes
+        return (np.array([np.interp(x, self.nodes_now, ci) for ci in c]),
+                np.interp(x, self.nodes_now, psi))
 
     def newton(self, ph, c0, psi0, a0h, hist_h):
         """Solve one implicit step from the guess (c0, psi0); returns (c, psi) or None."""
@@ -357,7 +395,7 @@ class _Integrator:
         for _ in range(p.max_newton):
             self.n_newton += 1
             D, dD = s.diffusivities(c)
-            _assemble(c, psi, D, dD, s.z, s.dx, s.vol, s.kappa, a0h, hist_h, ph["front_dir"],
+            _assemble(c, psi, D, dD, s.z, self.dx, self.vol, s.kappa, a0h, hist_h, ph["front_dir"],
                       ph["front_val"], ph["back_dir"], ph["back_val"], ph["poisson_mode"],
                       ph["dpsi_back"], ph["psi_front"], lattice, s.s_lat, self.res, self.ab,
                       self.flux, self.bjac)
@@ -391,10 +429,9 @@ class _Integrator:
         Dirichlet condition): influx = vol * dc/dt (BDF) + outgoing SG flux of the interval,
         the flux linearised at the last Newton iterate (`newton` leaves it in ``end_flux``).
         """
-        s = self.s
         out = np.zeros((self.k, 2))
         ends = np.array([0, 1, self.n - 2, self.n - 1])
-        store = (s.vol[ends] * (a0h * c[:, ends] + hist_h[:, ends]))
+        store = (self.vol[ends] * (a0h * c[:, ends] + hist_h[:, ends]))
         front = ph["front_dir"]
         out[front, 0] = store[front, 0] + self.end_flux[front, 0]
         back = ph["back_dir"]
@@ -403,24 +440,28 @@ class _Integrator:
 
     def run(self, progress=False):
         s, p, k = self.s, self.s.p, self.k
+        x = self.nodes_now
         c = np.zeros((k, self.n))
         c[s.native] = 1.0
         ph0 = s.phases[0]
         if ph0["poisson_mode"] == 1:
-            psi = ph0["psi_front"] * (1.0 - s.nodes / s.length_nm)
+            psi = ph0["psi_front"] * (1.0 - x / s.length_nm)
         else:
-            psi = ph0["dpsi_back"] * (s.nodes - s.length_nm)
-        inv = (s.vol * c).sum(axis=1)
+            psi = ph0["dpsi_back"] * (x - s.length_nm)
+        inv = (self.vol * c).sum(axis=1)
         Q = np.zeros((k, 2))  # particles transferred in through (front, back) [fraction*nm]
         t = 0.0
-        out_c = np.full((len(s.times), k, self.n), np.nan)
-        out_psi = np.full((len(s.times), self.n), np.nan)
+        n_out = len(s.nodes)
+        out_c = np.full((len(s.times), k, n_out), np.nan)
+        out_psi = np.full((len(s.times), n_out), np.nan)
         out_inv = np.full((len(s.times), k), np.nan)
         out_Q = np.full((len(s.times), k, 2), np.nan)
         i_out = 0
 
         def record(t, c, psi, inv, Q):
             nonlocal i_out
+            if i_out < len(s.times) and s.times[i_out] <= t * (1 + 1e-13) + 1e-300:
+                c, psi = self.on_output_grid(c, psi)
             while i_out < len(s.times) and s.times[i_out] <= t * (1 + 1e-13) + 1e-300:
                 out_c[i_out], out_psi[i_out] = c, psi
                 out_inv[i_out], out_Q[i_out] = inv, Q
@@ -429,24 +470,49 @@ class _Integrator:
         record(t, c, psi, inv, Q)
         bar = tqdm(total=s.t_end, disable=not progress, unit="s", desc="NPP",
                    bar_format="{l_bar}{bar}| t = {n:.3g} / {total:.3g} s [{elapsed}]")
+        switches = s.windows[1:]   # (t_start, nodes) of the later meshes
         try:
             for ph in s.phases:
-                t, c, psi, inv, Q = self.run_phase(ph, t, c, psi, inv, Q, record, bar)
+                hist, h = None, None   # a phase starts at order 1 with the initial step
+                while True:
+                    # a mesh change at this time: move the state (and the BDF history) over
+                    while switches and switches[0][0] <= t * (1 + 1e-13):
+                        if hist is None:
+                            hist = [(t, c, inv, Q)]
+                        psi, hist = self.remesh(switches.pop(0)[1], psi, hist)
+                        c = hist[-1][1]
+                        self._last = (c, psi, inv, Q)
+                    t_end = ph["t1"]
+                    if switches and switches[0][0] < t_end * (1 - 1e-13):
+                        t_end = switches[0][0]
+                    t, c, psi, inv, Q, hist, h = self.run_phase(ph, t_end, t, c, psi, inv, Q,
+                                                                record, bar, hist, h)
+                    if t_end == ph["t1"]:
+                        break
         except SolverError as err:
             status = "interrupted" if isinstance(err, SolverInterrupted) else "failed"
+            last = self._last
             err.partial = self.dataset(out_c, out_psi, out_inv, out_Q, i_out, status, str(err),
                                        extra=(t if np.isnan(err.time_reached_s)
-                                              else err.time_reached_s, self._last))
+                                              else err.time_reached_s,
+                                              (*self.on_output_grid(last[0], last[1]), *last[2:])))
             raise
         finally:
             bar.close()
         return self.dataset(out_c, out_psi, out_inv, out_Q, i_out, "ok", "")
 
-    def run_phase(self, ph, t, c, psi, inv, Q, record, bar):
+    def run_phase(self, ph, t_end, t, c, psi, inv, Q, record, bar, hist=None, h=None):
+        """Steps of phase `ph` from `t` to `t_end` (the phase end or a mesh change).
+
+        `hist` (accepted states of this phase, newest last, at most 3) and `h` (the next step)
+        continue a phase across a mesh change; None starts the phase. Returns the state at
+        `t_end` with the history and the next step."""
         s, p = self.s, self.s.p
-        t_end = ph["t1"]
-        hist = [(t, c, inv, Q)]  # accepted states of this phase, newest last (at most 3)
-        h = min(p.dt_initial_s, t_end - t)
+        if hist is None:
+            hist = [(t, c, inv, Q)]
+        if h is None:
+            h = p.dt_initial_s
+        h = min(h, t_end - t)
         grid = s.grid
         if grid is not None:
             i_grid = int(np.searchsorted(grid, t, side="right"))  # next grid time
@@ -519,7 +585,7 @@ class _Integrator:
             F = self.boundary_fluxes(ph, c_new, psi_new, a0 / h, hist_c / h)
             hist_Q = a1 * hist[-1][3] + (a2 * hist[-2][3] if order == 2 else 0.0)
             Q = (h * F - hist_Q) / a0
-            inv = (s.vol * c_new).sum(axis=1)
+            inv = (self.vol * c_new).sum(axis=1)
             self.n_steps += 1
             self.step_times.append(t_new)
             bar.update(h)
@@ -543,7 +609,7 @@ class _Integrator:
             else:
                 fac = min(2.0, max(0.2, 0.9 * max(err, 1e-10) ** (-1.0 / (order + 1))))
             h *= fac
-        return t, c, psi, inv, Q
+        return t, c, psi, inv, Q, hist, h
 
     @staticmethod
     def predict(times, states, t_new, order):
@@ -589,8 +655,18 @@ class _Integrator:
         with np.errstate(all="ignore"):
             for i, model in enumerate(s.d_models):
                 dtab[i] = np.asarray(model.D_and_dD(frac)[0], dtype=float) * 1e4  # m^2/s -> cm^2/s
+        extra_vars, extra_coords = {}, {}
+        if len(s.windows) > 1:   # the meshes in time, so that a result can be recomputed
+            wn = np.full((len(s.windows), max(len(x) for _, x in s.windows)), np.nan)
+            for i, (_, x) in enumerate(s.windows):
+                wn[i, :len(x)] = x
+            extra_vars["window_nodes"] = (("window", "window_node"), wn, dict(
+                units="nm", long_name="mesh nodes of each time window (NaN-padded)"))
+            extra_coords["window_start"] = ("window", [t0 for t0, _ in s.windows], dict(
+                units="s", long_name="start of the mesh window"))
         ds = xr.Dataset(
             data_vars=dict(
+                **extra_vars,
                 concentration=(("species", "time", "depth"), np.moveaxis(c, 1, 0),
                                dict(units="1", long_name="concentration / n_bulk")),
                 potential=(("time", "depth"), phi, dict(units="V", long_name="electric potential")),
@@ -611,6 +687,7 @@ class _Integrator:
                 depth_face=("depth_face", mid, dict(units="nm", long_name="depth between nodes")),
                 boundary=("boundary", ["front", "back"], dict(long_name="sample boundary")),
                 fraction=("fraction", frac, dict(units="1", long_name="concentration / n_bulk")),
+                **extra_coords,
             ),
             attrs=dict(
                 engine="npp", flux_convention=p.flux_convention, status=status, message=message,
@@ -622,6 +699,8 @@ class _Integrator:
                 native=p.native, back=p.back, debye_length_nm=s.debye_nm,
                 n_bulk_m3=p.n_bulk_m3, temperature_K=p.temperature_K, rtol=p.rtol, atol=p.atol,
                 n_cells=len(s.nodes) - 1,
+                mesh_windows=len(s.windows), n_remesh=self.n_remesh,
+                window_cells=np.asarray([len(x) - 1 for _, x in s.windows], np.int64),
             ),
         )
         return ds

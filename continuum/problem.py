@@ -43,6 +43,10 @@ class MeshSpec:
     growth: float = 0.1  # cell-size growth per unit length (neighbour ratio exp(growth))
     h_back_nm: float | None = None  # refine at the back too (default: only for "electrode")
     nodes_nm: tuple | None = None  # explicit node positions [nm]; overrides everything above
+    # A mesh that changes in time (full solver only): ((t_start_s, nodes_nm), ...), the first
+    # window starting at 0; at each later start the state moves to the next window's nodes by a
+    # conservative transfer (continuum.npp). Overrides `nodes_nm` and the graded mesh.
+    windows: tuple | None = None
 
     def build(self, length_nm, back, zone_estimate_nm=None):
         """Node positions [nm], ndarray of float64, shape (n_nodes,).
@@ -189,8 +193,11 @@ def check_problem(problem: NPPProblem, solver: str = "full") -> None:
     lookup(BACKS, problem.back, "`back`")
     _check_phases(problem, solver)
     _check_times(problem)
+    if problem.mesh.windows is not None and solver != "full":
+        raise ProblemError("mesh `windows` (a mesh that changes in time) need the full solver; "
+                           "give the electroneutral solver one mesh (`nodes_nm` or graded)")
     if solver == "full":
-        mesh_nodes_nm(problem)
+        mesh_windows_nm(problem)
 
 
 def default_zone_nm(problem: NPPProblem):
@@ -216,5 +223,72 @@ def default_zone_nm(problem: NPPProblem):
 
 
 def mesh_nodes_nm(problem: NPPProblem) -> np.ndarray:
-    """The full solver's mesh nodes [nm], ndarray of float64, shape (n_cells + 1,)."""
+    """The full solver's mesh nodes [nm], ndarray of float64, shape (n_cells + 1,); with mesh
+    `windows`, the union of their nodes (the grid the results are written on)."""
+    if problem.mesh.windows is not None:
+        return union_nodes([nodes for _, nodes in mesh_windows_nm(problem)])
     return problem.mesh.build(problem.thickness_m * 1e9, problem.back, default_zone_nm(problem))
+
+
+def union_nodes(meshes, merge_nm=1e-9):
+    """Sorted union of the nodes of several meshes [nm]; nodes closer than `merge_nm` merge."""
+    x = np.unique(np.concatenate([np.asarray(m, float) for m in meshes]))
+    keep = np.concatenate(([True], np.diff(x) > merge_nm))
+    keep[-1] = True
+    x = x[keep]
+    if len(x) > 2 and x[-1] - x[-2] <= merge_nm:
+        x = np.delete(x, -2)
+    return x
+
+
+def mesh_windows_nm(problem: NPPProblem) -> list:
+    """The full solver's meshes in time: ``[(t_start_s, nodes [nm]), ...]``, the first at 0
+    (one window for a static mesh); checked."""
+    spec = problem.mesh
+    length = problem.thickness_m * 1e9
+    if spec.windows is None:
+        return [(0.0, mesh_nodes_nm(problem))]
+    out = []
+    for i, win in enumerate(spec.windows):
+        try:
+            t0, nodes = win
+            t0 = float(t0)
+        except (TypeError, ValueError):
+            raise ProblemError(f"mesh `windows`[{i}] must be a pair (t_start_s, nodes_nm)") from None
+        if i == 0 and t0 != 0.0:
+            raise ProblemError(f"mesh `windows` must start at t = 0, got {t0:g} s")
+        if i > 0 and not (np.isfinite(t0) and out[-1][0] < t0 < problem.total_duration_s):
+            raise ProblemError(f"mesh `windows`[{i}]: start {t0:g} s must increase and lie "
+                               f"inside the schedule (0, {problem.total_duration_s:g}) s")
+        try:
+            out.append((t0, MeshSpec(nodes_nm=tuple(nodes)).build(length, problem.back)))
+        except ProblemError as err:
+            raise ProblemError(f"mesh `windows`[{i}]: {err}") from None
+    return out
+
+
+def map_meshes(problem: NPPProblem, fn) -> NPPProblem:
+    """`problem` with every mesh of the full solver replaced by ``fn(nodes [nm]) -> nodes``:
+    each window's (mesh `windows`), else the one mesh (made explicit)."""
+    import dataclasses
+
+    spec = problem.mesh
+    if spec.windows is not None:
+        wins = tuple((float(t0), tuple(float(v) for v in fn(np.asarray(x, float))))
+                     for t0, x in mesh_windows_nm(problem))
+        return dataclasses.replace(problem, mesh=dataclasses.replace(spec, windows=wins))
+    nodes = tuple(float(v) for v in fn(mesh_nodes_nm(problem)))
+    return dataclasses.replace(problem, mesh=dataclasses.replace(spec, nodes_nm=nodes))
+
+
+def mesh_of_result(ds) -> MeshSpec:
+    """The explicit mesh a full-solver result was computed on (its `window_nodes` when the
+    mesh changed in time, else its depth grid)."""
+    if "window_nodes" in ds:
+        wins = []
+        for t0, row in zip(np.asarray(ds.window_start.values, float),
+                           np.asarray(ds.window_nodes.values, float)):
+            wins.append((float(t0), tuple(float(v) for v in row[np.isfinite(row)])))
+        return MeshSpec(windows=tuple(wins))
+    return MeshSpec(nodes_nm=tuple(float(v) for v in np.asarray(ds.depth.values, float)))
+

@@ -30,25 +30,26 @@ def _front_and_plateau(ds, time_index=-1):
 
 
 def accepted_problem(cfg, ds):
-    """The NPP problem of `cfg` on the mesh and time tolerances of its result `ds`."""
+    """The NPP problem of `cfg` on the mesh (or meshes in time) and time tolerances of its
+    result `ds`."""
     from compare import scenario
+    from continuum.problem import mesh_of_result
 
     problem = scenario.npp_problem(cfg)
-    nodes = tuple(float(x) for x in np.asarray(ds.depth.values, float))
-    return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh, nodes_nm=nodes),
+    return dataclasses.replace(problem, mesh=mesh_of_result(ds),
                                rtol=float(ds.attrs["rtol"]), atol=float(ds.attrs["atol"]))
 
 
 def refined_problem(problem, level=4):
-    """`problem` with every cell of its mesh cut into `level` pieces (explicit nodes),
-    tolerances / level^2."""
-    from continuum.problem import mesh_nodes_nm
+    """`problem` with every cell of its mesh (of each window's mesh) cut into `level` pieces
+    (explicit nodes), tolerances / level^2."""
+    from continuum.problem import map_meshes
 
-    nodes = np.asarray(mesh_nodes_nm(problem), float)
-    fine = np.concatenate([np.linspace(a, b, level + 1)[:-1] for a, b in zip(nodes[:-1], nodes[1:])]
-                          + [nodes[-1:]])
-    return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh,
-                                                                 nodes_nm=tuple(fine)),
+    def cut(nodes):
+        return np.concatenate([np.linspace(a, b, level + 1)[:-1]
+                               for a, b in zip(nodes[:-1], nodes[1:])] + [nodes[-1:]])
+
+    return dataclasses.replace(map_meshes(problem, cut),
                                rtol=problem.rtol / level ** 2, atol=problem.atol / level ** 2)
 
 

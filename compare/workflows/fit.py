@@ -288,7 +288,8 @@ class FrozenGridNPP:
     smooth = True  # profiles are smooth functions of the parameters (FitProblem's settings)
 
     def __init__(self):
-        # (step end times [s], mesh nodes [nm] or None, rtol, atol) of the reference solve
+        # (step end times [s], MeshSpec (explicit nodes or windows), rtol, atol) of the
+        # reference solve
         self.grid = None
         self.last_max_error = math.nan
 
@@ -305,7 +306,7 @@ class FrozenGridNPP:
             return ds
 
         ds, problem = _solve_once(cfg, solve_keep_steps, "full")
-        self.grid = (tuple(float(t) for t in steps[0]), problem.mesh.nodes_nm, problem.rtol,
+        self.grid = (tuple(float(t) for t in steps[0]), problem.mesh, problem.rtol,
                      problem.atol)
         self.last_max_error = float(ds.attrs["max_error_estimate"])
         return ds
@@ -314,8 +315,8 @@ class FrozenGridNPP:
         """The NPP problem of `cfg` on the frozen grid and mesh (None before the first call)."""
         if self.grid is None:
             return None
-        times, nodes, rtol, atol = self.grid
-        problem = _on_nodes(scenario.npp_problem(cfg), nodes)
+        times, mesh, rtol, atol = self.grid
+        problem = _on_mesh(scenario.npp_problem(cfg), mesh)
         return dataclasses.replace(problem, rtol=rtol, atol=atol, fixed_times_s=times)
 
     def __call__(self, cfg):
@@ -335,20 +336,20 @@ class FixedMeshElectroneutral:
     model error once, at the optimum)."""
 
     def __init__(self):
-        self.nodes = None
+        self.mesh = None
         self.started = False
 
     def problem(self, cfg):
         """The electroneutral problem of `cfg` on the fixed mesh (None before the first call)."""
         if not self.started:
             return None
-        return _on_nodes(scenario.npp_problem(cfg, solver_name="electroneutral"), self.nodes)
+        return _on_mesh(scenario.npp_problem(cfg, solver_name="electroneutral"), self.mesh)
 
     def __call__(self, cfg):
         if self.started:
             return scenario.solver("electroneutral")(self.problem(cfg))
         ds, problem = _solve_once(cfg, scenario.solver("electroneutral"), "electroneutral")
-        self.nodes, self.started = problem.mesh.nodes_nm, True
+        self.mesh, self.started = problem.mesh, True
         return ds
 
 
@@ -361,15 +362,14 @@ def _solve_once(cfg, solve, solver_name):
     problem = scenario.npp_problem(cfg, solver_name=solver_name)
     if cfg.npp.mesh != "adaptive":
         return solve(problem), problem
-    res = adapt.solve_adaptive(problem, solve, float(cfg.npp.tol), check=False)
+    res = adapt.solve_adaptive(problem, solve, float(cfg.npp.tol), check=False,
+                               windows=cfg.npp.mesh_windows if solver_name == "full" else 1)
     return res.ds, res.problem
 
 
-def _on_nodes(problem, nodes):
-    """`problem` on explicit mesh nodes (None: its own mesh)."""
-    if nodes is None:
-        return problem
-    return dataclasses.replace(problem, mesh=dataclasses.replace(problem.mesh, nodes_nm=nodes))
+def _on_mesh(problem, mesh):
+    """`problem` on the mesh (a MeshSpec) of an earlier solve."""
+    return dataclasses.replace(problem, mesh=mesh)
 
 
 # name -> factory of a forward model ``forward(cfg) -> xr.Dataset``; a factory call gives a fresh

@@ -45,3 +45,69 @@ def test_bad_mesh_parameters(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ProblemError, match=match):
         graded_mesh(**args)
+
+
+# --------------------------------------------------------------- conservative transfer
+
+
+def _profiles(x):
+    return np.stack([np.exp(-x / 2.0), 0.5 * (1.0 - np.tanh((x - 4.0) / 0.7))])
+
+
+def _smooth_mesh(n, power):
+    return 10.0 * np.linspace(0.0, 1.0, n + 1) ** power
+
+
+@pytest.mark.parametrize("sharp", [True, False])
+def test_conservative_transfer_keeps_every_inventory_to_round_off(sharp):
+    from continuum.mesh import conservative_transfer, control_volumes
+
+    rng = np.random.default_rng(3)
+    x = np.sort(np.concatenate(([0.0, 10.0], rng.uniform(0.0, 10.0, 60))))
+    y = _smooth_mesh(97, 1.3)
+    c = np.abs(rng.normal(size=(3, len(x))))          # any non-negative state, 3 species
+    out = conservative_transfer(x, c, y, sharp=sharp)
+    np.testing.assert_allclose((control_volumes(y) * out).sum(axis=-1),
+                               (control_volumes(x) * c).sum(axis=-1), rtol=1e-13)
+    assert out.shape == (3, len(y)) and out.min() >= 0.0
+
+
+def test_sharp_transfer_onto_the_same_nodes_changes_nothing():
+    from continuum.mesh import conservative_transfer
+
+    x = _smooth_mesh(80, 1.5)
+    c = _profiles(x)
+    np.testing.assert_allclose(conservative_transfer(x, c, x), c, rtol=0, atol=1e-13)
+    # the plain (smoothing) transfer does not have this property: it averages the interpolant
+    assert np.abs(conservative_transfer(x, c, x, sharp=False) - c).max() > 1e-3
+
+
+def test_transfer_error_is_second_order_on_smooth_meshes():
+    """Error against the exact profile at the new nodes, away from the ends: x 1/4 per halving
+    of the cells (measured 5.6e-4, 1.4e-4, 3.4e-5 for n = 100, 200, 400), the sharp transfer
+    below the smoothing one. (The end nodes' half volumes are first order; boundary values
+    are set by the boundary conditions there.)"""
+    from continuum.mesh import conservative_transfer
+
+    errs = {True: [], False: []}
+    for n in (100, 200, 400):
+        x, y = _smooth_mesh(n, 1.5), _smooth_mesh(int(1.6 * n), 1.2)
+        for sharp in errs:
+            e = np.abs(conservative_transfer(x, _profiles(x), y, sharp=sharp) - _profiles(y))
+            errs[sharp].append(e[:, 4:-4].max())
+    for sharp, e in errs.items():
+        assert e[2] < 0.35 * e[1] < 0.35 ** 2 * e[0], (sharp, e)
+    assert all(a < b for a, b in zip(errs[True], errs[False]))
+
+
+def test_a_row_the_sharp_transfer_would_make_negative_is_moved_smoothly():
+    from continuum.mesh import conservative_transfer, control_volumes
+
+    x = np.linspace(0.0, 10.0, 21)
+    c = np.where(x < 5.0, 1.0, 0.0)[None, :]          # a step over one cell
+    y = np.linspace(0.0, 10.0, 34)
+    out = conservative_transfer(x, c, y)
+    assert out.min() >= 0.0
+    np.testing.assert_allclose(out, conservative_transfer(x, c, y, sharp=False))
+    assert (control_volumes(y) * out).sum() == pytest.approx((control_volumes(x) * c).sum(),
+                                                             rel=1e-14)
