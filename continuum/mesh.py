@@ -203,10 +203,13 @@ def conservative_transfer(x_old, c_old, x_new, sharp=True):
     * onto the same nodes the state is unchanged (to round-off);
     * the error is second order in the cell size for a smooth profile.
 
-    A row whose sharp transfer would come out negative (the reconstruction over- and
-    undershoots next to a step that its cells do not resolve) is moved without it: the means of
-    the old values' own piecewise-linear interpolant (non-negative, smoothing by
-    ``h^2 c'' / 24``). Both meshes span the same interval; the last axis holds the nodes.
+    Where the sharp transfer comes out negative (the reconstruction under- and overshoots next
+    to a step that its cells do not resolve, or at the foot of a front), the negative values are
+    set to 0 and the row is rescaled to its inventory: non-negative, conservative, and continuous
+    in the old values (a forward model of a fit stays a continuous function of the parameters;
+    switching the whole row to another transfer would not be). Without `sharp` the new values
+    are the means of the old values' own piecewise-linear interpolant (non-negative, smoothing
+    by ``h^2 c'' / 24``). Both meshes span the same interval; the last axis holds the nodes.
     """
     x_old = np.asarray(x_old, float)
     x_new = np.asarray(x_new, float)
@@ -218,7 +221,13 @@ def conservative_transfer(x_old, c_old, x_new, sharp=True):
         return smooth
     d = nodal_values_of_averages(x_old, c_old)
     out = np.diff(_cumulative(x_old, d, faces), axis=-1) / vol
-    rows_out, rows_smooth = out.reshape(-1, len(x_new)), smooth.reshape(-1, len(x_new))
-    bad = (rows_out.min(axis=1) < 0.0) & (rows_smooth.min(axis=1) >= 0.0)
-    rows_out[bad] = rows_smooth[bad]
+    rows = out.reshape(-1, len(x_new))
+    neg = rows.min(axis=1) < 0.0
+    if neg.any():
+        target = (rows[neg] * vol).sum(axis=1)          # the inventory (= the old one)
+        clipped = np.maximum(rows[neg], 0.0)
+        kept = (clipped * vol).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(kept > 0, target / kept, 0.0)
+        rows[neg] = clipped * np.maximum(scale, 0.0)[:, None]
     return out

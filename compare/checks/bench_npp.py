@@ -97,7 +97,7 @@ def bench_npp(input_paths, tol=None, reference=False, out=print):
     from continuum.npp import solve
 
     rows = []
-    out(f"{'input':30s} {'tol':>7s} {'cells':>5s} {'rnds':>4s} {'total':>7s} {'solve':>6s} "
+    out(f"{'input':30s} {'tol':>7s} {'cells':>5s} {'win':>3s} {'rnds':>4s} {'total':>7s} {'solve':>6s} "
         f"{'steps':>5s} {'estimate':>8s} {'plateau':>7s} {'front':>6s} {'status':>10s}"
         + (f" | {'true max':>8s} {'dplat':>7s}" if reference else ""))
     warm = True
@@ -119,12 +119,16 @@ def bench_npp(input_paths, tol=None, reference=False, out=print):
         again = solve(accepted)
         cpu_solve = time.process_time() - c0
         front, plateau = _front_and_plateau(ds)
-        row = dict(input=Path(path).name, tol=float(cfg.npp.tol), n_cells=int(ds.attrs["n_cells"]),
+        # cells: mean over the mesh windows (the result's depth grid is their union)
+        cells = np.atleast_1d(again.attrs.get("window_cells", again.attrs["n_cells"]))
+        row = dict(input=Path(path).name, tol=float(cfg.npp.tol),
+                   n_cells=int(round(float(np.mean(cells)))), windows=int(len(cells)),
                    rounds=int(ds.attrs.get("adapt_rounds", 1)), cpu_total_s=cpu_total,
                    cpu_solve_s=cpu_solve, n_steps=int(again.attrs["n_steps"]),
                    error_estimate=float(ds.attrs.get("error_estimate", np.nan)),
                    plateau=plateau, front_nm=front, status=str(ds.attrs.get("status", "ok")))
-        line = (f"{row['input']:30s} {row['tol']:7.0e} {row['n_cells']:5d} {row['rounds']:4d} "
+        line = (f"{row['input']:30s} {row['tol']:7.0e} {row['n_cells']:5d} {row['windows']:3d} "
+                f"{row['rounds']:4d} "
                 f"{cpu_total:7.2f} {cpu_solve:6.2f} {row['n_steps']:5d} "
                 f"{row['error_estimate']:8.2e} {plateau:7.4f} {front:6.1f} {row['status']:>10s}")
         if reference:
@@ -134,6 +138,6 @@ def bench_npp(input_paths, tol=None, reference=False, out=print):
         rows.append(row)
         out(line)
     out("CPU seconds of this process (total: pilot + rounds + shadow runs of the default run; "
-        "solve: one run on the accepted mesh); errors in fractions of n_bulk; front in nm"
+        "solve: one run on the accepted mesh(es)); cells: mean over the mesh windows (win); errors in fractions of n_bulk; front in nm"
         + ("; true: against a 4x refined run" if reference else ""))
     return rows
