@@ -237,7 +237,7 @@ def solve_npp(cfg, problem=None, progress=False, solver_name=None, stop=None,
         res = adapt.solve_adaptive(problem, solver(name), tol, check=check,
                                    native=cfg.native.name, plateau=_plateau_of_profile,
                                    progress=progress, stop=stop,
-                                   windows=cfg.npp.mesh_windows if name == "full" else 1)
+                                   windows=cfg.npp.mesh_windows)
         return annotate(res.ds, res.problem)
     ds = solver(name)(problem, progress=progress, stop=stop)
     ds.attrs["mesh"] = ("graded" if problem.mesh.nodes_nm is None and problem.mesh.windows is None

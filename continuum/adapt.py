@@ -71,8 +71,12 @@ def pilot_times_s(problem):
 def curvature(ds):
     """Monitor ``M`` at the result's depths: max over species and times of |c''|, ndarray of
     shape (n_depth,) [1/nm^2] (one-sided at the two ends: the neighbour's value)."""
-    x = np.asarray(ds.depth.values, float)
-    c = np.asarray(ds["concentration"].values, float)           # (species, time, depth)
+    return _curvature_of(np.asarray(ds.depth.values, float),
+                         np.asarray(ds["concentration"].values, float))
+
+
+def _curvature_of(x, c):
+    """:func:`curvature` of profiles ``c`` (species, time, depth) at depths ``x``."""
     h = np.diff(x)
     slope = np.diff(c, axis=-1) / h
     d2 = np.abs(2.0 * np.diff(slope, axis=-1) / (h[1:] + h[:-1]))
@@ -233,17 +237,24 @@ def _pilot_window(ds, lo, hi):
     return ds.isel(time=idx)
 
 
-def _curvature_on(ds, nodes, keep):
+def _curvature_on(ds, points, keep):
     """:func:`curvature` of the result's profiles at the output times `keep` (bool mask),
-    evaluated on `nodes` (one window's mesh, a subset of the result's depth grid)."""
+    evaluated on `points` (where one window's mesh holds its unknowns: a subset of the
+    result's depth grid)."""
     x = np.asarray(ds.depth.values, float)
     c = np.asarray(ds["concentration"].values, float)[:, keep]
     k, nt = c.shape[:2]
-    on = np.array([np.interp(nodes, x, row) for row in c.reshape(k * nt, -1)])
-    sub = ds.isel(time=np.flatnonzero(keep), depth=slice(0, len(nodes)))
-    sub = sub.assign_coords(depth=nodes)
-    sub["concentration"] = (("species", "time", "depth"), on.reshape(k, nt, len(nodes)))
-    return curvature(sub)
+    on = np.array([np.interp(points, x, row) for row in c.reshape(k * nt, -1)])
+    return _curvature_of(np.asarray(points, float), on.reshape(k, nt, len(points)))
+
+
+def _own_points(ds, mesh):
+    """Where a mesh holds its unknowns: its nodes (full solver) or its cell centres
+    (electroneutral solver, whose mesh nodes are cell faces)."""
+    mesh = np.asarray(mesh, float)
+    if str(ds.attrs.get("engine", "")) == "npp-electroneutral":
+        return 0.5 * (mesh[1:] + mesh[:-1])
+    return mesh
 
 
 def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None,
@@ -360,7 +371,11 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
         # without outputs learns from its neighbours)
         t_out = np.asarray(ds.time.values, float)
         where = _window_of(t_out, starts, problem.total_duration_s)
-        per = [np.asarray(_curvature_on(ds, meshes[where[k]], np.arange(len(t_out)) == k))
+        if windows == 1:      # one mesh: the result's own grid (for either solver)
+            own = [np.asarray(ds.depth.values, float)]
+        else:
+            own = [_own_points(ds, x) for x in meshes]
+        per = [np.asarray(_curvature_on(ds, own[where[k]], np.arange(len(t_out)) == k))
                for k in range(len(t_out))]
         new = []
         for w, (x_mon, mon) in enumerate(mons):
@@ -371,7 +386,7 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
             idx |= set(before[-1:]) | set(after[:1])
             old = np.interp(x_w, x_mon, mon)
             if idx:
-                cur = np.max([np.interp(x_w, meshes[where[k]], per[k]) for k in idx], axis=0)
+                cur = np.max([np.interp(x_w, own[where[k]], per[k]) for k in idx], axis=0)
                 old = np.maximum(dilate(x_w, cur, spread=~_pinned(x_w, length, h_back)), old)
             new.append((x_w, old))
         mons = new

@@ -296,6 +296,7 @@ class _Stats:
     message: str = ""
     status: str = "ok"
     t_reached: float = 0.0
+    dt_next: float = 0.0
 
 
 class _PhaseDrive:
@@ -359,6 +360,8 @@ def solve_electroneutral(problem, initial=None) -> xr.Dataset:
         Newton failed at the minimum step; ``.partial`` holds the result up to then.
     """
     check_problem(problem, solver="electroneutral")
+    if problem.mesh.windows is not None and len(problem.mesh.windows) > 1:
+        return _solve_windows(problem, initial)
     faces = make_faces(problem)
     op = _Operator(problem, faces)
     jac = _BandedJacobian(op.n_cells, op.n_species)
@@ -387,6 +390,103 @@ def solve_electroneutral(problem, initial=None) -> xr.Dataset:
         partial = _dataset(problem, op, times, out_u, out_j, out_beam, stats)
         raise SolverError(str(err), time_reached_s=stats.t_reached, partial=partial) from None
     return _dataset(problem, op, times, out_u, out_j, out_beam, stats)
+
+
+def _solve_windows(problem, initial):
+    """:func:`solve_electroneutral` with a mesh per time window (``problem.mesh.windows``).
+
+    At each window start the cell means move to the next mesh by
+    :func:`continuum.mesh.conservative_transfer_cells` (inventories kept) and the integration
+    goes on at order 1 with the last step size (its error control active). Outputs are
+    computed on the mesh of their window and written on the cell centres of the union of all
+    window faces (linear interpolation between a window's centres, constant beyond them);
+    inventory, potential and the other per-time values come from the output's own mesh."""
+    from continuum.mesh import conservative_transfer_cells
+    from continuum.problem import mesh_windows_nm, union_nodes
+
+    wins = [(float(t0), np.asarray(x, float) * 1e-9) for t0, x in mesh_windows_nm(problem)]
+    ops = [_Operator(problem, f) for _, f in wins]
+    times = np.asarray(problem.output_times_s, dtype=float)
+    n_t = times.size
+    outs = [(np.full((n_t, o.n_cells, o.n_species), np.nan), np.full(n_t, np.nan), [None] * n_t)
+            for o in ops]
+    stats = _Stats()
+    w = 0
+    op = ops[0]
+    jac = _BandedJacobian(op.n_cells, op.n_species)
+    u = _initial_state(initial, op)
+    t = 0.0
+    next_out = 0
+    while next_out < n_t and times[next_out] <= 0.0:
+        outs[0][0][next_out], outs[0][1][next_out] = u, 0.0
+        next_out += 1
+    n_remesh = 0
+    try:
+        for phase in problem.phases:
+            drive = _PhaseDrive(phase, op)
+            t_phase = t + phase.duration_s
+            dt = None
+            while True:
+                while w + 1 < len(wins) and wins[w + 1][0] <= t * (1 + 1e-13):
+                    u = conservative_transfer_cells(op.faces, u, ops[w + 1].faces)
+                    w += 1
+                    op = ops[w]
+                    jac = _BandedJacobian(op.n_cells, op.n_species)
+                    drive = _PhaseDrive(phase, op)
+                    n_remesh += 1
+                seg_end = t_phase
+                if w + 1 < len(wins) and wins[w + 1][0] < t_phase * (1 - 1e-13):
+                    seg_end = wins[w + 1][0]
+                t, u, next_out = _integrate_phase(problem, op, jac, drive, t, seg_end, u, times,
+                                                  next_out, *outs[w], stats, dt0=dt)
+                dt = stats.dt_next
+                if seg_end == t_phase:
+                    break
+    except SolverError as err:
+        stats.status, stats.message = "failed", str(err)
+        partial = _merge_windows(problem, ops, wins, times, outs, stats, n_remesh)
+        raise SolverError(str(err), time_reached_s=stats.t_reached, partial=partial) from None
+    return _merge_windows(problem, ops, wins, times, outs, stats, n_remesh)
+
+
+def _merge_windows(problem, ops, wins, times, outs, stats, n_remesh):
+    """One dataset on the union grid from the outputs of each window's mesh."""
+    from continuum.problem import union_nodes
+
+    parts = [_dataset(problem, o, times, *out, stats) for o, out in zip(ops, outs)]
+    faces = union_nodes([o.faces * 1e9 for o in ops])
+    centres = 0.5 * (faces[1:] + faces[:-1])
+    ds = parts[0].drop_dims("depth").drop_vars("face")
+    n_t, n_s = times.size, len(ops[0].species)
+    conc = np.full((n_s, n_t, centres.size), np.nan)
+    pot = np.full((n_t, centres.size), np.nan)
+    for part, out in zip(parts, outs):
+        own = np.flatnonzero(np.isfinite(out[1]))
+        x = part.depth.values
+        for k in own:
+            for i in range(n_s):
+                conc[i, k] = np.interp(centres, x, part.concentration.values[i, k])
+            pot[k] = np.interp(centres, x, part.potential.values[k])
+            for name in ("surface_potential", "double_layer_potential", "current_density",
+                         "back_field"):
+                ds[name].values[k] = part[name].values[k]
+            ds["inventory"].values[:, k] = part["inventory"].values[:, k]
+    ds = ds.assign_coords(
+        depth=("depth", centres, {"units": "nm", "long_name": "depth (cell centre)"}),
+        face=("face", faces, {"units": "nm", "long_name": "cell faces"}))
+    ds["concentration"] = (("species", "time", "depth"), conc,
+                           parts[0].concentration.attrs)
+    ds["potential"] = (("time", "depth"), pot, parts[0].potential.attrs)
+    wn = np.full((len(wins), max(len(f) for _, f in wins)), np.nan)
+    for i, (_, f) in enumerate(wins):
+        wn[i, :len(f)] = f * 1e9
+    ds["window_nodes"] = (("window", "window_node"), wn, dict(
+        units="nm", long_name="cell faces of each time window's mesh (NaN-padded)"))
+    ds = ds.assign_coords(window_start=("window", [t0 for t0, _ in wins], dict(
+        units="s", long_name="start of the mesh window")))
+    ds.attrs.update(mesh_windows=len(wins), n_remesh=n_remesh,
+                    window_cells=np.asarray([o.n_cells for o in ops], np.int64))
+    return ds
 
 
 def _newton(op, jac, drive, u_guess, j_guess, alpha0_dt, hist, w, problem, stats):
@@ -442,10 +542,12 @@ def _newton(op, jac, drive, u_guess, j_guess, alpha0_dt, hist, w, problem, stats
 
 
 def _integrate_phase(problem, op, jac, drive, t, t_end, u, times, next_out, out_u, out_j,
-                     out_beam, stats):
-    """Adaptive BE/BDF2 integration of one phase; fills outputs with t in (t, t_end]."""
+                     out_beam, stats, dt0=None):
+    """Adaptive BE/BDF2 integration of one phase (or of its part up to a mesh change, `dt0`
+    the step to start with); fills outputs with t in (t, t_end]; leaves the next step in
+    ``stats.dt_next``."""
     duration = t_end - t
-    dt = min(problem.dt_initial_s, duration)
+    dt = min(problem.dt_initial_s if dt0 is None else dt0, duration)
     dt_min = problem.dt_min_s
     hist_t, hist_u, hist_j = [t], [u.copy()], [drive.j_fixed]
     j = drive.j_fixed
@@ -510,6 +612,7 @@ def _integrate_phase(problem, op, jac, drive, t, t_end, u, times, next_out, out_
             order = 2
         factor = 0.9 * max(err_norm, 1e-10) ** (-exponent)
         dt *= min(2.0, max(0.2, factor))
+    stats.dt_next = dt
     return t, u, next_out
 
 

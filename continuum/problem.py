@@ -43,7 +43,7 @@ class MeshSpec:
     growth: float = 0.1  # cell-size growth per unit length (neighbour ratio exp(growth))
     h_back_nm: float | None = None  # refine at the back too (default: only for "electrode")
     nodes_nm: tuple | None = None  # explicit node positions [nm]; overrides everything above
-    # A mesh that changes in time (full solver only): ((t_start_s, nodes_nm), ...), the first
+    # A mesh that changes in time: ((t_start_s, nodes_nm), ...), the first
     # window starting at 0; at each later start the state moves to the next window's nodes by a
     # conservative transfer (continuum.npp). Overrides `nodes_nm` and the graded mesh.
     windows: tuple | None = None
@@ -179,7 +179,7 @@ def check_problem(problem: NPPProblem, solver: str = "full") -> None:
     """Check `problem` for `solver` (``"full"`` or ``"electroneutral"``) without solving.
 
     Field values, registries (flux convention, back, drives), the species and their D models,
-    the schedule and the output times; for ``"full"`` also that the mesh can be built.
+    the schedule and the output times, and that the mesh (or each window's mesh) can be built.
 
     Raises
     ------
@@ -193,11 +193,7 @@ def check_problem(problem: NPPProblem, solver: str = "full") -> None:
     lookup(BACKS, problem.back, "`back`")
     _check_phases(problem, solver)
     _check_times(problem)
-    if problem.mesh.windows is not None and solver != "full":
-        raise ProblemError("mesh `windows` (a mesh that changes in time) need the full solver; "
-                           "give the electroneutral solver one mesh (`nodes_nm` or graded)")
-    if solver == "full":
-        mesh_windows_nm(problem)
+    mesh_windows_nm(problem)
 
 
 def default_zone_nm(problem: NPPProblem):

@@ -171,11 +171,11 @@ NPP_KEYS = [
     Key("error_estimate", "bool", True, "Run the shadow run and attach `profile_error` and "
         "`error_estimate` to NPP results (costs about two runs more; without it the adaptive "
         "mesh is built once from the pilot run and not checked)."),
-    Key("mesh_windows", "int", 8, "Adaptive mesh of the full solver: the schedule is cut into "
+    Key("mesh_windows", "int", 8, "Adaptive mesh: the schedule is cut into "
         "this many equal time windows, each with a mesh of its own, fine only where the "
         "profiles have structure during it (the foreign front's stretch of its path); the state "
         "moves between meshes conservatively (docs/npp.md \"Meshes in time windows\"). 1: one "
-        "mesh for the whole run. The electroneutral solver always uses one mesh.", lo=1, hi=64),
+        "mesh for the whole run.", lo=1, hi=64),
 ]
 
 KMC_KEYS = [

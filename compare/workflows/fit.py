@@ -363,7 +363,7 @@ def _solve_once(cfg, solve, solver_name):
     if cfg.npp.mesh != "adaptive":
         return solve(problem), problem
     res = adapt.solve_adaptive(problem, solve, float(cfg.npp.tol), check=False,
-                               windows=cfg.npp.mesh_windows if solver_name == "full" else 1)
+                               windows=cfg.npp.mesh_windows)
     return res.ds, res.problem
 
 

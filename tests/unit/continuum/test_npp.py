@@ -374,12 +374,3 @@ def test_fixed_grid_with_windows_reproduces_the_adaptive_windowed_run():
 def test_window_errors(windows, match):
     with pytest.raises(ProblemError, match=match):
         solve(dataclasses.replace(_problem(), mesh=MeshSpec(windows=windows)))
-
-
-def test_the_electroneutral_solver_refuses_windows():
-    from continuum.problem import check_problem
-
-    x = (0.0, 50.0, 100.0, 150.0, 200.0)
-    p = dataclasses.replace(_problem(), mesh=MeshSpec(windows=((0.0, x), (10.0, x))))
-    with pytest.raises(ProblemError, match="need the full solver"):
-        check_problem(p, solver="electroneutral")

@@ -431,11 +431,8 @@ def test_npp_forward_models_keep_the_adapted_mesh_across_parameters(factory):
     other = forward(fitmod.apply_parameters(cfg, params, [2e-16, 0.3, 3e-13]))
     np.testing.assert_array_equal(other.depth.values, depth)
     assert first.attrs["mesh"] == "adaptive"
-    mesh = forward.problem(cfg).mesh
-    if factory is fitmod.FrozenGridNPP:     # the full solver's meshes in time windows, frozen
-        assert mesh.windows is not None and len(mesh.windows) == cfg.npp.mesh_windows
-        assert "window_nodes" in first and "window_nodes" in other
-        np.testing.assert_array_equal(other.window_nodes.values, first.window_nodes.values)
-    else:                                   # the electroneutral solver: one mesh
-        assert mesh.nodes_nm is not None and mesh.windows is None
+    mesh = forward.problem(cfg).mesh        # the meshes in time windows, frozen
+    assert mesh.windows is not None and len(mesh.windows) == cfg.npp.mesh_windows
+    assert "window_nodes" in first and "window_nodes" in other
+    np.testing.assert_array_equal(other.window_nodes.values, first.window_nodes.values)
     assert not np.allclose(other.concentration.values, first.concentration.values)
