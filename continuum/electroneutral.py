@@ -484,7 +484,7 @@ def _merge_windows(problem, ops, wins, times, outs, stats, n_remesh):
         units="nm", long_name="cell faces of each time window's mesh (NaN-padded)"))
     ds = ds.assign_coords(window_start=("window", [t0 for t0, _ in wins], dict(
         units="s", long_name="start of the mesh window")))
-    ds.attrs.update(mesh_windows=len(wins), n_remesh=n_remesh,
+    ds.attrs.update(mesh_windows=len(wins), n_remesh=n_remesh, n_cells=int(centres.size),
                     window_cells=np.asarray([o.n_cells for o in ops], np.int64))
     return ds
 
@@ -688,7 +688,8 @@ def _dataset(problem, op, times, out_u, out_j, out_beam, stats) -> xr.Dataset:
                    status=stats.status, message=stats.message, n_steps=stats.n_steps,
                    n_rejected=stats.n_rejected, n_newton=stats.n_newton,
                    n_jacobians=stats.n_jacobians, time_reached_s=stats.t_reached,
-                   native=problem.native),
+                   native=problem.native, rtol=float(problem.rtol), atol=float(problem.atol),
+                   n_cells=int(op.n_cells), mesh_windows=1, n_remesh=0),
     )
     return ds
 

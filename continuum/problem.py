@@ -278,13 +278,14 @@ def map_meshes(problem: NPPProblem, fn) -> NPPProblem:
 
 
 def mesh_of_result(ds) -> MeshSpec:
-    """The explicit mesh a full-solver result was computed on (its `window_nodes` when the
-    mesh changed in time, else its depth grid)."""
+    """The explicit mesh a result was computed on: its `window_nodes` when the mesh changed in
+    time, else its depth grid (full solver) or its cell faces (electroneutral solver)."""
     if "window_nodes" in ds:
         wins = []
         for t0, row in zip(np.asarray(ds.window_start.values, float),
                            np.asarray(ds.window_nodes.values, float)):
             wins.append((float(t0), tuple(float(v) for v in row[np.isfinite(row)])))
         return MeshSpec(windows=tuple(wins))
-    return MeshSpec(nodes_nm=tuple(float(v) for v in np.asarray(ds.depth.values, float)))
+    grid = ds.face if str(ds.attrs.get("engine", "")) == "npp-electroneutral" else ds.depth
+    return MeshSpec(nodes_nm=tuple(float(v) for v in np.asarray(grid.values, float)))
 

@@ -70,8 +70,9 @@ def test_default_numerics_agree_with_a_4x_refined_run(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["K", "potentiostatic dense"])
-def test_meshes_in_time_windows_agree_with_an_independent_static_reference(name):
+@pytest.mark.parametrize("name, solver", [("K", "full"), ("potentiostatic dense", "full"),
+                                          ("K", "electroneutral"), ("Cs", "electroneutral")])
+def test_meshes_in_time_windows_agree_with_an_independent_static_reference(name, solver):
     """The default meshes in time windows against a reference that shares none of their
     meshes: the one static adaptive mesh (`mesh_windows = 1`), every cell cut in four, time
     tolerances / 16. Within 1e-2 in max norm and 1e-3 in the native plateau, as the default
@@ -79,16 +80,17 @@ def test_meshes_in_time_windows_agree_with_an_independent_static_reference(name)
     transfers between meshes leave at every refinement)."""
     from compare.io import config
 
-    cfg = CASES[name]()
+    cfg = config.replace(CASES[name](), "npp", solver=solver)
     assert cfg.npp.mesh_windows > 1
     ds = scenario.solve_npp(cfg)
     assert ds.attrs["mesh_windows"] == cfg.npp.mesh_windows
     static_cfg = config.replace(cfg, "npp", mesh_windows=1)
     static = scenario.solve_npp(static_cfg, estimate_error=False)
     assert static.attrs["mesh_windows"] == 1
-    ref = scenario.solver("full")(refined_problem(accepted_problem(static_cfg, static)))
+    ref = scenario.solver(solver)(refined_problem(accepted_problem(static_cfg, static)))
     err_max, err_plateau = true_errors(ds, ref, cfg.native.name)
-    print(f"{name}: windows {list(ds.window_nodes.sizes.values())}, max error {err_max:.2e}, "
+    print(f"{name} ({solver}): windows {list(ds.window_nodes.sizes.values())}, "
+          f"max error {err_max:.2e}, "
           f"plateau error {err_plateau:.1e}")
     assert err_max <= 1e-2
     assert err_plateau <= 1e-3
