@@ -1,8 +1,13 @@
 """Solution-adaptive mesh: the user sets a tolerance, not cells (docs/npp.md "Adaptive mesh").
 
-The mesh is a static mesh designed from the solution's whole history, so it is fine wherever a
-profile has structure at any output time (the space-charge layer, the foreign front along its
-whole path, a native pile-up) and coarse elsewhere:
+With one time window the mesh is static, designed from the solution's whole history, so it is
+fine wherever a profile has structure at any output time (the space-charge layer, the foreign
+front along its whole path, a native pile-up) and coarse elsewhere. With ``windows`` > 1 (the
+CLI default, ``[npp] mesh_windows``) every equal time window gets such a mesh designed from
+the profiles inside it (and the nearest output on either side), and the solvers move their
+state between the meshes conservatively (docs/npp.md "Meshes in time windows"); the
+space-charge layer at the surface keeps its refinement in every window. The steps below are
+done per window:
 
 1. **Pilot**: a cheap run on a coarse graded mesh (``PILOT_CELLS`` cells) with extra output
    times (:func:`pilot_times_s`, uniform and geometric over every phase), so that the monitor sees the front at every
@@ -40,7 +45,6 @@ from continuum.errors import SolverError
 PILOT_CELLS = 160         # cells of the pilot's graded mesh
 PILOT_TIMES = 32          # extra output times of the pilot (uniform over the schedule)
 ETA0 = 0.06               # first mesh tolerance / tol (measured: estimate ~ 7-9 eta at rtol = 0.1 tol)
-ETA0_WINDOWS = 0.06       # the same with meshes in time windows
 SAFETY = 0.6              # next eta = eta x SAFETY x tol / estimate
 H_MAX_FRACTION = 0.05     # no cell wider than this fraction of L
 H_MIN_NM = 1e-3           # no cell narrower [nm]
@@ -202,14 +206,6 @@ def _pilot(problem):
     return pilot
 
 
-def _debye_nm(problem):
-    """Debye length of the bulk [nm]."""
-    from scipy import constants as sc
-
-    return float(np.sqrt(sc.epsilon_0 * problem.eps_r * sc.k * problem.temperature_K
-                         / (sc.e ** 2 * problem.n_bulk_m3))) * 1e9
-
-
 def window_starts(problem, windows):
     """Start times [s] of `windows` equal time windows over the schedule (the first at 0)."""
     return [problem.total_duration_s * w / windows for w in range(windows)]
@@ -222,19 +218,14 @@ def _window_of(times, starts, end):
                       len(starts) - 1)
 
 
-def _pilot_window(ds, lo, hi):
-    """The pilot's output times inside [lo, hi] and the nearest one on either side (a
-    structure moving through the window is seen where it enters and where it leaves)."""
-    t = np.asarray(ds.time.values, float)
+def _window_outputs(t, lo, hi):
+    """Indices of the output times `t` inside [lo, hi] and of the nearest one on either side
+    (a structure moving through the window is seen where it enters and where it leaves)."""
+    t = np.asarray(t, float)
     inside = np.flatnonzero((t >= lo * (1 - 1e-13)) & (t <= hi * (1 + 1e-13)))
-    before = np.flatnonzero(t < lo * (1 - 1e-13))
-    after = np.flatnonzero(t > hi * (1 + 1e-13))
-    idx = list(inside)
-    if len(before):
-        idx.insert(0, before[-1])
-    if len(after):
-        idx.append(after[0])
-    return ds.isel(time=idx)
+    before = np.flatnonzero(t < lo * (1 - 1e-13))[-1:]
+    after = np.flatnonzero(t > hi * (1 + 1e-13))[:1]
+    return np.concatenate((before, inside, after)).astype(int)
 
 
 def _curvature_on(ds, points, keep):
@@ -279,8 +270,7 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
     progress, stop
         Passed to the runs on the adapted meshes (`stop` to every run).
     windows : int
-        Equal time windows with a mesh of their own (the full solver only; 1: one static
-        mesh). Each window's mesh is designed from the pilot's profiles inside it, so it is
+        Equal time windows with a mesh of their own (either solver; 1: one static mesh). Each window's mesh is designed from the pilot's profiles inside it, so it is
         fine only where the profiles have structure during that window; the state moves
         between meshes conservatively (:func:`continuum.mesh.conservative_transfer`).
 
@@ -299,7 +289,7 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
         (the pilot's partial at the requested times if there is none yet).
     """
     from continuum.errors import SolverInterrupted
-    from continuum.problem import BACKS
+    from continuum.problem import BACKS, debye_length_nm
 
     length = problem.thickness_m * 1e9
     spec = problem.mesh
@@ -321,12 +311,12 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
     if windows == 1:
         mons = [(x0, dilate(x0, curvature(ds), spread=spread0))]
     else:
-        layer = x0 <= SURFACE_DEBYE * _debye_nm(problem)
+        layer = x0 <= SURFACE_DEBYE * debye_length_nm(problem)
         every = np.where(layer, curvature(ds), 0.0)
-        mons = [(x0, dilate(x0, np.maximum(curvature(_pilot_window(ds, lo, hi)), every),
-                            spread=spread0))
-                for lo, hi in zip(starts, ends)]
-    eta = (ETA0 if windows == 1 else ETA0_WINDOWS) * tol
+        mons = [(x0, dilate(x0, np.maximum(curvature(ds.isel(time=_window_outputs(
+            ds.time.values, lo, hi))), every), spread=spread0))
+            for lo, hi in zip(starts, ends)]
+    eta = ETA0 * tol                          # (measured: the same with windows)
     rtol = min(problem.rtol, RTOL_PER_TOL * tol)
     atol = min(problem.atol, ATOL_PER_TOL * tol)
     rounds, shadow = [], None
@@ -380,12 +370,9 @@ def solve_adaptive(problem, solve, tol, *, check=True, native=None, plateau=None
         new = []
         for w, (x_mon, mon) in enumerate(mons):
             x_w = meshes[w]
-            idx = set(np.flatnonzero(where == w))
-            before = np.flatnonzero(t_out < starts[w] * (1 - 1e-13))
-            after = np.flatnonzero(t_out > ends[w] * (1 + 1e-13))
-            idx |= set(before[-1:]) | set(after[:1])
+            idx = _window_outputs(t_out, starts[w], ends[w])
             old = np.interp(x_w, x_mon, mon)
-            if idx:
+            if len(idx):
                 cur = np.max([np.interp(x_w, own[where[k]], per[k]) for k in idx], axis=0)
                 old = np.maximum(dilate(x_w, cur, spread=~_pinned(x_w, length, h_back)), old)
             new.append((x_w, old))

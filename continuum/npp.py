@@ -29,8 +29,8 @@ from continuum.blocktri import BlockTridiagonal
 from continuum.errors import ProblemError, SolverError, SolverInterrupted
 from continuum.scharfetter_gummel import bernoulli_pair as _bernoulli_pair
 from continuum.mesh import conservative_transfer, control_volumes
-from continuum.problem import (BACKS, DRIVES, FLUX_CONVENTIONS, check_problem, mesh_windows_nm,
-                               union_nodes)
+from continuum.problem import (BACKS, DRIVES, FLUX_CONVENTIONS, check_problem, debye_length_nm,
+                               mesh_windows_nm, union_nodes)
 
 _NM = 1e-9
 _M2_TO_NM2 = 1e18
@@ -252,9 +252,7 @@ class _Setup:
                       else union_nodes([x for _, x in self.windows]))
         self.dx = np.diff(self.nodes)
         self.vol = control_volumes(self.nodes)  # of the output grid (the mesh when static)
-        debye_m = np.sqrt(sc.epsilon_0 * p.eps_r * sc.k * p.temperature_K
-                          / (sc.e ** 2 * p.n_bulk_m3))
-        self.debye_nm = debye_m / _NM
+        self.debye_nm = debye_length_nm(p)
         self.kappa = 1.0 / self.debye_nm ** 2  # Poisson in psi units: psi'' = -kappa (rho/e n_bulk)
         self.s_lat = 1.0 - p.f_vac  # theta = s_lat * fraction
         self.phases = []

@@ -289,3 +289,10 @@ def mesh_of_result(ds) -> MeshSpec:
     grid = ds.face if str(ds.attrs.get("engine", "")) == "npp-electroneutral" else ds.depth
     return MeshSpec(nodes_nm=tuple(float(v) for v in np.asarray(grid.values, float)))
 
+
+def debye_length_nm(problem: NPPProblem) -> float:
+    """Debye length of the bulk, sqrt(eps_0 eps_r kT / (e^2 n_bulk)) [nm]."""
+    from scipy import constants as sc
+
+    return float(np.sqrt(sc.epsilon_0 * problem.eps_r * sc.k * problem.temperature_K
+                         / (sc.e ** 2 * problem.n_bulk_m3))) * 1e9
