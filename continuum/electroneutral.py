@@ -334,7 +334,8 @@ def solve_electroneutral(problem, initial=None) -> xr.Dataset:
     ----------
     problem : continuum.npp.NPPProblem (or any object with the same attributes)
         The full solver's problem; ``eps_r`` is ignored (no Poisson equation), ``mesh`` nodes
-        are used as cell faces, ``newton_tol`` bounds the last weighted Newton update.
+        are used as cell faces (with mesh ``windows``, each window's: :func:`_solve_windows`),
+        ``newton_tol`` bounds the last weighted Newton update.
     initial : callable, optional
         ``initial(faces_m) -> ndarray, shape (n_species, n_cells)``: cell fractions at t = 0
         (default: bulk, native 1 and foreign 0).
@@ -402,7 +403,7 @@ def _solve_windows(problem, initial):
     window faces (linear interpolation between a window's centres, constant beyond them);
     inventory, potential and the other per-time values come from the output's own mesh."""
     from continuum.mesh import conservative_transfer_cells
-    from continuum.problem import mesh_windows_nm, union_nodes
+    from continuum.problem import mesh_windows_nm
 
     wins = [(float(t0), np.asarray(x, float) * 1e-9) for t0, x in mesh_windows_nm(problem)]
     ops = [_Operator(problem, f) for _, f in wins]
