@@ -32,18 +32,14 @@ def shadow_problem(problem, nodes_nm=None):
     (`nodes_nm`, default ``problem.mesh.build`` of the full solver; with mesh windows, every
     window's) bisected, so the result's nodes are shadow nodes and the comparison needs no
     interpolation."""
+    from continuum.mesh import refine
     from continuum.problem import map_meshes
-
-    def bisect(nodes):
-        fine = np.empty(SHADOW_CELL_FACTOR * (nodes.size - 1) + 1)
-        fine[0::2] = nodes
-        fine[1::2] = 0.5 * (nodes[1:] + nodes[:-1])
-        return fine
 
     if nodes_nm is not None and problem.mesh.windows is None:
         problem = dataclasses.replace(problem, mesh=dataclasses.replace(
             problem.mesh, nodes_nm=tuple(float(v) for v in nodes_nm)))
-    mesh = map_meshes(problem, bisect).mesh          # each window's mesh when it has windows
+    # each window's mesh when it has windows
+    mesh = map_meshes(problem, lambda x: refine(x, SHADOW_CELL_FACTOR)).mesh
     return dataclasses.replace(problem, mesh=mesh, rtol=problem.rtol / SHADOW_TOL_FACTOR,
                                atol=problem.atol / SHADOW_TOL_FACTOR, fixed_times_s=None)
 

@@ -127,23 +127,30 @@ def graded_mesh(length_nm, n_cells, h_surface_nm, zone_nm=None, growth=0.1, h_ba
     return nodes
 
 
-def refine(nodes):
-    """Bisect every cell of a mesh.
+def refine(nodes, pieces=2):
+    """Cut every cell of a mesh into `pieces` equal cells (default: bisect).
 
     Parameters
     ----------
     nodes : ndarray of float64, shape (n + 1,)
         Node positions (any unit).
+    pieces : int
+        Cells per old cell.
 
     Returns
     -------
-    ndarray of float64, shape (2 n + 1,)
-        The old nodes at even indices, cell midpoints at odd indices.
+    ndarray of float64, shape (pieces n + 1,)
+        The old nodes at indices divisible by `pieces`, equally spaced new ones between.
     """
     nodes = np.asarray(nodes, dtype=float)
-    out = np.empty(2 * len(nodes) - 1)
-    out[0::2] = nodes
-    out[1::2] = 0.5 * (nodes[:-1] + nodes[1:])
+    out = np.empty(pieces * (len(nodes) - 1) + 1)
+    out[0::pieces] = nodes
+    if pieces == 2:
+        out[1::2] = 0.5 * (nodes[:-1] + nodes[1:])
+    else:
+        h = np.diff(nodes)
+        for k in range(1, pieces):
+            out[k::pieces] = nodes[:-1] + h * (k / pieces)
     return out
 
 

@@ -43,13 +43,10 @@ def accepted_problem(cfg, ds):
 def refined_problem(problem, level=4):
     """`problem` with every cell of its mesh (of each window's mesh) cut into `level` pieces
     (explicit nodes), tolerances / level^2."""
+    from continuum.mesh import refine
     from continuum.problem import map_meshes
 
-    def cut(nodes):
-        return np.concatenate([np.linspace(a, b, level + 1)[:-1]
-                               for a, b in zip(nodes[:-1], nodes[1:])] + [nodes[-1:]])
-
-    return dataclasses.replace(map_meshes(problem, cut),
+    return dataclasses.replace(map_meshes(problem, lambda x: refine(x, level)),
                                rtol=problem.rtol / level ** 2, atol=problem.atol / level ** 2)
 
 

@@ -154,3 +154,10 @@ def test_cell_transfer_error_falls_with_the_cells():
         f, g = _smooth_mesh(n, 1.5), _smooth_mesh(int(1.6 * n), 1.2)
         errs.append(np.abs(conservative_transfer_cells(f, means(f), g) - means(g)).max())
     assert errs[2] < 0.6 * errs[1] < 0.6 ** 2 * errs[0], errs
+
+
+def test_refine_into_several_pieces_keeps_the_old_nodes_and_cuts_equally():
+    x = np.array([0.0, 1.0, 3.0, 7.0])
+    y = refine(x, 4)
+    np.testing.assert_array_equal(y[0::4], x)
+    np.testing.assert_allclose(np.diff(y), np.repeat(np.diff(x) / 4, 4), rtol=1e-14)
