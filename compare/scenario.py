@@ -338,7 +338,8 @@ def _kmc_params(cfg):
                      n_energy_bins=int(cfg.output.n_energy_bins),
                      n_slabs=min(int(cfg.output.n_slabs), int(k.nx)),
                      energy_range_eV=energy_range_eV(species, native),
-                     buffer_layers=int(k.buffer_layers))
+                     buffer_layers=int(k.buffer_layers), acceleration=k.acceleration,
+                     bond_cap_kT=float(k.bond_cap_kT))
 
 
 def filling_note(params, tolerance=0.05) -> str:

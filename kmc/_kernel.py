@@ -61,9 +61,10 @@ I_P, I_HT, I_HIST, I_IONS, I_LPS, I_NBINS, I_BACKOPEN, I_FIELD, I_H = range(10, 
 I_GROW = 19
 N_IPAR = 20
 # fpar slots
-# F_EBACK: the external uniform field E_ext (electrostatics off; periodic); F_RBEAM: beam arrivals/s
-F_BETA, F_A, F_C, F_EBACK, F_U, F_THF, F_THB, F_BRESF, F_BRESB, F_HBQA, F_TSTOP, F_RBEAM = range(12)
-N_FPAR = 12
+# F_EBACK: the external uniform field E_ext (electrostatics off; periodic); F_RBEAM: beam arrivals/s;
+# F_BCAP: the bond cap exp(-E_cap/kT) of kmc.rates.site_rate (inf: off, plain KMC)
+F_BETA, F_A, F_C, F_EBACK, F_U, F_THF, F_THB, F_BRESF, F_BRESB, F_HBQA, F_TSTOP, F_RBEAM, F_BCAP = range(13)
+N_FPAR = 13
 # ist slots (checkpointed integer state); S_F0: net surface charge at the front [e]
 S_NEV, S_OUTK, S_NFREE, S_PHASE, S_F0 = range(5)
 N_IST = 5
@@ -226,6 +227,11 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
     periodic = ip[I_PERIODIC]
     model = ip[I_MODEL]
     trap = model == TRAP
+    # bond cap (kmc.rates.site_rate; inf: off). With trap rates a bond can be capped only if its
+    # origin rate orate exceeds nu_s bcap >= ocap: every other hop keeps the one-read shortcut
+    bcap = fp[F_BCAP]
+    capped = bcap < np.inf
+    ocap = bcap * np.min(nu) if capped else np.inf
     # ion identities (site_ion, ion_site, ion_sp, ion_disp, free_ids) only when recorded
     track = ip[I_IONS] != 0
     backopen = ip[I_BACKOPEN]
@@ -255,6 +261,18 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             return v - (nz - 1) if z == nz - 1 else v + 1
         return v + (nz - 1) if z == 0 else v - 1
 
+    def trate(k, v):
+        """Trap rate (site part) of the ion on k (if any) into v: orate[k], bond cap applied."""
+        w = orate[k]
+        if w > ocap:
+            s = occ[k]
+            bk = np.float64(bfac[s, k])
+            bv = np.float64(bfac[s, v])
+            lo = bk if bk < bv else bv
+            if lo > bcap:
+                w *= bcap / lo
+        return w
+
     def leaf(v, l, y, z, mask):
         """Target rates (site part) of the classes in ``mask`` (bit c) into site v, written to
         the leaves ``wt[l, LEAF(r, c)]``; 0 if v is occupied."""
@@ -267,33 +285,34 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             return
         if trap:
             # trap rates depend on the origin only: orate = nu_s b_s(origin), 0 if vacant
-            # (= site_rate(TRAP, ...); adding 0.0 for a vacant origin changes nothing)
+            # (= site_rate(TRAP, ...); adding 0.0 for a vacant origin changes nothing); trate
+            # applies the bond cap
             if mask & 1:
                 if l > 0:
-                    w = orate[v - m]
+                    w = trate(v - m, v)
                 elif periodic:
-                    w = orate[v + (nx - 1) * m]
+                    w = trate(v + (nx - 1) * m, v)
                 elif active >= 0 and frontopen:
-                    w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
+                    w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]), bcap)
                 else:
                     w = 0.0
                 wt[l, lf] = w
             if mask & 2:
                 if l < nx - 1:
-                    w = orate[v + m]
+                    w = trate(v + m, v)
                 elif periodic:
-                    w = orate[v - (nx - 1) * m]
+                    w = trate(v - (nx - 1) * m, v)
                 elif backbulk and backopen:
-                    w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
+                    w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]), bcap)
                 else:
                     w = 0.0
                 wt[l, lf + 8] = w
             if mask & 4:
                 w = 0.0
-                w += orate[v - (ny - 1) * nz if y == ny - 1 else v + nz]
-                w += orate[v + (ny - 1) * nz if y == 0 else v - nz]
-                w += orate[v - (nz - 1) if z == nz - 1 else v + 1]
-                w += orate[v + (nz - 1) if z == 0 else v - 1]
+                w += trate(v - (ny - 1) * nz if y == ny - 1 else v + nz, v)
+                w += trate(v + (ny - 1) * nz if y == 0 else v - nz, v)
+                w += trate(v - (nz - 1) if z == nz - 1 else v + 1, v)
+                w += trate(v + (nz - 1) if z == 0 else v - 1, v)
                 wt[l, lf + 16] = w
             return
         if mask & 1:
@@ -307,9 +326,9 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             if k >= 0:
                 s = occ[k]
                 if s >= 0:
-                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
+                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]), bcap)
             elif active >= 0 and frontopen:
-                w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
+                w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]), bcap)
             wt[l, lf] = w
         if mask & 2:
             if l < nx - 1:
@@ -322,9 +341,9 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             if k >= 0:
                 s = occ[k]
                 if s >= 0:
-                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
+                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]), bcap)
             elif backbulk and backopen:
-                w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
+                w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]), bcap)
             wt[l, lf + 8] = w
         if mask & 4:
             w = 0.0
@@ -332,7 +351,7 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
                 j = lateral(v, y, z, q)
                 s = occ[j]
                 if s >= 0:
-                    w += site_rate(model, nu[s], np.float64(bfac[s, j]), np.float64(bfac[s, v]))
+                    w += site_rate(model, nu[s], np.float64(bfac[s, j]), np.float64(bfac[s, v]), bcap)
             wt[l, lf + 16] = w
 
     def exit_rate(i, side):
@@ -344,9 +363,9 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
         if s >= 0:
             if side == 0:
                 if s == active and frontopen:
-                    w = (1.0 - thf) * site_rate(model, nu[s], np.float64(bfac[s, i]), bresf)
+                    w = (1.0 - thf) * site_rate(model, nu[s], np.float64(bfac[s, i]), bresf, bcap)
             elif s == 0 and backopen:
-                w = (1.0 - thb) * site_rate(model, nu[0], np.float64(bfac[0, i]), bresb)
+                w = (1.0 - thb) * site_rate(model, nu[0], np.float64(bfac[0, i]), bresb, bcap)
         return w
 
     # ------------------------------------------------------------------ selection
@@ -472,9 +491,9 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
                 s = occ[jj]
                 if s >= 0:
                     if trap:
-                        w = orate[jj]
+                        w = trate(jj, v)
                     else:
-                        w = site_rate(model, nu[s], np.float64(bfac[s, jj]), np.float64(bfac[s, v]))
+                        w = site_rate(model, nu[s], np.float64(bfac[s, jj]), np.float64(bfac[s, v]), bcap)
                     k = jj
                     yy = y
                     zz = z

@@ -26,6 +26,7 @@ from .selectors import SELECTORS, tree_size, wide_layout
 GEOMETRIES = ("open", "periodic")
 BACKS = {"bulk": K.BACK_BULK, "electrode": K.BACK_ELECTRODE}
 INITS = ("fermi", "random")
+ACCELERATIONS = ("none", "bond-cap")   # docs/acceleration.md
 STATE_KEYS = ("occ", "site_ion", "ion_sp", "ion_site", "ion_disp", "free_ids", "cnt", "coll",
               "counters", "rng", "clock", "ist", "r_cnt", "r_E", "r_counters", "r_coll",
               "r_hist", "r_ion", "r_nev", "event_order")
@@ -95,6 +96,9 @@ class KMCParams:
     periodic_field_V_per_m: float = 0.0  # periodic: uniform applied field along x
     buffer_layers: int = 0        # open: simulate only down to this many layers beyond the
                                   # deepest foreign ion; the rest is frozen fresh bulk (0: off)
+    acceleration: str = "none"    # "none" | "bond-cap" (kmc.rates: slow the bonds whose slower
+    bond_cap_kT: float = 0.0      # direction's barrier is below E_DC,native - E_F,bulk +
+                                  # bond_cap_kT kT; docs/acceleration.md)
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes, not used
 
 
@@ -150,6 +154,13 @@ def _check(params):
         raise KMCConfigError(f"`n_energy_bins` must be in 1..255, got {p.n_energy_bins}")
     if not 1 <= p.n_slabs <= p.nx:
         raise KMCConfigError(f"`n_slabs` must be in 1..nx, got {p.n_slabs}")
+    if p.acceleration not in ACCELERATIONS:
+        raise KMCConfigError(f"unknown `acceleration` {p.acceleration!r}; legal: {list(ACCELERATIONS)}")
+    if p.acceleration == "bond-cap" and p.rate_model != "trap":
+        raise KMCConfigError(f"`acceleration` \"bond-cap\" needs `rate_model` \"trap\" (the cap is "
+                             f"set from the trap model's E_DC), got {p.rate_model!r}")
+    if not np.isfinite(p.bond_cap_kT):
+        raise KMCConfigError(f"`bond_cap_kT` must be finite, got {p.bond_cap_kT}")
     if p.buffer_layers < 0 or p.buffer_layers == 1:
         raise KMCConfigError(f"`buffer_layers` must be 0 (off) or >= 2, got {p.buffer_layers}")
     if p.buffer_layers:
@@ -261,6 +272,9 @@ class Simulation:
         self.mu_back_eV = fermi_level(E[0], self.theta_back * N, self.kT_eV)
         th = min(max(self.theta_back, 1e-12), 1 - 1e-12)
         self.E_res_back_eV = self.mu_back_eV - self.kT_eV * np.log(th / (1.0 - th))
+        # bond cap (acceleration "bond-cap"): the native bulk activation energy E_DC - E_F,bulk
+        # (a site at the bulk Fermi level), shifted by bond_cap_kT kT
+        self.bond_cap_eV = p.species[0].E_DC_eV - self.mu_back_eV + p.bond_cap_kT * self.kT_eV
         # phases and outputs
         self.phase_end_s = np.cumsum([ph.duration_s for ph in p.phases]) if p.phases else np.zeros(0)
         self.out_times = np.ascontiguousarray(p.output_times_s, dtype=np.float64)
@@ -471,6 +485,7 @@ class Simulation:
         fp[K.F_A] = self.a_m
         fp[K.F_C] = self.c_V_per_m
         fp[K.F_HBQA] = 0.5 * self.a_m / kT          # q = +1: (q E a / 2kT) per V/m
+        fp[K.F_BCAP] = np.exp(-self.bond_cap_eV / kT) if p.acceleration == "bond-cap" else np.inf
         fp[K.F_THB] = self.theta_back if p.back == "bulk" else 0.0
         if p.back == "bulk":
             fp[K.F_BRESB] = np.exp((self.E_res_back_eV - p.species[0].E_DC_eV) / kT)
@@ -761,6 +776,9 @@ class Simulation:
                 "vacancy_fraction_effective": self.vacancy_fraction_effective,
                 "n_bg": self.n_bg, "coupling_V_per_m": self.c_V_per_m,
                 "buffer_layers": p.buffer_layers,
+                "acceleration": p.acceleration,
+                "bond_cap_kT": p.bond_cap_kT if p.acceleration == "bond-cap" else 0.0,
+                "bond_cap_eV": self.bond_cap_eV if p.acceleration == "bond-cap" else 0.0,
             },
         )
         if p.phases:

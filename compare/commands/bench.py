@@ -36,11 +36,18 @@ def _bench_fit(args) -> int:
 
 
 def _bench_kmc(args) -> int:
+    import numpy as np
+
     from compare.checks.bench_kmc import PLATEAU_INPUT, bench_kmc, bench_plateau
+    from compare.errors import ConfigError
 
     if args.plateau is not None:
+        if not (0.0 < args.window <= 1.0):
+            raise ConfigError(f"`--window` must be in (0, 1], got {args.window}")
+        if not np.isfinite(args.bond_cap_kT):
+            raise ConfigError(f"`--bond-cap-kT` must be finite, got {args.bond_cap_kT}")
         bench_plateau(args.plateau or ROOT / "inputs" / PLATEAU_INPUT,
-                      window_fraction=args.window)
+                      window_fraction=args.window, bond_cap_kT=args.bond_cap_kT)
         return 0
     bench_kmc(sizes=tuple(args.sizes), n_events=args.events, repeats=args.repeats)
     return 0
@@ -85,9 +92,11 @@ def register(sub) -> None:
     pk.add_argument("--repeats", type=int, default=5,
                     help="repetitions per size, reported as best and median (default: 5)")
     pk.add_argument("--plateau", nargs="?", const="", default=None, metavar="INPUT",
-                    help="instead: acceleration on (the input's moving back) and off (whole depth) "
-                         "over the same simulated window, interleaved (default input: "
-                         "inputs/li3b7o12_kmc_plateau.toml)")
+                    help="instead: the accelerations on and off over the same simulated window, "
+                         "interleaved: whole depth, moving back, moving back + bond cap (default "
+                         "input: inputs/li3b7o12_kmc_plateau.toml)")
+    pk.add_argument("--bond-cap-kT", type=float, default=0.0, metavar="X",
+                    help="--plateau: bond_cap_kT of the \"back + cap\" build (default: 0)")
     pk.add_argument("--window", type=float, default=0.04,
                     help="--plateau: fraction of the beam schedule simulated (default: 0.04)")
     pk.set_defaults(func=_bench_kmc)

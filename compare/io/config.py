@@ -189,6 +189,15 @@ KMC_KEYS = [
         "simulate only down to this many layers beyond the deepest foreign ion; deeper layers "
         "stay frozen fresh bulk and are appended as the front advances (galvanostatic or off "
         "phases, `sample.back = \"bulk\"`). 0: the whole depth is simulated.", lo=0),
+    Key("acceleration", "str", "none", "Skip part of the rattling (docs/acceleration.md): "
+        "`none` (plain KMC) or `bond-cap`: both directions of a bond whose slower direction has "
+        "a barrier below E_cap = E_DC,native - E_F,bulk + bond_cap_kT kT are slowed by the same "
+        "factor, to the rate over E_cap. Equilibrium is unchanged; the dynamics are approximate, "
+        "with the error set by `bond_cap_kT`.", choices=("none", "bond-cap")),
+    Key("bond_cap_kT", "float", 0.0, "`acceleration = \"bond-cap\"`: the cap barrier above the "
+        "native bulk activation energy, in kT (0: the hop rate of a native on a site at the bulk "
+        "Fermi level; lower is closer to plain KMC; docs/acceleration.md gives the measured error "
+        "and speed-up)."),
     Key("rate_model", "str", "trap", "Hop rate model: `trap` (rate set by the origin site and the "
         "species' E_DC, docs/physics.md section 5) or `metropolis`.", choices=("trap", "metropolis")),
     Key("selector", "str", "tree", "Event selection: `tree` (O(log N)) or `linear` (reference).",

@@ -33,12 +33,22 @@ def _arrays(sim):
     return dict(sim.state)
 
 
-@pytest.mark.parametrize("model", ["trap", "metropolis"])
-def test_linear_selector_gives_the_same_trajectory(model):
+# the bond cap (docs/acceleration.md) 3 kT below the native bulk activation energy: many bonds
+# of these small lattices are capped
+CAP = dict(acceleration="bond-cap", bond_cap_kT=-3.0)
+
+
+# (rate model, acceleration): the bond cap needs trap rates
+MODELS = [pytest.param("trap", {}, id="trap"), pytest.param("metropolis", {}, id="metropolis"),
+          pytest.param("trap", CAP, id="trap-bond-cap")]
+
+
+@pytest.mark.parametrize("model, accel", MODELS)
+def test_linear_selector_gives_the_same_trajectory(model, accel):
     # Metropolis hops run ~1e3 times faster in time: raise the beam to see arrivals
     ph = _phases(6e6 if model == "trap" else 6e9)
-    a = Simulation(_params(rate_model=model, phases=ph), seed=3)
-    b = Simulation(_params(rate_model=model, selector="linear", phases=ph), seed=3)
+    a = Simulation(_params(rate_model=model, phases=ph, **accel), seed=3)
+    b = Simulation(_params(rate_model=model, selector="linear", phases=ph, **accel), seed=3)
     for _ in range(4):
         a.advance(3000)
         b.advance(3000)
@@ -52,10 +62,10 @@ def test_linear_selector_gives_the_same_trajectory(model):
     assert a.state["counters"][1, 7] > 0        # and the beam
 
 
-@pytest.mark.parametrize("model", ["trap", "metropolis"])
+@pytest.mark.parametrize("model, accel", MODELS)
 @pytest.mark.parametrize("phase", [0, 2])
-def test_incremental_update_equals_full_recompute(model, phase):
-    sim = Simulation(_params(rate_model=model), seed=5)
+def test_incremental_update_equals_full_recompute(model, phase, accel):
+    sim = Simulation(_params(rate_model=model, **accel), seed=5)
     if phase:
         sim._enter_phase(phase)
     for _ in range(5):
@@ -88,12 +98,13 @@ def test_ions_are_conserved_across_boundaries():
     assert sim.n_bg == round(0.9 * 16)  # integer background = the initial fill
 
 
-def test_chunked_and_resumed_run_equals_uninterrupted_run():
-    ref = Simulation(_params(), seed=2).run(chunk_events=10**9)
-    sim = Simulation(_params(), seed=2)
+@pytest.mark.parametrize("accel", [{}, CAP], ids=["plain", "bond-cap"])
+def test_chunked_and_resumed_run_equals_uninterrupted_run(accel):
+    ref = Simulation(_params(**accel), seed=2).run(chunk_events=10**9)
+    sim = Simulation(_params(**accel), seed=2)
     sim.advance(1234)
     ckpt = sim.checkpoint()
-    resumed = Simulation(_params(), seed=2, state=ckpt)
+    resumed = Simulation(_params(**accel), seed=2, state=ckpt)
     resumed.run(chunk_events=777)
     for k in ref.state:
         assert np.array_equal(ref.state[k], resumed.state[k]), k
@@ -116,6 +127,12 @@ def test_periodic_equilibrium_mode_keeps_composition():
 def test_config_errors_name_key_and_legal_values():
     with pytest.raises(KMCConfigError, match=r"unknown `rate_model` 'arrhenius'; legal: \['metropolis', 'trap'\]"):
         Simulation(_params(rate_model="arrhenius"), 0)
+    with pytest.raises(KMCConfigError, match=r"unknown `acceleration` 'superbasin'; legal: \['none', 'bond-cap'\]"):
+        Simulation(_params(acceleration="superbasin"), 0)
+    with pytest.raises(KMCConfigError, match="`acceleration` \"bond-cap\" needs `rate_model` \"trap\""):
+        Simulation(_params(acceleration="bond-cap", rate_model="metropolis"), 0)
+    with pytest.raises(KMCConfigError, match="`bond_cap_kT` must be finite, got nan"):
+        Simulation(_params(acceleration="bond-cap", bond_cap_kT=float("nan")), 0)
     with pytest.raises(KMCConfigError, match=r"unknown `selector` 'heap'"):
         Simulation(_params(selector="heap"), 0)
     with pytest.raises(KMCConfigError, match="`ny` must be >= 3"):
