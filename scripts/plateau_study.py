@@ -20,6 +20,9 @@ Usage::
     python scripts/plateau_study.py --collect [--out outputs/plateau_study]
         [--long-tables outputs/plateau_study_longeq]
 
+``--wide DIR``: add the 350 meV runs ``DIR/w350_r<r>/kmc.nc`` (and their ``compare.nc``) to the
+figure as a second landscape (docs/plateau.md "A wider landscape").
+
 ``--long-tables DIR``: also collect ``DIR/r<r>_lowx/compare.nc``, made by ``cait compare
 --equilibrium`` with a long-block equilibrium table of the same run (docs/plateau.md), as the
 column "kmc-table (long blocks)".
@@ -86,24 +89,42 @@ def run(rs, replicas, out):
     return 0
 
 
-def collect(out, long_tables=None):
+def _runs(folder, prefix):
+    """Run folders ``<prefix><r>`` holding a kmc.nc, by target r."""
+    found = []
+    for d in folder.glob(f"{prefix}*"):
+        try:
+            target = float(d.name[len(prefix):])
+        except ValueError:
+            continue           # e.g. w350_r22_lg: a variant, not a run of the scan
+        if d.is_dir() and (d / "kmc.nc").is_file():
+            found.append((target, d))
+    return [d for _, d in sorted(found)]
+
+
+def _row(d, target):
+    import xarray as xr
+
+    k = xr.open_dataset(d / "kmc.nc")
+    row = {"target": target, "r": k.attrs.get("D_ratio_native_over_foreign", math.nan),
+           "r_sem": k.attrs.get("D_ratio_sem", math.nan),
+           "kmc": k.attrs["plateau_level"], "kmc_sem": k.attrs["plateau_sem"],
+           "change": k.attrs["plateau_change"], "change_sem": k.attrs["plateau_change_sem"],
+           "front": k.attrs["front_position_nm"], "status": k.attrs.get("status", "")}
+    if (d / "compare.nc").is_file():
+        c = xr.open_dataset(d / "compare.nc")
+        for m in c.model.values:
+            if str(m) != "kmc":
+                row[str(m)] = float(c["plateau"].sel(model=m).isel(time=-1))
+    return row
+
+
+def collect(out, long_tables=None, wide=None):
     import xarray as xr
 
     rows = []
-    for d in sorted((p for p in out.glob("r*") if p.is_dir()), key=lambda p: float(p.name[1:])):
-        if not (d / "kmc.nc").is_file():
-            continue
-        k = xr.open_dataset(d / "kmc.nc")
-        row = {"target": float(d.name[1:]), "r": k.attrs.get("D_ratio_native_over_foreign", math.nan),
-               "r_sem": k.attrs.get("D_ratio_sem", math.nan),
-               "kmc": k.attrs["plateau_level"], "kmc_sem": k.attrs["plateau_sem"],
-               "change": k.attrs["plateau_change"], "change_sem": k.attrs["plateau_change_sem"],
-               "front": k.attrs["front_position_nm"], "status": k.attrs.get("status", "")}
-        if (d / "compare.nc").is_file():
-            c = xr.open_dataset(d / "compare.nc")
-            for m in c.model.values:
-                if str(m) != "kmc":
-                    row[str(m)] = float(c["plateau"].sel(model=m).isel(time=-1))
+    for d in _runs(out, "r"):
+        row = _row(d, float(d.name[1:]))
         long = Path(long_tables) / f"{d.name}_lowx" / "compare.nc" if long_tables else None
         if long is not None and long.is_file():
             c = xr.open_dataset(long)
@@ -125,11 +146,31 @@ def collect(out, long_tables=None):
     table = "\n".join(lines)
     print(table)
     (out / "plateau_vs_r.md").write_text(table + "\n")
-    _figure(rows, models, out / "plateau_vs_r.png")
+    wide_rows = [_row(d, float(d.name[6:])) for d in _runs(Path(wide), "w350_r")] if wide else []
+    if wide_rows:
+        # the 350 meV runs end at different fronts: compare them where all have been
+        common = min(r["front"] for r in wide_rows)
+        for r, d in zip(wide_rows, _runs(Path(wide), "w350_r")):
+            k = xr.open_dataset(d / "kmc.nc")
+            i = int(np.nanargmin(np.abs(k["front_position_mean"].values - common)))
+            r.update(common_front=float(k["front_position_mean"][i]),
+                     common_level=float(k["plateau_mean"][i]),
+                     common_sem=float(k["plateau_sem"][i]))
+            print(f"350 meV: measured r {r['r']:.3g} +- {r['r_sem']:.2g}, front {r['front']:.3g} nm, "
+                  f"KMC plateau {r['kmc']:.3f} +- {r['kmc_sem']:.3f}, change {r['change']:+.3f} +- "
+                  f"{r['change_sem']:.3f}, NPP sed {r.get('npp-sed', math.nan):.3f}; at front "
+                  f"{r['common_front']:.2f} nm: {r['common_level']:.3f} +- {r['common_sem']:.3f}")
+    _figure(rows, models, out / "plateau_vs_r.png", wide_rows)
     return 0
 
 
-def _figure(rows, models, path):
+# the paper's Li plateaus (K / Rb / Cs) at the r of the SED-formula calibration
+# (D_Li,bulk 1.5e-13 cm^2/s over the calibrated D_foreign, docs/calibration.md)
+PAPER = (("K", 1.5e-13 / 5.813e-17, 0.15), ("Rb", 1.5e-13 / 8.618e-18, 0.07),
+         ("Cs", 1.5e-13 / 1.501e-18, 0.03))
+
+
+def _figure(rows, models, path, wide_rows=()):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,18 +181,33 @@ def _figure(rows, models, path):
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     # x: the measured ratio (native D from long equilibrium blocks: an upper estimate)
     r = np.array([x["r"] for x in rows])
+    w = "250 meV: " if wide_rows else ""
+    fronts = [x["front"] for x in rows]
     ax.errorbar(r, [x["kmc"] for x in rows], xerr=[x["r_sem"] for x in rows],
-                yerr=[x["kmc_sem"] for x in rows], fmt="o", capsize=3, label="KMC (hopping), 1 SE")
+                yerr=[x["kmc_sem"] for x in rows], fmt="o", capsize=3,
+                label=f"{w}KMC (hopping), 1 SE, at front {min(fronts):.0f}-{max(fronts):.0f} nm")
     for m, mk in zip(models, ("s", "D", "^", "v")):
-        ax.plot(r, [x.get(m, np.nan) for x in rows], mk + "--", label=f"NPP, D from {m[4:]}")
+        ax.plot(r, [x.get(m, np.nan) for x in rows], mk + "--", label=f"{w}NPP, D from {m[4:]}")
+    if wide_rows:
+        rw = np.array([x["r"] for x in wide_rows])
+        front = np.mean([x["common_front"] for x in wide_rows])
+        ax.errorbar(rw, [x["common_level"] for x in wide_rows], xerr=[x["r_sem"] for x in wide_rows],
+                    yerr=[x["common_sem"] for x in wide_rows], fmt="o", mfc="none", capsize=3,
+                    color="C4", label=f"350 meV: KMC (hopping), 1 SE, at front {front:.1f} nm")
+    for name, rp, level in PAPER:
+        ax.plot([rp], [level], "*", ms=12, color="k")
+        ax.annotate(f"{name} (paper)", (rp, level), textcoords="offset points", xytext=(6, 4))
+    ax.plot([], [], "*", color="k", label="paper's plateau at the r of the SED calibration")
     ax.set_xscale("log")
+    ax.set_ylim(bottom=0.0)
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(r"measured $r = D_\mathrm{Li,bulk}/D_\mathrm{K}$")
     ax.set_ylabel("Li plateau (fraction of $n_\\mathrm{bulk}$)")
-    ax.set_title("Li$_3$B$_7$O$_{12}$, K$^+$ CAIT, 250 meV Gaussian SED: plateau vs mobility ratio")
+    ax.set_title("Li$_3$B$_7$O$_{12}$, K$^+$ CAIT, Gaussian SED"
+                 + (" (250 / 350 meV)" if wide_rows else ", 250 meV") + ": plateau vs mobility ratio")
     legend_outside(ax)
     fig.savefig(path, dpi=150, bbox_inches="tight")
     print(f"-> {path}")
@@ -163,13 +219,15 @@ def main(argv=None):
     ap.add_argument("--replicas", type=int, default=4)
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "plateau_study")
     ap.add_argument("--collect", action="store_true", help="only collect what is there")
+    ap.add_argument("--wide", type=Path, default=None,
+                    help="folder of the 350 meV runs w350_r<r>/ (docs/plateau.md), drawn too")
     ap.add_argument("--long-tables", type=Path, default=None,
                     help="folder of r<r>_lowx/compare.nc runs with long-block equilibrium tables")
     a = ap.parse_args(argv)
     if a.collect:
-        return collect(a.out, a.long_tables)
+        return collect(a.out, a.long_tables, a.wide)
     code = run(a.r, a.replicas, a.out)
-    return code or collect(a.out, a.long_tables)
+    return code or collect(a.out, a.long_tables, a.wide)
 
 
 if __name__ == "__main__":
