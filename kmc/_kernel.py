@@ -266,11 +266,7 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
         w = orate[k]
         if w > ocap:
             s = occ[k]
-            bk = np.float64(bfac[s, k])
-            bv = np.float64(bfac[s, v])
-            lo = bk if bk < bv else bv
-            if lo > bcap:
-                w *= bcap / lo
+            w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]), bcap)
         return w
 
     def leaf(v, l, y, z, mask):
@@ -315,6 +311,7 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
                 w += trate(v + (nz - 1) if z == 0 else v - 1, v)
                 wt[l, lf + 16] = w
             return
+        # Metropolis rates (the bond cap needs trap rates: none here)
         if mask & 1:
             if l > 0:
                 k = v - m
@@ -326,9 +323,9 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             if k >= 0:
                 s = occ[k]
                 if s >= 0:
-                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]), bcap)
+                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
             elif active >= 0 and frontopen:
-                w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]), bcap)
+                w = thf * site_rate(model, nu[active], bresf, np.float64(bfac[active, v]))
             wt[l, lf] = w
         if mask & 2:
             if l < nx - 1:
@@ -341,9 +338,9 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
             if k >= 0:
                 s = occ[k]
                 if s >= 0:
-                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]), bcap)
+                    w = site_rate(model, nu[s], np.float64(bfac[s, k]), np.float64(bfac[s, v]))
             elif backbulk and backopen:
-                w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]), bcap)
+                w = thb * site_rate(model, nu[0], bresb, np.float64(bfac[0, v]))
             wt[l, lf + 8] = w
         if mask & 4:
             w = 0.0
@@ -351,7 +348,7 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
                 j = lateral(v, y, z, q)
                 s = occ[j]
                 if s >= 0:
-                    w += site_rate(model, nu[s], np.float64(bfac[s, j]), np.float64(bfac[s, v]), bcap)
+                    w += site_rate(model, nu[s], np.float64(bfac[s, j]), np.float64(bfac[s, v]))
             wt[l, lf + 16] = w
 
     def exit_rate(i, side):
@@ -493,7 +490,7 @@ def run(mode, lat, trees, ions, field, tally, clk, setup, rec, ev_stop):
                     if trap:
                         w = trate(jj, v)
                     else:
-                        w = site_rate(model, nu[s], np.float64(bfac[s, jj]), np.float64(bfac[s, v]), bcap)
+                        w = site_rate(model, nu[s], np.float64(bfac[s, jj]), np.float64(bfac[s, v]))
                     k = jj
                     yy = y
                     zz = z

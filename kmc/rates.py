@@ -20,13 +20,12 @@ where the gap factor (``+`` along the field) carries the electrostatic energy di
 Reservoir pseudo-sites (front foreign reservoir, back native bulk) enter with their own
 ``b`` factor, see ``kmc.engine``.
 
-Bond cap (``[kmc] acceleration = "bond-cap"``, docs/acceleration.md): with ``bcap`` finite, a bond
-whose *slower* direction is still faster than ``nu_s bcap`` (``bcap = exp(-E_cap/kT)``: both of its
-barriers lie below ``E_cap``) has both directions multiplied by the same factor
-``bcap / min(Gamma_ij, Gamma_ji)/nu_s``. The ratio of the two directions, hence detailed balance and
-every equilibrium distribution, is unchanged; only the fast back-and-forth across shallow bonds
-(the rattling) is slowed. ``bcap = inf`` is plain KMC. The engine offers the cap with trap rates
-only (its E_cap is set from E_DC); the formula here covers both models.
+Bond cap (``[kmc] acceleration = "bond-cap"``, trap rates only, docs/acceleration.md): with
+``bcap`` finite, a bond whose *slower* direction is still faster than ``nu_s bcap``
+(``bcap = exp(-E_cap/kT)``: both of its barriers lie below ``E_cap``) has both directions
+multiplied by the same factor ``bcap / min(b_i, b_j)``. The ratio of the two directions, hence
+detailed balance and every equilibrium distribution, is unchanged; only the fast back-and-forth
+across shallow bonds (the rattling) is slowed. ``bcap = inf`` is plain KMC.
 """
 import numpy as np
 from numba import njit
@@ -39,17 +38,16 @@ RATE_MODELS = {"trap": TRAP, "metropolis": METROPOLIS}
 @njit(cache=True)
 def site_rate(model, nu, bi, bj, bcap=np.inf):
     """Site part of the hop rate [1/s] from factors ``bi`` (origin) and ``bj`` (target), with the
-    bond cap ``bcap`` (``inf``: off)."""
+    bond cap ``bcap`` of trap rates (``inf``: off)."""
     if model == TRAP:
         w = nu * bi
-        lo = bi if bi < bj else bj           # the slower direction / nu
-    else:
-        r = bi / bj
-        w = nu * (r if r < 1.0 else 1.0)
-        lo = r if r < 1.0 else 1.0 / r
-    if lo > bcap:
-        w *= bcap / lo
-    return w
+        if bcap < np.inf:
+            lo = bi if bi < bj else bj       # the slower direction of the bond / nu
+            if lo > bcap:
+                w *= bcap / lo
+        return w
+    r = bi / bj
+    return nu * (r if r < 1.0 else 1.0)
 
 
 def b_factor(E_eV, E_DC_eV, kT_eV):
