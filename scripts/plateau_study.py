@@ -20,8 +20,12 @@ Usage::
     python scripts/plateau_study.py --collect [--out outputs/plateau_study]
         [--long-tables outputs/plateau_study_longeq]
 
-``--wide DIR``: add the 350 meV runs ``DIR/w350_r<r>/kmc.nc`` (and their ``compare.nc``) to the
-figure as a second landscape (docs/plateau.md "A wider landscape").
+``--wide DIR``: add the wider-landscape runs ``DIR/w<meV>_r<r>/kmc.nc`` (300 and 350 meV) to the
+figure, each width its own series (docs/plateau.md "A wider landscape"). All runs, the 250 meV
+ones too, are also read at the front where the shortest of the wide runs ends, and tabled there.
+
+``--also DIR`` (repeatable): more 250 meV runs ``DIR/r<r>/`` (e.g. the r ~ 1000 run with the bond
+cap, ``outputs/plateau_study_cap``); the table and the figure mark their dynamics.
 
 ``--long-tables DIR``: also collect ``DIR/r<r>_lowx/compare.nc``, made by ``cait compare
 --equilibrium`` with a long-block equilibrium table of the same run (docs/plateau.md), as the
@@ -102,15 +106,29 @@ def _runs(folder, prefix):
     return [d for _, d in sorted(found)]
 
 
+def _wide_runs(folder):
+    """The other-width runs ``w<meV>_r<r>/`` in ``folder``: {width in meV: [run folders]}."""
+    widths = {}
+    for d in folder.glob("w*_r*"):
+        m = re.fullmatch(r"w(\d+)_r([\d.]+)", d.name)
+        if m and (d / "kmc.nc").is_file():
+            widths.setdefault(int(m.group(1)), []).append((float(m.group(2)), d))
+    return {w: [d for _, d in sorted(runs)] for w, runs in sorted(widths.items())}
+
+
 def _row(d, target):
     import xarray as xr
 
     k = xr.open_dataset(d / "kmc.nc")
+    accel = str(k.attrs.get("acceleration", "none"))
+    if accel == "bond-cap":
+        accel = f"bond cap {float(k.attrs.get('bond_cap_kT', 0.0)):+g} kT"
     row = {"target": target, "r": k.attrs.get("D_ratio_native_over_foreign", math.nan),
            "r_sem": k.attrs.get("D_ratio_sem", math.nan),
            "kmc": k.attrs["plateau_level"], "kmc_sem": k.attrs["plateau_sem"],
            "change": k.attrs["plateau_change"], "change_sem": k.attrs["plateau_change_sem"],
-           "front": k.attrs["front_position_nm"], "status": k.attrs.get("status", "")}
+           "front": k.attrs["front_position_nm"], "status": k.attrs.get("status", ""),
+           "replicas": int(k.sizes.get("replica", 0)), "acceleration": accel}
     if (d / "compare.nc").is_file():
         c = xr.open_dataset(d / "compare.nc")
         for m in c.model.values:
@@ -119,47 +137,70 @@ def _row(d, target):
     return row
 
 
-def collect(out, long_tables=None, wide=None):
+def _at_front(d, front):
+    """KMC plateau (replica mean, SE) at the output time whose front is nearest ``front``."""
+    import xarray as xr
+
+    k = xr.open_dataset(d / "kmc.nc")
+    i = int(np.nanargmin(np.abs(k["front_position_mean"].values - front)))
+    return (float(k["front_position_mean"][i]), float(k["plateau_mean"][i]),
+            float(k["plateau_sem"][i]))
+
+
+def collect(out, long_tables=None, wide=None, also=()):
     import xarray as xr
 
     rows = []
-    for d in _runs(out, "r"):
-        row = _row(d, float(d.name[1:]))
-        long = Path(long_tables) / f"{d.name}_lowx" / "compare.nc" if long_tables else None
-        if long is not None and long.is_file():
-            c = xr.open_dataset(long)
-            row["npp-kmc-table (long blocks)"] = float(
-                c["plateau"].sel(model="npp-kmc-table").isel(time=-1))
-        rows.append(row)
+    for folder in (out, *also):
+        for d in _runs(folder, "r"):
+            row = _row(d, float(d.name[1:]))
+            row["folder"] = d
+            long = Path(long_tables) / f"{d.name}_lowx" / "compare.nc" if long_tables else None
+            if folder == out and long is not None and long.is_file():
+                c = xr.open_dataset(long)
+                row["npp-kmc-table (long blocks)"] = float(
+                    c["plateau"].sel(model="npp-kmc-table").isel(time=-1))
+            rows.append(row)
     if not rows:
         print(f"nothing in {out}")
         return 1
+    rows.sort(key=lambda x: x["r"])
     models = sorted({k for r in rows for k in r if k.startswith("npp")})
-    head = ("| target r | measured r | front [nm] | KMC plateau | change over last third | "
-            + " | ".join(f"NPP {m[4:]}" for m in models) + " |")
-    lines = [head, "|" + "---|" * (5 + len(models))]
+    head = ("| target r | measured r | replicas | dynamics | front [nm] | KMC plateau | "
+            "change over last third | " + " | ".join(f"NPP {m[4:]}" for m in models) + " |")
+    lines = [head, "|" + "---|" * (7 + len(models))]
     for r in rows:
-        lines.append(f"| {r['target']:g} | {r['r']:.3g} +- {r['r_sem']:.2g} | {r['front']:.3g} | "
+        lines.append(f"| {r['target']:g} | {r['r']:.3g} +- {r['r_sem']:.2g} | {r['replicas']} | "
+                     f"{r['acceleration']} | {r['front']:.3g} | "
                      f"{r['kmc']:.3f} +- {r['kmc_sem']:.3f} | {r['change']:+.3f} +- "
                      f"{r['change_sem']:.3f} | "
                      + " | ".join(f"{r.get(m, math.nan):.3f}" for m in models) + " |")
     table = "\n".join(lines)
     print(table)
     (out / "plateau_vs_r.md").write_text(table + "\n")
-    wide_rows = [_row(d, float(d.name[6:])) for d in _runs(Path(wide), "w350_r")] if wide else []
+    wide_rows = {}
+    if wide:
+        for width, runs in _wide_runs(Path(wide)).items():
+            wide_rows[width] = []
+            for d in runs:
+                row = _row(d, float(d.name.split("_r")[1]))
+                row["folder"] = d
+                wide_rows[width].append(row)
     if wide_rows:
-        # the 350 meV runs end at different fronts: compare them where all have been
-        common = min(r["front"] for r in wide_rows)
-        for r, d in zip(wide_rows, _runs(Path(wide), "w350_r")):
-            k = xr.open_dataset(d / "kmc.nc")
-            i = int(np.nanargmin(np.abs(k["front_position_mean"].values - common)))
-            r.update(common_front=float(k["front_position_mean"][i]),
-                     common_level=float(k["plateau_mean"][i]),
-                     common_sem=float(k["plateau_sem"][i]))
-            print(f"350 meV: measured r {r['r']:.3g} +- {r['r_sem']:.2g}, front {r['front']:.3g} nm, "
-                  f"KMC plateau {r['kmc']:.3f} +- {r['kmc_sem']:.3f}, change {r['change']:+.3f} +- "
-                  f"{r['change_sem']:.3f}, NPP sed {r.get('npp-sed', math.nan):.3f}; at front "
-                  f"{r['common_front']:.2f} nm: {r['common_level']:.3f} +- {r['common_sem']:.3f}")
+        # the wider-landscape runs end at different fronts: compare every run (both widths)
+        # where all of them have been
+        common = min(r["front"] for rs in wide_rows.values() for r in rs)
+        print(f"\nAt a common front of {common:.2f} nm (the nearest output time of each run):")
+        print("| SED FWHM [meV] | measured r | front [nm] | KMC plateau | dynamics |")
+        print("|---|---|---|---|---|")
+        for width, rs in [(250, rows)] + list(wide_rows.items()):
+            for r in rs:
+                d = r.get("folder")
+                if d is None:
+                    continue
+                r["common_front"], r["common_level"], r["common_sem"] = _at_front(d, common)
+                print(f"| {width} | {r['r']:.3g} +- {r['r_sem']:.2g} | {r['common_front']:.2f} | "
+                      f"{r['common_level']:.3f} +- {r['common_sem']:.3f} | {r['acceleration']} |")
     _figure(rows, models, out / "plateau_vs_r.png", wide_rows)
     return 0
 
@@ -170,7 +211,7 @@ PAPER = (("K", 1.5e-13 / 5.813e-17, 0.15), ("Rb", 1.5e-13 / 8.618e-18, 0.07),
          ("Cs", 1.5e-13 / 1.501e-18, 0.03))
 
 
-def _figure(rows, models, path, wide_rows=()):
+def _figure(rows, models, path, wide_rows=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,20 +221,35 @@ def _figure(rows, models, path, wide_rows=()):
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     # x: the measured ratio (native D from long equilibrium blocks: an upper estimate)
-    r = np.array([x["r"] for x in rows])
     w = "250 meV: " if wide_rows else ""
     fronts = [x["front"] for x in rows]
-    ax.errorbar(r, [x["kmc"] for x in rows], xerr=[x["r_sem"] for x in rows],
-                yerr=[x["kmc_sem"] for x in rows], fmt="o", capsize=3,
-                label=f"{w}KMC (hopping), 1 SE, at front {min(fronts):.0f}-{max(fronts):.0f} nm")
-    for m, mk in zip(models, ("s", "D", "^", "v")):
-        ax.plot(r, [x.get(m, np.nan) for x in rows], mk + "--", label=f"{w}NPP, D from {m[4:]}")
+    for accel, mfc in (("none", None), *[(a, "white") for a in
+                                          sorted({x["acceleration"] for x in rows} - {"none"})]):
+        sub = [x for x in rows if x["acceleration"] == accel]
+        if not sub:
+            continue
+        dyn = "" if accel == "none" else f" ({accel})"
+        ax.errorbar([x["r"] for x in sub], [x["kmc"] for x in sub],
+                    xerr=[x["r_sem"] for x in sub], yerr=[x["kmc_sem"] for x in sub],
+                    fmt="o", mfc=mfc, capsize=3, color="C0",
+                    label=f"{w}KMC (hopping){dyn}, 1 SE, at front "
+                          f"{min(fronts):.0f}-{max(fronts):.0f} nm")
+    r = np.array([x["r"] for x in rows])
+    for m, mk, color in zip(models, ("s", "D", "^", "v"), ("C1", "C2", "C3", "C7")):
+        ax.plot(r, [x.get(m, np.nan) for x in rows], mk + "--", color=color,
+                label=f"{w}NPP, D from {m[4:]}")
+    for (width, wr), color in zip((wide_rows or {}).items(), ("C5", "C4", "C6")):
+        front = np.mean([x["common_front"] for x in wr])
+        ax.errorbar([x["r"] for x in wr], [x["common_level"] for x in wr],
+                    xerr=[x["r_sem"] for x in wr], yerr=[x["common_sem"] for x in wr],
+                    fmt="o", mfc="none", capsize=3, color=color,
+                    label=f"{width} meV: KMC (hopping), 1 SE, at front {front:.1f} nm")
     if wide_rows:
-        rw = np.array([x["r"] for x in wide_rows])
-        front = np.mean([x["common_front"] for x in wide_rows])
-        ax.errorbar(rw, [x["common_level"] for x in wide_rows], xerr=[x["r_sem"] for x in wide_rows],
-                    yerr=[x["common_sem"] for x in wide_rows], fmt="o", mfc="none", capsize=3,
-                    color="C4", label=f"350 meV: KMC (hopping), 1 SE, at front {front:.1f} nm")
+        sub = [x for x in rows if "common_level" in x]
+        front = np.mean([x["common_front"] for x in sub])
+        ax.errorbar([x["r"] for x in sub], [x["common_level"] for x in sub],
+                    yerr=[x["common_sem"] for x in sub], fmt="x", capsize=3, color="C0",
+                    label=f"250 meV: KMC (hopping), 1 SE, at front {front:.1f} nm")
     for name, rp, level in PAPER:
         ax.plot([rp], [level], "*", ms=12, color="k")
         ax.annotate(f"{name} (paper)", (rp, level), textcoords="offset points", xytext=(6, 4))
@@ -206,8 +262,9 @@ def _figure(rows, models, path, wide_rows=()):
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(r"measured $r = D_\mathrm{Li,bulk}/D_\mathrm{K}$")
     ax.set_ylabel("Li plateau (fraction of $n_\\mathrm{bulk}$)")
-    ax.set_title("Li$_3$B$_7$O$_{12}$, K$^+$ CAIT, Gaussian SED"
-                 + (" (250 / 350 meV)" if wide_rows else ", 250 meV") + ": plateau vs mobility ratio")
+    widths = " / ".join(str(x) for x in [250, *(wide_rows or {})])
+    ax.set_title(f"Li$_3$B$_7$O$_{{12}}$, K$^+$ CAIT, Gaussian SED ({widths} meV): "
+                 "plateau vs mobility ratio")
     legend_outside(ax)
     fig.savefig(path, dpi=150, bbox_inches="tight")
     print(f"-> {path}")
@@ -223,11 +280,14 @@ def main(argv=None):
                     help="folder of the 350 meV runs w350_r<r>/ (docs/plateau.md), drawn too")
     ap.add_argument("--long-tables", type=Path, default=None,
                     help="folder of r<r>_lowx/compare.nc runs with long-block equilibrium tables")
+    ap.add_argument("--also", type=Path, action="append", default=[],
+                    help="another folder of 250 meV runs r<r>/ (e.g. with the bond cap), drawn "
+                         "and tabled with their dynamics; repeatable")
     a = ap.parse_args(argv)
     if a.collect:
-        return collect(a.out, a.long_tables, a.wide)
+        return collect(a.out, a.long_tables, a.wide, a.also)
     code = run(a.r, a.replicas, a.out)
-    return code or collect(a.out, a.long_tables, a.wide)
+    return code or collect(a.out, a.long_tables, a.wide, a.also)
 
 
 if __name__ == "__main__":
