@@ -156,7 +156,7 @@ def collect(out, long_tables=None, wide=None, also=()):
             row = _row(d, float(d.name[1:]))
             row["folder"] = d
             long = Path(long_tables) / f"{d.name}_lowx" / "compare.nc" if long_tables else None
-            if folder == out and long is not None and long.is_file():
+            if long is not None and long.is_file():
                 c = xr.open_dataset(long)
                 row["npp-kmc-table (long blocks)"] = float(
                     c["plateau"].sel(model="npp-kmc-table").isel(time=-1))
@@ -238,15 +238,16 @@ def _figure(rows, models, path, wide_rows=None):
     for m, mk, color in zip(models, ("s", "D", "^", "v"), ("C1", "C2", "C3", "C7")):
         ax.plot(r, [x.get(m, np.nan) for x in rows], mk + "--", color=color,
                 label=f"{w}NPP, D from {m[4:]}")
+    # one label for every series read at the common front (each run's nearest output time)
+    front = np.mean([x["common_front"] for rs in [rows, *(wide_rows or {}).values()]
+                     for x in rs if "common_front" in x] or [np.nan])
     for (width, wr), color in zip((wide_rows or {}).items(), ("C5", "C4", "C6")):
-        front = np.mean([x["common_front"] for x in wr])
         ax.errorbar([x["r"] for x in wr], [x["common_level"] for x in wr],
                     xerr=[x["r_sem"] for x in wr], yerr=[x["common_sem"] for x in wr],
                     fmt="o", mfc="none", capsize=3, color=color,
                     label=f"{width} meV: KMC (hopping), 1 SE, at front {front:.1f} nm")
     if wide_rows:
         sub = [x for x in rows if "common_level" in x]
-        front = np.mean([x["common_front"] for x in sub])
         ax.errorbar([x["r"] for x in sub], [x["common_level"] for x in sub],
                     yerr=[x["common_sem"] for x in sub], fmt="x", capsize=3, color="C0",
                     label=f"250 meV: KMC (hopping), 1 SE, at front {front:.1f} nm")
