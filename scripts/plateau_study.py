@@ -108,12 +108,10 @@ def _runs(folder, prefix):
 
 def _wide_runs(folder):
     """The other-width runs ``w<meV>_r<r>/`` in ``folder``: {width in meV: [run folders]}."""
-    widths = {}
-    for d in folder.glob("w*_r*"):
-        m = re.fullmatch(r"w(\d+)_r([\d.]+)", d.name)
-        if m and (d / "kmc.nc").is_file():
-            widths.setdefault(int(m.group(1)), []).append((float(m.group(2)), d))
-    return {w: [d for _, d in sorted(runs)] for w, runs in sorted(widths.items())}
+    widths = sorted({int(m.group(1)) for d in folder.glob("w*_r*")
+                     if (m := re.fullmatch(r"w(\d+)_r[\d.]+", d.name))})
+    runs = {w: _runs(folder, f"w{w}_r") for w in widths}
+    return {w: ds for w, ds in runs.items() if ds}
 
 
 def _row(d, target):
@@ -128,7 +126,7 @@ def _row(d, target):
            "kmc": k.attrs["plateau_level"], "kmc_sem": k.attrs["plateau_sem"],
            "change": k.attrs["plateau_change"], "change_sem": k.attrs["plateau_change_sem"],
            "front": k.attrs["front_position_nm"], "status": k.attrs.get("status", ""),
-           "replicas": int(k.sizes.get("replica", 0)), "acceleration": accel}
+           "replicas": int(k.sizes.get("replica", 0)), "acceleration": accel, "folder": d}
     if (d / "compare.nc").is_file():
         c = xr.open_dataset(d / "compare.nc")
         for m in c.model.values:
@@ -154,7 +152,6 @@ def collect(out, long_tables=None, wide=None, also=()):
     for folder in (out, *also):
         for d in _runs(folder, "r"):
             row = _row(d, float(d.name[1:]))
-            row["folder"] = d
             long = Path(long_tables) / f"{d.name}_lowx" / "compare.nc" if long_tables else None
             if long is not None and long.is_file():
                 c = xr.open_dataset(long)
@@ -178,16 +175,10 @@ def collect(out, long_tables=None, wide=None, also=()):
     table = "\n".join(lines)
     print(table)
     (out / "plateau_vs_r.md").write_text(table + "\n")
-    wide_rows = {}
-    if wide:
-        for width, runs in _wide_runs(Path(wide)).items():
-            wide_rows[width] = []
-            for d in runs:
-                row = _row(d, float(d.name.split("_r")[1]))
-                row["folder"] = d
-                wide_rows[width].append(row)
+    wide_rows = {width: [_row(d, float(d.name.split("_r")[1])) for d in runs]
+                 for width, runs in (_wide_runs(Path(wide)).items() if wide else ())}
     if wide_rows:
-        # the wider-landscape runs end at different fronts: compare every run (both widths)
+        # the wider-landscape runs end at different fronts: compare every run (every width)
         # where all of them have been
         common = min(r["front"] for rs in wide_rows.values() for r in rs)
         print(f"\nAt a common front of {common:.2f} nm (the nearest output time of each run):")
@@ -195,10 +186,8 @@ def collect(out, long_tables=None, wide=None, also=()):
         print("|---|---|---|---|---|")
         for width, rs in [(250, rows)] + list(wide_rows.items()):
             for r in rs:
-                d = r.get("folder")
-                if d is None:
-                    continue
-                r["common_front"], r["common_level"], r["common_sem"] = _at_front(d, common)
+                r["common_front"], r["common_level"], r["common_sem"] = _at_front(r["folder"],
+                                                                                  common)
                 print(f"| {width} | {r['r']:.3g} +- {r['r_sem']:.2g} | {r['common_front']:.2f} | "
                       f"{r['common_level']:.3f} +- {r['common_sem']:.3f} | {r['acceleration']} |")
     _figure(rows, models, out / "plateau_vs_r.png", wide_rows)
@@ -278,7 +267,8 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "plateau_study")
     ap.add_argument("--collect", action="store_true", help="only collect what is there")
     ap.add_argument("--wide", type=Path, default=None,
-                    help="folder of the 350 meV runs w350_r<r>/ (docs/plateau.md), drawn too")
+                    help="folder of the wider-landscape runs w<meV>_r<r>/ (docs/plateau.md), "
+                         "drawn too")
     ap.add_argument("--long-tables", type=Path, default=None,
                     help="folder of r<r>_lowx/compare.nc runs with long-block equilibrium tables")
     ap.add_argument("--also", type=Path, action="append", default=[],
